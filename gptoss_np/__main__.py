@@ -1,0 +1,82 @@
+"""Command line: `python -m gptoss_np walk` prints the chain GPT-2 XL -> gpt-oss-20b and runs every step."""
+
+import argparse
+import platform
+import sys
+import time
+
+import numpy as np
+
+from . import build_model, chain, count_params, get_config, scale_down, weight_bytes
+from .accounting import flops_per_token, kv_bytes_per_token
+from .config import chain_changes
+
+KV_CONTEXT = 4096
+
+
+def fmt_b(n):
+    return f"{n / 1e9:.2f}B" if n >= 1e9 else f"{n / 1e6:.0f}M"
+
+
+def accounting_row(name, cfg, what):
+    p, wb = count_params(cfg), weight_bytes(cfg)
+    ctx = min(KV_CONTEXT, cfg.context_length)
+    return [name, what, fmt_b(p["total"]), fmt_b(p["active"]), f"{wb['total'] / 1e9:.2f}",
+            f"{kv_bytes_per_token(cfg, ctx):,.0f}", f"{flops_per_token(cfg, ctx) / 1e9:.1f}"]
+
+
+def print_table(header, rows, out=sys.stdout):
+    widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
+    line = lambda r: "  ".join(str(c).ljust(w) if i < 2 else str(c).rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+    print(line(header), file=out)
+    print("  ".join("-" * w for w in widths), file=out)
+    for r in rows:
+        print(line(r), file=out)
+
+
+def walk(args):
+    changes = chain_changes()
+    header = ["step", "what changed", "params", "active", "weights GB", f"KV B/tok@{KV_CONTEXT}", "GFLOP/tok"]
+    rows = [accounting_row(n, c, changes[n]) for n, c in chain()]
+    print("The chain GPT-2 XL -> gpt-oss-20b, at real size (accounting from the configs alone):\n")
+    print_table(header, rows)
+    others = [accounting_row(n, get_config(n), "preset") for n in ("gpt-oss-120b", "qwen3-30b-a3b")]
+    print()
+    print_table(header, others)
+    print(f"\n(active = parameters a token touches, counting the output head but not the embedding lookup, as "
+          f"the gpt-oss model card does; KV bytes per token averaged over a {KV_CONTEXT}-token context, cache in "
+          f"the weights' dtype; the last chain step equals the gpt-oss-20b preset: "
+          f"{chain()[-1][1] == get_config('gpt-oss-20b')})\n")
+    print(f"Forward of every step on its scaled-down config (random weights, {args.tokens} tokens, "
+          f"float32, {platform.machine()} / numpy {np.__version__}):\n")
+    tokens = np.arange(args.tokens)
+    run_rows = []
+    for name, cfg in chain() + [("qwen3-30b-a3b", get_config("qwen3-30b-a3b"))]:
+        small = scale_down(cfg)
+        model = build_model(small, seed=args.seed)
+        t0 = time.perf_counter()
+        logits = model(tokens % small.vocab_size)
+        ms = (time.perf_counter() - t0) * 1e3
+        cache = model.new_cache()
+        inc = np.concatenate([model(tokens[i:i + 1] % small.vocab_size, cache=cache) for i in range(len(tokens))])
+        err = np.abs(inc - logits).max()
+        ok = np.isfinite(logits).all() and err < 1e-4
+        run_rows.append([name, f"d={small.d_model} L={small.n_layers} H={small.n_heads}/{small.n_kv_heads}"
+                         + (f" E={small.n_experts}/k={small.top_k}" if small.ffn == "moe" else ""),
+                         f"{ms:.1f} ms", f"{float(logits.std()):.3f}", f"{err:.1e}", "ok" if ok else "FAIL"])
+    print_table(["step", "scaled-down shape", "forward", "logit std", "cache vs full", "runs"], run_rows)
+    return 0 if all(r[-1] == "ok" for r in run_rows) else 1
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="python -m gptoss_np", description=__doc__)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    w = sub.add_parser("walk", help="print the chain as a table and run a forward of every step")
+    w.add_argument("--tokens", type=int, default=16)
+    w.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    return walk(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,286 @@
+"""Checkpoint loading: read a Hugging Face checkpoint directory (config.json + safetensors, single or sharded),
+turn its config into a ModelConfig and its tensors into the canonical weight dict (see params.py), lazily.
+
+Name translation lives in one table per layout (HF_NAMES below). Tensors are memory-mapped: float tensors are
+converted to the compute dtype once, with a progress bar; MXFP4 expert blocks/scales stay packed and mapped, and
+float experts are converted only for the experts a token is routed to.
+"""
+
+import json
+import os
+
+import numpy as np
+
+from .config import ModelConfig, YarnScaling, alternating_windows
+from .errors import CheckpointError
+from .model import Model
+from .params import storage_shapes
+from .safetensors_io import TensorStore
+
+ST_DTYPES = {"F32": "float32", "BF16": "bfloat16"}
+
+# canonical name (per layer: {i}) -> checkpoint name, for the tensors that map one to one
+HF_NAMES = {
+    "gpt2": {
+        "embed.weight": "wte.weight", "pos_embed.weight": "wpe.weight",
+        "layers.{i}.attn_norm.weight": "h.{i}.ln_1.weight", "layers.{i}.attn_norm.bias": "h.{i}.ln_1.bias",
+        "layers.{i}.ffn_norm.weight": "h.{i}.ln_2.weight", "layers.{i}.ffn_norm.bias": "h.{i}.ln_2.bias",
+        "layers.{i}.attn.o.bias": "h.{i}.attn.c_proj.bias",
+        "layers.{i}.mlp.up.bias": "h.{i}.mlp.c_fc.bias", "layers.{i}.mlp.down.bias": "h.{i}.mlp.c_proj.bias",
+        "final_norm.weight": "ln_f.weight", "final_norm.bias": "ln_f.bias",
+        # Conv1D stores [in, out]: these four are transposed views (see _gpt2_tensor)
+        "layers.{i}.attn.o.weight": "h.{i}.attn.c_proj.weight", "layers.{i}.mlp.up.weight": "h.{i}.mlp.c_fc.weight",
+        "layers.{i}.mlp.down.weight": "h.{i}.mlp.c_proj.weight",
+    },
+    "gpt_oss": {
+        "embed.weight": "model.embed_tokens.weight", "unembed.weight": "lm_head.weight",
+        "final_norm.weight": "model.norm.weight",
+        "layers.{i}.attn_norm.weight": "model.layers.{i}.input_layernorm.weight",
+        "layers.{i}.ffn_norm.weight": "model.layers.{i}.post_attention_layernorm.weight",
+        **{f"layers.{{i}}.attn.{a}.{t}": f"model.layers.{{i}}.self_attn.{a}_proj.{t}"
+           for a in "qkvo" for t in ("weight", "bias")},
+        "layers.{i}.attn.sinks": "model.layers.{i}.self_attn.sinks",
+        "layers.{i}.mlp.router.weight": "model.layers.{i}.mlp.router.weight",
+        "layers.{i}.mlp.router.bias": "model.layers.{i}.mlp.router.bias",
+        "layers.{i}.mlp.experts.up.bias": "model.layers.{i}.mlp.experts.gate_up_proj_bias",
+        "layers.{i}.mlp.experts.down.bias": "model.layers.{i}.mlp.experts.down_proj_bias",
+        # MXFP4: blocks/scales are stored [E, out, in/32, ...] exactly as we hold them
+        "layers.{i}.mlp.experts.up.blocks": "model.layers.{i}.mlp.experts.gate_up_proj_blocks",
+        "layers.{i}.mlp.experts.up.scales": "model.layers.{i}.mlp.experts.gate_up_proj_scales",
+        "layers.{i}.mlp.experts.down.blocks": "model.layers.{i}.mlp.experts.down_proj_blocks",
+        "layers.{i}.mlp.experts.down.scales": "model.layers.{i}.mlp.experts.down_proj_scales",
+        # unquantised (save_pretrained of a float model): transformers keeps [E, in, out]; transposed views
+        "layers.{i}.mlp.experts.up.weight": "model.layers.{i}.mlp.experts.gate_up_proj",
+        "layers.{i}.mlp.experts.down.weight": "model.layers.{i}.mlp.experts.down_proj",
+    },
+    "qwen3_moe": {
+        "embed.weight": "model.embed_tokens.weight", "unembed.weight": "lm_head.weight",
+        "final_norm.weight": "model.norm.weight",
+        "layers.{i}.attn_norm.weight": "model.layers.{i}.input_layernorm.weight",
+        "layers.{i}.ffn_norm.weight": "model.layers.{i}.post_attention_layernorm.weight",
+        **{f"layers.{{i}}.attn.{a}.weight": f"model.layers.{{i}}.self_attn.{a}_proj.weight" for a in "qkvo"},
+        "layers.{i}.attn.q_norm.weight": "model.layers.{i}.self_attn.q_norm.weight",
+        "layers.{i}.attn.k_norm.weight": "model.layers.{i}.self_attn.k_norm.weight",
+        "layers.{i}.mlp.router.weight": "model.layers.{i}.mlp.gate.weight",
+        # experts are stored one by one: see StackedExperts
+        "layers.{i}.mlp.experts.up.weight": "model.layers.{i}.mlp.experts.{e}.{gate,up}_proj.weight",
+        "layers.{i}.mlp.experts.down.weight": "model.layers.{i}.mlp.experts.{e}.down_proj.weight",
+    },
+}
+# checkpoint tensors that are not parameters, or duplicates of one (tied head)
+IGNORED = {"gpt2": ("attn.bias", "attn.masked_bias", "lm_head.weight")}
+TRANSPOSED = {"gpt2": ("attn.o.weight", "mlp.up.weight", "mlp.down.weight"),
+              "gpt_oss": ("mlp.experts.up.weight", "mlp.experts.down.weight")}
+
+
+# ---- config.json -> ModelConfig --------------------------------------------------------------------------
+
+def _get(hf, *keys, default=KeyError, where="config.json"):
+    for k in keys:
+        if k in hf:
+            return hf[k]
+    if default is KeyError:
+        raise CheckpointError(f"{where}: missing field {' / '.join(keys)}")
+    return default
+
+
+def _rope(hf, where):
+    """(theta, YarnScaling | None) from either rope_scaling + rope_theta (older files) or rope_parameters (newer)."""
+    params = hf.get("rope_parameters") or hf.get("rope_scaling") or {}
+    theta = float(params.get("rope_theta", hf.get("rope_theta", 10000.0)))
+    kind = params.get("rope_type", params.get("type", "default"))
+    if kind in ("default", None):
+        return theta, None
+    if kind != "yarn":
+        raise CheckpointError(f"{where}: rope_type {kind!r} is not supported; expected 'default' or 'yarn'")
+    return theta, YarnScaling(factor=float(params["factor"]),
+                              original_context=int(params.get("original_max_position_embeddings", 4096)),
+                              beta_fast=float(params.get("beta_fast", 32.0)),
+                              beta_slow=float(params.get("beta_slow", 1.0)),
+                              truncate=bool(params.get("truncate", True)))
+
+
+def config_from_hf(hf, weight_dtype="float32", name="checkpoint", where="config.json"):
+    """A ModelConfig from a Hugging Face config.json dict (gpt2, gpt_oss or qwen3_moe)."""
+    kind = hf.get("model_type")
+    if kind == "gpt2":
+        if hf.get("activation_function", "gelu_new") not in ("gelu_new", "gelu_pytorch_tanh"):
+            raise CheckpointError(f"{where}: activation_function {hf['activation_function']!r}; expected gelu_new")
+        D = hf["n_embd"]
+        return ModelConfig(
+            name=name, vocab_size=hf["vocab_size"], context_length=hf["n_positions"], d_model=D,
+            n_layers=hf["n_layer"], n_heads=hf["n_head"], n_kv_heads=hf["n_head"], head_dim=D // hf["n_head"],
+            ffn_hidden=hf.get("n_inner") or 4 * D, norm="layernorm", norm_eps=hf.get("layer_norm_epsilon", 1e-5),
+            positions="learned", activation="gelu_tanh", ffn="dense", attn_bias=True, mlp_bias=True,
+            tie_embeddings=True, dropout=float(hf.get("resid_pdrop", 0.1)), weight_dtype=weight_dtype)
+    if kind == "gpt_oss":
+        L = hf["num_hidden_layers"]
+        theta, yarn = _rope(hf, where)
+        types = hf.get("layer_types")
+        window = hf.get("sliding_window") or 128
+        windows = tuple(window if t == "sliding_attention" else None for t in types) if types else \
+            alternating_windows(L, window)
+        quant = hf.get("quantization_config") or {}
+        return ModelConfig(
+            name=name, vocab_size=hf["vocab_size"], context_length=hf.get("max_position_embeddings", 131072),
+            d_model=hf["hidden_size"], n_layers=L, n_heads=hf["num_attention_heads"],
+            n_kv_heads=hf["num_key_value_heads"], head_dim=hf.get("head_dim", 64),
+            ffn_hidden=hf["intermediate_size"], norm="rmsnorm", norm_eps=hf.get("rms_norm_eps", 1e-5),
+            positions="rope", rope_theta=theta, rope_scaling=yarn, layer_windows=windows, sinks=True,
+            attn_bias=hf.get("attention_bias", True), activation="swiglu_oss",
+            swiglu_alpha=hf.get("swiglu_alpha", 1.702), swiglu_limit=hf.get("swiglu_limit", 7.0), ffn="moe",
+            n_experts=_get(hf, "num_local_experts", "num_experts"),
+            top_k=_get(hf, "num_experts_per_tok", "experts_per_token"), router="topk_softmax", mlp_bias=True,
+            tie_embeddings=hf.get("tie_word_embeddings", False), dropout=0.0, weight_dtype=weight_dtype,
+            expert_quant="mxfp4" if quant.get("quant_method") == "mxfp4" else "none")
+    if kind == "qwen3_moe":
+        L = hf["num_hidden_layers"]
+        if hf.get("mlp_only_layers") or hf.get("decoder_sparse_step", 1) != 1:
+            raise CheckpointError(f"{where}: dense layers in a Qwen3-MoE (mlp_only_layers / decoder_sparse_step) "
+                                  "are not supported; expected every layer to be MoE as in Qwen3-30B-A3B")
+        if not hf.get("norm_topk_prob", True):
+            raise CheckpointError(f"{where}: norm_topk_prob=false is not supported; expected true (Qwen3-30B-A3B)")
+        if hf.get("use_sliding_window"):
+            raise CheckpointError(f"{where}: use_sliding_window=true is not supported; expected false")
+        theta, yarn = _rope(hf, where)
+        return ModelConfig(
+            name=name, vocab_size=hf["vocab_size"], context_length=hf.get("max_position_embeddings", 40960),
+            d_model=hf["hidden_size"], n_layers=L, n_heads=hf["num_attention_heads"],
+            n_kv_heads=hf["num_key_value_heads"], head_dim=hf.get("head_dim") or
+            hf["hidden_size"] // hf["num_attention_heads"], ffn_hidden=hf["moe_intermediate_size"], norm="rmsnorm",
+            norm_eps=hf.get("rms_norm_eps", 1e-6), qk_norm=True, positions="rope", rope_theta=theta,
+            rope_scaling=yarn, sinks=False, attn_bias=hf.get("attention_bias", False), activation="swiglu",
+            ffn="moe", n_experts=_get(hf, "num_experts", "num_local_experts"), top_k=hf["num_experts_per_tok"],
+            router="softmax_topk", mlp_bias=False, tie_embeddings=hf.get("tie_word_embeddings", False),
+            dropout=0.0, weight_dtype=weight_dtype)
+    raise CheckpointError(f"{where}: unknown layout: model_type={kind!r}; expected one of 'gpt2', 'gpt_oss', "
+                          "'qwen3_moe' (Hugging Face config.json)")
+
+
+# ---- tensors -> canonical weights ------------------------------------------------------------------------
+
+class StackedExperts:
+    """Qwen3 stores each expert as its own tensors; this presents them as one [E, rows, cols] array whose
+    indexing reads only the experts asked for (and concatenates [gate | up] for the fused up projection)."""
+
+    def __init__(self, store, names_per_expert):
+        self.store, self.names = store, names_per_expert  # [E] lists of tensor names, concatenated on rows
+        shapes = [store.shape(n) for n in names_per_expert[0]]
+        self.shape = (len(names_per_expert), sum(s[0] for s in shapes), shapes[0][1])
+        self.dtype = store.get(names_per_expert[0][0]).dtype
+        for names in names_per_expert:
+            for n in names:
+                if store.shape(n)[1:] != shapes[0][1:]:
+                    raise CheckpointError(f"{store.directory}: tensor {n!r} has shape {store.shape(n)}; expected "
+                                          f"(*, {shapes[0][1]}) like the other experts")
+
+    def __getitem__(self, ids):
+        ids = np.atleast_1d(ids)
+        return np.stack([np.concatenate([self.store.get(n) for n in self.names[e]]) for e in ids])  # [n, rows, cols]
+
+
+def _map_tensors(store, cfg, layout):
+    """canonical name -> array (or lazy expert stack) for every parameter the config expects."""
+    table = HF_NAMES[layout]
+    prefix = ""
+    if layout == "gpt2" and "transformer.wte.weight" in store:  # save_pretrained adds it; the Hub file has none
+        prefix = "transformer."
+    weights, used = {}, set()
+    expected = storage_shapes(cfg)
+    for name in expected:
+        parts = name.split(".")
+        i = parts[1] if parts[0] == "layers" else None
+        key = name if i is None else ".".join(["layers", "{i}"] + parts[2:])
+        if layout == "gpt2" and key.startswith("layers.{i}.attn.") and key.split(".")[3] in "qkv":
+            weights[name] = _gpt2_qkv(store, prefix + f"h.{i}.attn.c_attn", key.split(".")[3], key.split(".")[4],
+                                      cfg)
+            used.add(prefix + f"h.{i}.attn.c_attn.{key.split('.')[4]}")
+            continue
+        if key not in table:
+            raise CheckpointError(f"{store.directory}: no {layout} checkpoint tensor maps to {name!r}")
+        src = table[key].replace("{i}", str(i))
+        if layout == "qwen3_moe" and "{e}" in src:
+            names = [[src.replace("{e}", str(e)).replace("{gate,up}", part) for part in
+                      (("gate", "up") if "{gate,up}" in src else ("",))] for e in range(cfg.n_experts)]
+            names = [[n.replace("..", ".") for n in ns] for ns in names]
+            for ns in names:
+                for n in ns:
+                    if n not in store:
+                        store.get(n)  # raises a CheckpointError naming the missing tensor and close matches
+                    used.add(n)
+            weights[name] = StackedExperts(store, names)
+            continue
+        src = prefix + src
+        if src not in store:
+            hint = ""
+            if name.endswith(".weight") and ".experts." in name and (src + "_blocks") in store:
+                hint = (" — the checkpoint has MXFP4 '_blocks'/'_scales' experts but config.json has no "
+                        "quantization_config {quant_method: mxfp4}; refusing to guess")
+            raise CheckpointError(f"{store.directory}: missing tensor {src!r} (for {name!r}){hint}")
+        arr = store.get(src)
+        used.add(src)
+        if any(key.endswith(t) for t in TRANSPOSED.get(layout, ())):
+            arr = arr.T if arr.ndim == 2 else arr.transpose(0, 2, 1)
+        weights[name] = arr
+    ignored = IGNORED.get(layout, ())
+    extra = [k for k in store.keys() if k not in used and not k.endswith(ignored)]
+    if extra:
+        raise CheckpointError(f"{store.directory}: {len(extra)} tensor(s) not used by config {cfg.name!r} "
+                              f"(layout {layout}), e.g. {extra[:5]}; config.json and the weights disagree")
+    return weights
+
+
+def _gpt2_qkv(store, base, part, kind, cfg):
+    """GPT-2's fused c_attn (Conv1D [D, 3D], columns q | k | v) -> the [D, D] nn.Linear view of one of them."""
+    t = store.get(f"{base}.{kind}")
+    j = "qkv".index(part)
+    D = cfg.d_model
+    if kind == "bias":
+        return t[j * D:(j + 1) * D]
+    return t[:, j * D:(j + 1) * D].T
+
+
+def read_config(path):
+    """(config.json dict, its path) from a checkpoint directory."""
+    cpath = os.path.join(path, "config.json")
+    if not os.path.isdir(path):
+        raise CheckpointError(f"{path}: not a directory; expected a checkpoint directory with config.json")
+    if not os.path.exists(cpath):
+        raise CheckpointError(f"{path}: no config.json; expected a Hugging Face checkpoint directory")
+    try:
+        with open(cpath) as f:
+            return json.load(f), cpath
+    except json.JSONDecodeError as e:
+        raise CheckpointError(f"{cpath}: not valid JSON ({e})") from None
+
+
+def load_weights(path):
+    """(ModelConfig, canonical weight dict of lazy arrays) for a checkpoint directory."""
+    hf, cpath = read_config(path)
+    layout = hf.get("model_type")
+    store = TensorStore(path)
+    probe = {"gpt2": ["wte.weight", "transformer.wte.weight"]}.get(layout, ["model.embed_tokens.weight"])
+    st = next((store.dtype(p) for p in probe if p in store), None)
+    if st is not None and st not in ST_DTYPES:
+        raise CheckpointError(f"{path}: embedding dtype {st}; expected one of {sorted(ST_DTYPES)}")
+    cfg = config_from_hf(hf, weight_dtype=ST_DTYPES.get(st, "float32"), name=os.path.basename(os.path.normpath(path)),
+                         where=cpath)
+    if layout not in HF_NAMES:
+        raise CheckpointError(f"{cpath}: unknown layout {layout!r}")
+    return cfg, _map_tensors(store, cfg, layout)
+
+
+def load_model(path, dtype="float32", progress=True):
+    """Model for a checkpoint directory; float tensors converted to `dtype` once (with a progress bar)."""
+    cfg, weights = load_weights(path)
+    dtype = np.dtype(dtype)
+    names = [n for n in weights if not n.endswith((".blocks", ".scales")) and ".mlp.experts." not in n or
+             n.endswith(".bias")]
+    try:
+        from tqdm.auto import tqdm
+        it = tqdm(names, desc=f"loading {cfg.name}", unit="tensor", disable=not progress or len(names) < 50)
+    except ImportError:  # pragma: no cover
+        it = names
+    for n in it:
+        weights[n] = np.asarray(weights[n], dtype=dtype)
+    return Model(cfg, weights, dtype=dtype, source=str(path))

@@ -1,0 +1,97 @@
+"""Mixture of experts: the two routers (gpt-oss, Qwen3) and routed expert mixing with packed (MXFP4) experts."""
+
+import numpy as np
+
+from .attention import softmax
+from .ffn import activate, linear
+from .mxfp4 import mxfp4_decode
+
+
+def top_k(logits, k):
+    """Indices of the k largest entries per row, largest first (ties: lower index first). [T, E] -> [T, k]."""
+    idx = np.argsort(-logits, axis=-1, kind="stable")[..., :k]  # [T, k]
+    return idx
+
+
+def router_topk_softmax(logits, k):
+    """gpt-oss: pick the top-k logits, then softmax over those k only. [T, E] -> (experts [T, k], weights [T, k])."""
+    idx = top_k(logits, k)
+    return idx, softmax(np.take_along_axis(logits, idx, axis=-1))
+
+
+def router_softmax_topk(logits, k):
+    """Qwen3: softmax over all E, keep the top-k probabilities, renormalise them to sum to 1 (norm_topk_prob)."""
+    probs = softmax(logits)  # [T, E]
+    idx = top_k(probs, k)
+    w = np.take_along_axis(probs, idx, axis=-1)  # [T, k]
+    return idx, w / w.sum(axis=-1, keepdims=True)
+
+
+def route(logits, cfg):
+    """The config's router: (chosen experts [T, k], mixing weights [T, k])."""
+    if cfg.router == "topk_softmax":
+        return router_topk_softmax(logits, cfg.top_k)
+    return router_softmax_topk(logits, cfg.top_k)
+
+
+class ExpertWeights:
+    """E stacked expert matrices [E, out, in]: a float array, or MXFP4 blocks [E, out, in/32, 16] + scales
+    [E, out, in/32] that stay packed and are decoded only for the experts a batch routes to."""
+
+    def __init__(self, weight=None, blocks=None, scales=None, name="experts"):
+        self.weight, self.blocks, self.scales, self.name = weight, blocks, scales, name
+        self.packed = weight is None
+        ref = blocks if self.packed else weight
+        self.shape = (ref.shape[0], ref.shape[1], ref.shape[2] * 32) if self.packed else tuple(ref.shape)
+
+    def take(self, ids, dtype=np.float32):
+        """The float matrices of experts `ids`: [len(ids), out, in]."""
+        if self.packed:  # only these experts' bytes are read from the (memory-mapped) file
+            return mxfp4_decode(self.blocks[ids], self.scales[ids], dtype=dtype, name=self.name)
+        return np.asarray(self.weight[ids], dtype=dtype)
+
+
+def expert_ffn(x, cfg, up_weight, up_bias, down_weight, down_bias):
+    """One expert on its tokens: down(act(up(x))). x [n, D], up [2F, D], down [D, F] -> [n, D]."""
+    h = linear(x, up_weight, up_bias)  # [n, D] -> [n, 2F]
+    return linear(activate(h, cfg), down_weight, down_bias)  # [n, F] -> [n, D]
+
+
+def moe(x, cfg, router_weight, router_bias, up, up_bias, down, down_bias):
+    """y_t = sum_r w_tr * expert_{e_tr}(x_t) over the k routed experts of token t.
+    x [T, D], up/down ExpertWeights -> (y [T, D], router logits [T, E], experts [T, k], weights [T, k])."""
+    T, k = x.shape[0], cfg.top_k
+    logits = linear(x, router_weight, router_bias)  # [T, D] -> [T, E]
+    experts, weights = route(logits, cfg)  # [T, k] each
+    flat = experts.reshape(-1)  # [T*k] one (token, slot) pair per entry
+    order = np.argsort(flat, kind="stable")  # group the pairs by expert
+    used, starts = np.unique(flat[order], return_index=True)
+    ends = np.append(starts[1:], len(flat))
+    y = np.zeros_like(x)
+    # NumPy has no ragged batched matmul, so loop over the experts that were hit (at most E, usually k at decode):
+    # each iteration is one BLAS matmul over all of that expert's tokens, and decodes only that expert's weights.
+    for e, a, b in zip(used, starts, ends):
+        pairs = order[a:b]
+        tok, slot = pairs // k, pairs % k  # a token picks an expert at most once, so `tok` has no repeats
+        out = expert_ffn(x[tok], cfg, up.take([e], x.dtype)[0], None if up_bias is None else up_bias[e],
+                         down.take([e], x.dtype)[0], None if down_bias is None else down_bias[e])  # [n, D]
+        y[tok] += weights[tok, slot][:, None] * out
+    return y, logits, experts, weights
+
+
+def moe_dense(x, cfg, router_weight, router_bias, up, up_bias, down, down_bias):
+    """The same MoE computed the slow, obvious way: every expert on every token, mixed with a weight matrix that is
+    zero for the experts a token did not pick. A test checks `moe` against it."""
+    E = up.shape[0]
+    logits = linear(x, router_weight, router_bias)
+    experts, weights = route(logits, cfg)
+    mix = np.zeros((x.shape[0], E), dtype=x.dtype)  # [T, E]
+    np.put_along_axis(mix, experts, weights, axis=-1)
+    W_up, W_down = up.take(np.arange(E), x.dtype), down.take(np.arange(E), x.dtype)  # [E, 2F, D], [E, D, F]
+    h = np.einsum("td,efd->etf", x, W_up)  # [E, T, 2F]
+    if up_bias is not None:
+        h = h + up_bias[:, None, :]
+    out = np.einsum("etf,edf->etd", activate(h, cfg), W_down)  # [E, T, D]
+    if down_bias is not None:
+        out = out + down_bias[:, None, :]
+    return np.einsum("te,etd->td", mix, out), logits, experts, weights

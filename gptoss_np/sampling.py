@@ -1,0 +1,37 @@
+"""Choosing the next token from logits: greedy, temperature, nucleus (top-p); seeded and reproducible."""
+
+import numpy as np
+
+from .attention import softmax
+from .errors import InputError
+
+
+def greedy(logits):
+    """argmax_i logits_i (the lowest id on ties)."""
+    return int(np.argmax(logits))
+
+
+def top_p_filter(probs, top_p):
+    """Keep the smallest set of most likely tokens whose mass reaches top_p; zero the rest and renormalise."""
+    order = np.argsort(-probs, kind="stable")
+    cum = np.cumsum(probs[order])
+    keep = order[: int(np.searchsorted(cum, top_p) + 1)]  # the token that crosses top_p is kept
+    out = np.zeros_like(probs)
+    out[keep] = probs[keep]
+    return out / out.sum()
+
+
+def sample(logits, temperature=1.0, top_p=1.0, rng=None):
+    """temperature 0 -> greedy; else draw from softmax(logits / T), restricted to the top-p nucleus."""
+    if temperature < 0 or not np.isfinite(temperature):
+        raise InputError(f"temperature={temperature}; expected a finite value >= 0")
+    if not 0.0 < top_p <= 1.0:
+        raise InputError(f"top_p={top_p}; expected 0 < top_p <= 1")
+    logits = np.asarray(logits, dtype=np.float64)
+    if temperature == 0:
+        return greedy(logits)
+    probs = softmax(logits / temperature)
+    if top_p < 1.0:
+        probs = top_p_filter(probs, top_p)
+    rng = np.random.default_rng(rng) if not isinstance(rng, np.random.Generator) else rng
+    return int(rng.choice(len(probs), p=probs))
