@@ -12,12 +12,13 @@ import os
 import numpy as np
 
 from .config import ModelConfig, YarnScaling, alternating_windows
-from .errors import CheckpointError
+from .errors import CheckpointError, ConfigError
 from .model import Model
-from .params import storage_shapes
+from .params import check_weights, storage_shapes
 from .safetensors_io import TensorStore
 
 ST_DTYPES = {"F32": "float32", "BF16": "bfloat16"}
+FLOAT_DTYPES = ("F32", "BF16", "F16", "F64")
 
 # canonical name (per layer: {i}) -> checkpoint name, for the tensors that map one to one
 HF_NAMES = {
@@ -102,6 +103,16 @@ def _rope(hf, where):
 
 def config_from_hf(hf, weight_dtype="float32", name="checkpoint", where="config.json"):
     """A ModelConfig from a Hugging Face config.json dict (gpt2, gpt_oss or qwen3_moe)."""
+    try:
+        return _config_from_hf(hf, weight_dtype, name, where)
+    except KeyError as e:
+        raise CheckpointError(f"{where}: missing field {e.args[0]!r} (needed for model_type "
+                              f"{hf.get('model_type')!r})") from None
+    except ConfigError as e:
+        raise CheckpointError(f"{where}: the fields give an invalid model: {e}") from None
+
+
+def _config_from_hf(hf, weight_dtype, name, where):
     kind = hf.get("model_type")
     if kind == "gpt2":
         if hf.get("activation_function", "gelu_new") not in ("gelu_new", "gelu_pytorch_tanh"):
@@ -118,6 +129,9 @@ def config_from_hf(hf, weight_dtype="float32", name="checkpoint", where="config.
         theta, yarn = _rope(hf, where)
         types = hf.get("layer_types")
         window = hf.get("sliding_window") or 128
+        if types is not None and len(types) != L:
+            raise CheckpointError(f"{where}: layer_types has {len(types)} entries but num_hidden_layers is {L}; "
+                                  "expected one entry per layer")
         windows = tuple(window if t == "sliding_attention" else None for t in types) if types else \
             alternating_windows(L, window)
         quant = hf.get("quantization_config") or {}
@@ -169,14 +183,18 @@ class StackedExperts:
         self.shape = (len(names_per_expert), sum(s[0] for s in shapes), shapes[0][1])
         self.dtype = store.get(names_per_expert[0][0]).dtype
         for names in names_per_expert:
-            for n in names:
-                if store.shape(n)[1:] != shapes[0][1:]:
+            for n, want in zip(names, shapes):
+                if store.shape(n) != want:
                     raise CheckpointError(f"{store.directory}: tensor {n!r} has shape {store.shape(n)}; expected "
-                                          f"(*, {shapes[0][1]}) like the other experts")
+                                          f"{want} like expert 0")
+                if store.dtype(n) not in FLOAT_DTYPES:
+                    raise CheckpointError(f"{store.directory}: tensor {n!r} has dtype {store.dtype(n)}; expected a "
+                                          f"float dtype ({', '.join(FLOAT_DTYPES)})")
 
     def __getitem__(self, ids):
-        ids = np.atleast_1d(ids)
-        return np.stack([np.concatenate([self.store.get(n) for n in self.names[e]]) for e in ids])  # [n, rows, cols]
+        if np.ndim(ids) == 0:  # one expert: [rows, cols]
+            return np.concatenate([self.store.get(n) for n in self.names[int(ids)]])
+        return np.stack([self[e] for e in ids])  # [n, rows, cols]
 
 
 def _map_tensors(store, cfg, layout):
@@ -216,6 +234,9 @@ def _map_tensors(store, cfg, layout):
             if name.endswith(".weight") and ".experts." in name and (src + "_blocks") in store:
                 hint = (" — the checkpoint has MXFP4 '_blocks'/'_scales' experts but config.json has no "
                         "quantization_config {quant_method: mxfp4}; refusing to guess")
+            if name.endswith((".blocks", ".scales")) and src.rsplit("_", 1)[0] in store:
+                hint = (" — config.json's quantization_config says mxfp4 but the checkpoint holds float experts "
+                        f"({src.rsplit('_', 1)[0]!r}); remove quantization_config or quantise the experts")
             raise CheckpointError(f"{store.directory}: missing tensor {src!r} (for {name!r}){hint}")
         arr = store.get(src)
         used.add(src)
@@ -242,16 +263,22 @@ def _gpt2_qkv(store, base, part, kind, cfg):
 
 def read_config(path):
     """(config.json dict, its path) from a checkpoint directory."""
+    path = os.fspath(path)
     cpath = os.path.join(path, "config.json")
+    if not os.path.exists(path):
+        raise CheckpointError(f"{path}: does not exist; expected a checkpoint directory with config.json")
     if not os.path.isdir(path):
         raise CheckpointError(f"{path}: not a directory; expected a checkpoint directory with config.json")
     if not os.path.exists(cpath):
         raise CheckpointError(f"{path}: no config.json; expected a Hugging Face checkpoint directory")
     try:
-        with open(cpath) as f:
-            return json.load(f), cpath
-    except json.JSONDecodeError as e:
+        with open(cpath, encoding="utf-8") as f:
+            hf = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise CheckpointError(f"{cpath}: not valid JSON ({e})") from None
+    if not isinstance(hf, dict):
+        raise CheckpointError(f"{cpath}: expected a JSON object of config fields, found {type(hf).__name__}")
+    return hf, cpath
 
 
 def load_weights(path):
@@ -270,9 +297,23 @@ def load_weights(path):
     return cfg, _map_tensors(store, cfg, layout)
 
 
+def check_mxfp4_scales(weights, source):
+    """E8M0 255 is NaN: scan every MXFP4 scale once at load (they are 1/16 of the blocks' bytes), so a corrupt
+    expert fails here rather than in the middle of a generation that happens to route to it."""
+    for name, w in weights.items():
+        if name.endswith(".scales"):
+            bad = np.flatnonzero(np.asarray(w).reshape(-1) == 255)
+            if bad.size:
+                where = tuple(int(i) for i in np.unravel_index(bad[0], w.shape))
+                raise CheckpointError(f"{source}: MXFP4 scales {name!r} hold {bad.size} byte(s) of 255 (NaN in E8M0),"
+                                      f" first at index {where}; expected exponents 0..254")
+
+
 def load_model(path, dtype="float32", progress=True):
     """Model for a checkpoint directory; float tensors converted to `dtype` once (with a progress bar)."""
     cfg, weights = load_weights(path)
+    check_weights(cfg, weights, source=str(path))  # names, shapes, dtypes: before anything is converted
+    check_mxfp4_scales(weights, source=str(path))
     dtype = np.dtype(dtype)
     names = [n for n in weights if not n.endswith((".blocks", ".scales")) and ".mlp.experts." not in n or
              n.endswith(".bias")]

@@ -50,6 +50,12 @@ class ExpertWeights:
             return mxfp4_decode(self.blocks[ids], self.scales[ids], dtype=dtype, name=self.name)
         return np.asarray(self.weight[ids], dtype=dtype)
 
+    def matrix(self, e, dtype=np.float32):
+        """Expert e's float matrix [out, in]; a zero-copy view when it is stored in `dtype` already."""
+        if self.packed:
+            return mxfp4_decode(self.blocks[e], self.scales[e], dtype=dtype, name=self.name)
+        return self.weight[e].astype(dtype, copy=False)
+
 
 def expert_ffn(x, cfg, up_weight, up_bias, down_weight, down_bias):
     """One expert on its tokens: down(act(up(x))). x [n, D], up [2F, D], down [D, F] -> [n, D]."""
@@ -73,8 +79,8 @@ def moe(x, cfg, router_weight, router_bias, up, up_bias, down, down_bias):
     for e, a, b in zip(used, starts, ends):
         pairs = order[a:b]
         tok, slot = pairs // k, pairs % k  # a token picks an expert at most once, so `tok` has no repeats
-        out = expert_ffn(x[tok], cfg, up.take([e], x.dtype)[0], None if up_bias is None else up_bias[e],
-                         down.take([e], x.dtype)[0], None if down_bias is None else down_bias[e])  # [n, D]
+        out = expert_ffn(x[tok], cfg, up.matrix(e, x.dtype), None if up_bias is None else up_bias[e],
+                         down.matrix(e, x.dtype), None if down_bias is None else down_bias[e])  # [n, D]
         y[tok] += weights[tok, slot][:, None] * out
     return y, logits, experts, weights
 

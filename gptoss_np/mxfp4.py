@@ -18,7 +18,8 @@ e = ceil(log2(max|w| / 6)) (computed exactly via frexp), clamped to the E8M0 ran
 each w / 2**e is then rounded to the nearest E2M1 magnitude with ties to the even mantissa bit (IEEE
 roundTiesToEven, as the OCP spec asks for conversions), e.g. 0.25 -> 0, 0.75 -> 1, 2.5 -> 2, 5 -> 4. The sign bit
 is np.signbit(w), so -0.0 and small negatives that round to zero keep code 0x8 (-0). An all-zero block gets
-scale 127 (factor 1); any scale would decode it to exact zeros. Magnitudes above 6 * 2**127 (only reachable from float64 input) saturate to +-6 * 2**127.
+scale 127 (factor 1); any scale would decode it to exact zeros. Magnitudes above 6 * 2**127 (only reachable
+from float64 input) saturate to +-6 * 2**127.
 """
 
 import numpy as np
