@@ -68,14 +68,45 @@ def walk(args):
     return 0 if all(r[-1] == "ok" for r in run_rows) else 1
 
 
+def compare(args):
+    """Our oracle vs transformers on the same checkpoint, per trace point and per layer."""
+    try:
+        import torch
+        import transformers
+    except ImportError as e:
+        print(f"compare needs torch and transformers as the reference ({e}); pip install -r requirements.txt")
+        return 2
+    from . import load_model
+    from .compare import TOLERANCES, compare_traces, format_report
+    from .hf_reference import hf_trace
+    model = load_model(args.checkpoint, dtype=args.dtype)
+    torch_dtype = getattr(torch, args.dtype)
+    hf = transformers.AutoModelForCausalLM.from_pretrained(args.checkpoint, dtype=torch_dtype).eval()
+    hf.config._attn_implementation = "eager"
+    tokens = np.random.default_rng(args.seed).integers(0, model.cfg.vocab_size, args.tokens)
+    _, ours = model(tokens, trace=True)
+    _, ref = hf_trace(hf, tokens)
+    names = [n for n in ours if n in ref]  # transformers exposes no q/k/v after RoPE: those are left out
+    rows = compare_traces(ref, ours, rtol=TOLERANCES[args.dtype], names=names)
+    print(f"{args.checkpoint}: {model.cfg.name}, {args.tokens} random tokens, {args.dtype}, tolerance "
+          f"{TOLERANCES[args.dtype]:.0e} (max abs / max |reference|)\n")
+    print(format_report(rows, ref_label=f"transformers {transformers.__version__}", test_label="gptoss_np"))
+    return 0 if all(r["status"] == "[OK]" for r in rows) else 1
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m gptoss_np", description=__doc__)
     sub = ap.add_subparsers(dest="cmd", required=True)
     w = sub.add_parser("walk", help="print the chain as a table and run a forward of every step")
     w.add_argument("--tokens", type=int, default=16)
     w.add_argument("--seed", type=int, default=0)
+    c = sub.add_parser("compare", help="compare the oracle with transformers on a checkpoint, layer by layer")
+    c.add_argument("--checkpoint", required=True)
+    c.add_argument("--tokens", type=int, default=24)
+    c.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    c.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
-    return walk(args)
+    return walk(args) if args.cmd == "walk" else compare(args)
 
 
 if __name__ == "__main__":

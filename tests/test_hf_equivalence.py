@@ -12,45 +12,12 @@ import torch
 import gptoss_np
 from gptoss_np.mxfp4 import mxfp4_decode, mxfp4_encode
 from gptoss_np.safetensors_io import TensorStore, save_file
+from hf_models import tiny_gpt2, tiny_gpt_oss, tiny_qwen3_moe
 
 transformers = pytest.importorskip("transformers")
 
 TOL = 1e-4  # float32 on both sides; observed ~2e-6, the bound leaves room for BLAS summation order
 TOKENS = np.array([3, 14, 15, 92, 65, 35, 89, 79, 32, 38, 46, 26, 43, 38, 32, 79, 50, 28, 84, 19])  # 20 > window 4
-
-
-def randomise(model, std=0.1, seed=0):
-    """Every parameter random (transformers initialises sinks and the router at zero, which would hide bugs)."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            noise = torch.randn(p.shape, generator=g)
-            p.copy_(1 + 0.1 * noise if ("norm" in name or ".ln_" in name) else std * noise)
-            if name.endswith("sinks"):
-                p.copy_(noise)  # sinks of order 1: they must visibly change the softmax
-    return model.eval()
-
-
-def tiny_gpt_oss(**over):
-    kw = dict(vocab_size=100, hidden_size=64, intermediate_size=32, num_hidden_layers=3, num_attention_heads=4,
-              num_key_value_heads=2, head_dim=16, num_local_experts=6, num_experts_per_tok=2, sliding_window=4,
-              attn_implementation="eager")
-    kw.update(over)
-    return randomise(transformers.GptOssForCausalLM(transformers.GptOssConfig(**kw)))
-
-
-def tiny_qwen3_moe():
-    cfg = transformers.Qwen3MoeConfig(vocab_size=100, hidden_size=64, intermediate_size=96, moe_intermediate_size=32,
-                                      num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, head_dim=32,
-                                      num_experts=6, num_experts_per_tok=2, norm_topk_prob=True,
-                                      attn_implementation="eager")
-    return randomise(transformers.Qwen3MoeForCausalLM(cfg))
-
-
-def tiny_gpt2():
-    cfg = transformers.GPT2Config(vocab_size=100, n_embd=64, n_layer=2, n_head=4, n_positions=32,
-                                  attn_implementation="eager", bos_token_id=0, eos_token_id=0)
-    return randomise(transformers.GPT2LMHeadModel(cfg))
 
 
 def hf_forward(model, tokens):
@@ -155,3 +122,30 @@ def test_yarn_truncate_flag_matches_transformers(tmp_path, truncate):
                                        "rope_theta": 150000.0})
     model, _ = assert_matches_hf(hf, tmp_path)
     assert model.cfg.rope_scaling.truncate is truncate
+
+
+def test_gpt2_hub_layout_without_prefix_and_with_mask_buffers(tmp_path):
+    """openai-community/gpt2-xl's model.safetensors has no 'transformer.' prefix and carries the causal-mask
+    buffers h.N.attn.bias [1, 1, ctx, ctx]; save_pretrained writes neither. Both must load to the same model."""
+    hf = tiny_gpt2()
+    hf.save_pretrained(tmp_path / "saved")
+    store = TensorStore(tmp_path / "saved")
+    tensors = {k.removeprefix("transformer."): np.asarray(store.get(k)) for k in store.keys()}
+    ctx = hf.config.n_positions
+    for i in range(hf.config.n_layer):
+        tensors[f"h.{i}.attn.bias"] = np.tril(np.ones((ctx, ctx), np.float32))[None, None]
+    (tmp_path / "hub").mkdir()
+    save_file(tmp_path / "hub" / "model.safetensors", tensors)
+    (tmp_path / "hub" / "config.json").write_text((tmp_path / "saved" / "config.json").read_text())
+    ref_logits, _ = hf_forward(hf, TOKENS)
+    err = np.abs(gptoss_np.load_model(tmp_path / "hub", progress=False)(TOKENS) - ref_logits).max()
+    assert err <= TOL
+
+
+def test_sharded_checkpoint_with_index(tmp_path):
+    hf = tiny_gpt_oss()
+    hf.save_pretrained(tmp_path, max_shard_size="100KB")
+    shards = sorted(p.name for p in tmp_path.glob("*.safetensors"))
+    assert len(shards) > 2 and (tmp_path / "model.safetensors.index.json").exists()
+    ref_logits, _ = hf_forward(hf, TOKENS)
+    assert np.abs(gptoss_np.load_model(tmp_path, progress=False)(TOKENS) - ref_logits).max() <= TOL
