@@ -12,6 +12,8 @@ def gelu_tanh(x):
 
 def sigmoid(x):
     """sigma(x) = 1 / (1 + exp(-x)), written so that large |x| never overflows."""
+    x = np.asarray(x)
+    x = x if np.issubdtype(x.dtype, np.floating) else x.astype(np.float64)  # ints would truncate to 0/1
     e = np.exp(-np.abs(x))
     return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(x.dtype, copy=False)
 

@@ -28,9 +28,13 @@ def sample(logits, temperature=1.0, top_p=1.0, rng=None):
     if not 0.0 < top_p <= 1.0:
         raise InputError(f"top_p={top_p}; expected 0 < top_p <= 1")
     logits = np.asarray(logits, dtype=np.float64)
+    if np.isnan(logits).any() or not np.isfinite(logits).any():
+        raise InputError(f"logits: expected finite values (at least one), got {np.isnan(logits).sum()} NaN of "
+                         f"{logits.size}")
     if temperature == 0:
         return greedy(logits)
-    probs = softmax(logits / temperature)
+    with np.errstate(over="ignore", under="ignore"):  # shift first: (l - max) / T <= 0 even for a tiny T
+        probs = softmax((logits - logits.max()) / temperature)
     if top_p < 1.0:
         probs = top_p_filter(probs, top_p)
     rng = np.random.default_rng(rng) if not isinstance(rng, np.random.Generator) else rng
