@@ -40,7 +40,8 @@ def make_checkpoint(family, path, seed=0):
     with torch.no_grad():  # random routers (transformers starts them at zero: every token would tie)
         for name, p in model.named_parameters():
             if "norm" not in name and ".ln_" not in name:
-                p.normal_(0, 0.02 if "router" not in name and "gate.weight" not in name else 1.0)
+                router = "router" in name or name.endswith("mlp.gate.weight")
+                p.normal_(0, 1.0 / cfg.hidden_size ** 0.5 if router else 0.02)  # router logits of order 1
     model.save_pretrained(path)
 
 

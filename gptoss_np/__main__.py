@@ -81,15 +81,19 @@ def compare(args):
     from .hf_reference import hf_trace
     model = load_model(args.checkpoint, dtype=args.dtype)
     torch_dtype = getattr(torch, args.dtype)
-    hf = transformers.AutoModelForCausalLM.from_pretrained(args.checkpoint, dtype=torch_dtype).eval()
-    hf.config._attn_implementation = "eager"
+    # the plain "eager" paths: the reference should be the obvious math (grouped_mm has no float64 either)
+    hf = transformers.AutoModelForCausalLM.from_pretrained(args.checkpoint, dtype=torch_dtype,
+                                                           attn_implementation="eager",
+                                                           experts_implementation="eager").eval()
     tokens = np.random.default_rng(args.seed).integers(0, model.cfg.vocab_size, args.tokens)
     _, ours = model(tokens, trace=True)
     _, ref = hf_trace(hf, tokens)
     names = [n for n in ours if n in ref]  # transformers exposes no q/k/v after RoPE: those are left out
-    rows = compare_traces(ref, ours, rtol=TOLERANCES[args.dtype], names=names)
+    # transformers runs RMSNorm and the RoPE tables in float32 even in a float64 model: float32's tolerance applies
+    rtol = TOLERANCES["float32"]
+    rows = compare_traces(ref, ours, rtol=rtol, names=names)
     print(f"{args.checkpoint}: {model.cfg.name}, {args.tokens} random tokens, {args.dtype}, tolerance "
-          f"{TOLERANCES[args.dtype]:.0e} (max abs / max |reference|)\n")
+          f"{rtol:.0e} (max abs / max |reference|; transformers keeps norms and RoPE tables in float32)\n")
     print(format_report(rows, ref_label=f"transformers {transformers.__version__}", test_label="gptoss_np"))
     return 0 if all(r["status"] == "[OK]" for r in rows) else 1
 

@@ -179,6 +179,7 @@ class StackedExperts:
 
     def __init__(self, store, names_per_expert):
         self.store, self.names = store, names_per_expert  # [E] lists of tensor names, concatenated on rows
+        self._cache = {}
         shapes = [store.shape(n) for n in names_per_expert[0]]
         self.shape = (len(names_per_expert), sum(s[0] for s in shapes), shapes[0][1])
         self.dtype = store.get(names_per_expert[0][0]).dtype
@@ -191,9 +192,17 @@ class StackedExperts:
                     raise CheckpointError(f"{store.directory}: tensor {n!r} has dtype {store.dtype(n)}; expected a "
                                           f"float dtype ({', '.join(FLOAT_DTYPES)})")
 
+    CACHE_BYTES = 1 << 30  # fused [gate | up] copies kept for reuse, up to 1 GiB per stack
+
     def __getitem__(self, ids):
         if np.ndim(ids) == 0:  # one expert: [rows, cols]
-            return np.concatenate([self.store.get(n) for n in self.names[int(ids)]])
+            e = int(ids)
+            if e in self._cache:
+                return self._cache[e]
+            fused = np.concatenate([self.store.get(n) for n in self.names[e]])
+            if (len(self._cache) + 1) * fused.nbytes <= self.CACHE_BYTES:
+                self._cache[e] = fused
+            return fused
         return np.stack([self[e] for e in ids])  # [n, rows, cols]
 
 

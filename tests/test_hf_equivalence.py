@@ -149,3 +149,19 @@ def test_sharded_checkpoint_with_index(tmp_path):
     assert len(shards) > 2 and (tmp_path / "model.safetensors.index.json").exists()
     ref_logits, _ = hf_forward(hf, TOKENS)
     assert np.abs(gptoss_np.load_model(tmp_path, progress=False)(TOKENS) - ref_logits).max() <= TOL
+
+
+def test_bf16_checkpoint_is_read_as_stored(tmp_path):
+    """gpt-oss ships bf16 tensors: we read them through ml_dtypes and compute in float32; transformers reads the
+    same bf16 file and is cast to float32. Both then run the same float32 math on the same rounded weights."""
+    hf = tiny_gpt_oss().to(torch.bfloat16)
+    hf.save_pretrained(tmp_path)
+    assert TensorStore(tmp_path).dtype("model.embed_tokens.weight") == "BF16"
+    model = gptoss_np.load_model(tmp_path, progress=False)
+    assert model.cfg.weight_dtype == "bfloat16" and model.params["embed.weight"].dtype == np.float32
+    # reload rather than hf.float(): .to(bfloat16) also rounded the RoPE inv_freq buffer, which a fresh load
+    # recomputes in float32
+    ref = transformers.AutoModelForCausalLM.from_pretrained(tmp_path, dtype=torch.float32).eval()
+    ref.config._attn_implementation = "eager"
+    ref_logits, _ = hf_forward(ref, TOKENS)
+    assert np.abs(model(TOKENS) - ref_logits).max() <= TOL
