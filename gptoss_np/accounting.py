@@ -81,3 +81,31 @@ def flops_per_token(cfg, context=1):
         keys = context if w is None else min(context, w)
         flops += 2 * 2 * cfg.n_heads * cfg.head_dim * keys
     return flops
+
+
+def summary(cfg, context=4096):
+    """The headline numbers of one config at real size: params, active params, weight bytes, KV bytes per token
+    (averaged over `context` tokens, capped at the model's context), FLOPs per token at that context."""
+    ctx = min(context, cfg.context_length)
+    p, wb = count_params(cfg), weight_bytes(cfg)
+    return {"params": p["total"], "active params": p["active"], "weight bytes": wb["total"],
+            "KV bytes/token": kv_bytes_per_token(cfg, ctx), "FLOPs/token": flops_per_token(cfg, ctx)}
+
+
+def delta_table(prev, cfg, context=4096):
+    """Rows (quantity, before, after, change in %) between two configs, e.g. two consecutive chapter steps."""
+    a, b = summary(prev, context), summary(cfg, context)
+    return [(k, a[k], b[k], (b[k] - a[k]) / a[k] * 100 if a[k] else float("nan")) for k in a]
+
+
+def format_delta_table(prev, cfg, context=4096):
+    """delta_table as aligned text (numbers in human units), for chapters and the book."""
+    def human(v):
+        for unit, div in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
+            if abs(v) >= div:
+                return f"{v / div:,.2f}{unit}"
+        return f"{v:,.0f}"
+    rows = [f"{'':<16}{prev.name:>16}{cfg.name:>20}{'change':>10}"]
+    for k, x, y, pct in delta_table(prev, cfg, context):
+        rows.append(f"{k:<16}{human(x):>16}{human(y):>20}{pct:>+9.1f}%")
+    return "\n".join(rows)
