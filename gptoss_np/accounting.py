@@ -109,3 +109,23 @@ def format_delta_table(prev, cfg, context=4096):
     for k, x, y, pct in delta_table(prev, cfg, context):
         rows.append(f"{k:<16}{human(x):>16}{human(y):>20}{pct:>+9.1f}%")
     return "\n".join(rows)
+
+
+def decode_bytes_per_token(cfg, context, kv_dtype_bytes=2):
+    """Bytes batch-1 decode must read per token at `context`: every weight a token uses (attention, router, norms,
+    the top_k routed experts at their stored width, the output head; one embedding row) plus the KV cache it
+    attends over (full layers: context keys, sliding layers: min(context, window)). Divide a measured memory
+    bandwidth by this for the decode ceiling in tokens/s."""
+    n = 0.0
+    for name, shape in param_shapes(cfg).items():
+        count = math.prod(shape)
+        if name in ("embed.weight", "pos_embed.weight") and not (cfg.tie_embeddings and name == "embed.weight"):
+            n += shape[-1] * DTYPE_BYTES[cfg.weight_dtype]  # one row
+            continue
+        if ".mlp.experts." in name:
+            count = count * cfg.top_k // cfg.n_experts
+            if cfg.expert_quant == "mxfp4" and is_expert_matrix(name):
+                n += mxfp4_bytes(count)
+                continue
+        n += count * DTYPE_BYTES[cfg.weight_dtype]
+    return n + kv_cache_bytes(cfg, context, kv_dtype_bytes)

@@ -1,0 +1,35 @@
+"""load_model for the torch twin: the oracle's loader reads and checks the checkpoint (both layouts, every
+family); this moves the canonical tensors to the device, converting float tensors to the compute dtype once
+and keeping MXFP4 experts packed (uint8)."""
+
+import torch
+
+from gptoss_np.loader import check_mxfp4_scales, load_weights
+from gptoss_np.params import check_weights, is_expert_matrix
+
+from .model import Model, to_torch
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def load_model(path, device=None, dtype=None, progress=True):
+    """Model for a checkpoint directory. Defaults: CUDA + bfloat16 when available, else CPU + float32."""
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    dtype = DTYPES[dtype] if isinstance(dtype, str) else dtype
+    dtype = dtype or (torch.bfloat16 if device.type == "cuda" else torch.float32)
+    cfg, np_weights = load_weights(path)
+    check_weights(cfg, np_weights, source=str(path))
+    check_mxfp4_scales(np_weights, source=str(path))
+    names = list(np_weights)
+    try:
+        from tqdm.auto import tqdm
+        names = tqdm(names, desc=f"loading {cfg.name} -> {device}", unit="tensor", disable=not progress)
+    except ImportError:  # pragma: no cover
+        pass
+    weights = {}
+    for n in names:
+        a = np_weights[n]
+        if is_expert_matrix(n) and not hasattr(a, "__array__"):  # lazily stacked experts (Qwen3): materialise
+            a = a[list(range(a.shape[0]))]
+        weights[n] = to_torch(a, device, None if n.endswith((".blocks", ".scales")) else dtype)
+    return Model(cfg, weights, device, dtype)
