@@ -166,3 +166,15 @@ def test_compare_command(tmp_path, capsys):
     assert main(["compare", "--checkpoint", str(tmp_path), "--device", "cpu", "--dtype", "float32", "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "trace points agree" in out and "layers.0.attn.q" in out  # q/k/v are compared too (both have them)
+
+
+def test_weights_stay_at_their_stored_width_on_the_device(tmp_path):
+    """bf16 tensors stay bf16 and MXFP4 experts stay packed: the model holds exactly the checkpoint's bytes
+    (accounting.weight_bytes), which for gpt-oss-20b leaves room for a 4k-token cache in 16 GB."""
+    small = scale_down(get_config("gpt-oss-20b"))
+    twin = Model.from_numpy(small, gptoss_np.init_weights(small), dtype=torch.bfloat16)
+    held = sum(t.nbytes for t in twin.w.values())
+    assert held == gptoss_np.weight_bytes(small)["total"]
+    full = get_config("gpt-oss-20b")
+    need = gptoss_np.weight_bytes(full)["total"] + gptoss_np.kv_cache_bytes(full, 4096)
+    assert need < 15 * 2**30  # 13.9 GB: under 16 GB with ~1 GiB left for activations and the CUDA context
