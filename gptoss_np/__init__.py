@@ -25,3 +25,12 @@ def load_model(path, dtype="float32", progress=True):
     """Load a checkpoint directory (config.json + safetensors, single or sharded) -> Model."""
     from .loader import load_model as _load
     return _load(path, dtype=dtype, progress=progress)
+
+
+def get_tokenizer(name_or_checkpoint_dir):
+    """A tiktoken Encoding for "o200k_harmony", "gpt2", "qwen3" or a checkpoint directory, built offline."""
+    from .tokenizer import get_tokenizer as _get
+    return _get(name_or_checkpoint_dir)
+
+
+__all__ += ["get_tokenizer"]

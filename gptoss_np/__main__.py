@@ -109,7 +109,13 @@ def main(argv=None):
     c.add_argument("--tokens", type=int, default=24)
     c.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     c.add_argument("--seed", type=int, default=0)
+    from .chat import add_arguments as add_chat_arguments
+    add_chat_arguments(sub.add_parser("chat", help="ask a gpt-oss checkpoint a question (harmony format), "
+                                                   "streaming the answer"))
     args = ap.parse_args(argv)
+    if args.cmd == "chat":
+        from .chat import run as chat
+        return chat(args)
     return walk(args) if args.cmd == "walk" else compare(args)
 
 
