@@ -3,6 +3,8 @@
     python -m gptoss_torch compare --checkpoint DIR [--device cuda] [--dtype bfloat16]
         one prompt through torch and through the NumPy oracle (float32, CPU); per trace point max abs / max rel
         error, worst layer first
+    python -m gptoss_torch chat --checkpoint DIR --reasoning low|medium|high "question"
+        harmony chat, the answer streamed as it is generated
 """
 
 import argparse
@@ -46,7 +48,16 @@ def main(argv=None):
     c.add_argument("--tokens", type=int, default=16)
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--quiet", action="store_true")
+    from gptoss_np.chat import add_arguments
+    h = sub.add_parser("chat", help="harmony chat with a gpt-oss checkpoint", conflict_handler="resolve")
+    add_arguments(h)
+    h.add_argument("--device", default=None)
+    h.add_argument("--dtype", default=None, choices=[None, "float32", "float64", "bfloat16"])
+    h.add_argument("--context", type=int, default=4096, help="KV-cache size in tokens (default 4096)")
     args = ap.parse_args(argv)
+    if args.cmd == "chat":
+        from .chat import run
+        return run(args)
     return compare(args)
 
 

@@ -178,3 +178,25 @@ def test_weights_stay_at_their_stored_width_on_the_device(tmp_path):
     full = get_config("gpt-oss-20b")
     need = gptoss_np.weight_bytes(full)["total"] + gptoss_np.kv_cache_bytes(full, 4096)
     assert need < 15 * 2**30  # 13.9 GB: under 16 GB with ~1 GiB left for activations and the CUDA context
+
+
+def test_chat_on_the_torch_twin_streams_what_the_oracle_generates(tmp_path, capsys):
+    """Greedy harmony chat: the torch twin (float64) and the NumPy oracle produce the same tokens."""
+    import json
+
+    from safetensors.numpy import save_file
+    from test_chat import tiny_gpt_oss_config, tiny_gpt_oss_tensors
+
+    from gptoss_np.chat import chat
+    from gptoss_torch.__main__ import main
+    from gptoss_torch.chat import ChatModel
+    save_file(tiny_gpt_oss_tensors(), str(tmp_path / "model.safetensors"))
+    (tmp_path / "config.json").write_text(json.dumps(tiny_gpt_oss_config()))
+    kw = dict(max_new_tokens=12, temperature=0.0, out=open(os.devnull, "w"), err=open(os.devnull, "w"))
+    ref = chat(str(tmp_path), "What is 2 + 2?", **kw)
+    twin = gptoss_torch.load_model(tmp_path, device="cpu", dtype="float64", progress=False)
+    got = chat(str(tmp_path), "What is 2 + 2?", model=ChatModel(twin, 512), **kw)
+    assert got.tokens == ref.tokens and len(got.tokens) > 0
+    assert main(["chat", "--checkpoint", str(tmp_path), "--max-tokens", "4", "--temperature", "0", "--device", "cpu",
+                 "--dtype", "float32", "hello"]) == 0
+    assert "4 tokens" in capsys.readouterr().err

@@ -1,0 +1,61 @@
+"""Harmony chat on the torch twin: gptoss_np.chat drives the conversation (rendering, sampling, streaming,
+parsing); this adapter runs the model — one CUDA-graph replay per decoded token on a GPU."""
+
+import numpy as np
+import torch
+
+from .cuda_graphs import GraphedDecoder
+
+
+class ChatModel:
+    """Looks like a gptoss_np Model to gptoss_np.chat.generate: new_cache() and model(tokens, cache) -> NumPy
+    logits. The context is capped at `max_tokens`, the size of the preallocated cache."""
+
+    def __init__(self, model, max_tokens=4096):
+        self.model = model
+        self.cfg = model.cfg.replace(context_length=min(model.cfg.context_length, max_tokens))
+        self.max_tokens = self.cfg.context_length
+        self._decoder = None
+
+    def new_cache(self):
+        self._decoder = None
+        return self.model.new_cache(self.max_tokens)
+
+    def __call__(self, tokens, cache):
+        tokens = torch.as_tensor(np.asarray(tokens), dtype=torch.long)
+        if tokens.numel() == 1 and self.model.device.type == "cuda":
+            if self._decoder is None or self._decoder.cache is not cache:
+                self._decoder = GraphedDecoder(self.model, cache)
+            return self._decoder.step(int(tokens[0])).float().cpu().numpy()[None]
+        return self.model(tokens, cache=cache).float().cpu().numpy()
+
+
+def run(args):
+    """`python -m gptoss_torch chat`: load on the device, then the oracle's chat loop with this model."""
+    import sys
+
+    from gptoss_np.chat import chat
+    from gptoss_np.errors import GptOssError
+    from gptoss_np.loader import read_config
+    from gptoss_np.tokenizer import get_tokenizer
+
+    from . import load_model
+    from .mxfp4_triton import enable
+    try:
+        hf, cpath = read_config(args.checkpoint)
+        if hf.get("model_type") != "gpt_oss":
+            raise GptOssError(f"--checkpoint {args.checkpoint}: {cpath} has model_type {hf.get('model_type')!r}; "
+                              "the harmony chat format is gpt-oss's")
+        model = load_model(args.checkpoint, device=args.device, dtype=args.dtype, progress=sys.stderr.isatty())
+        enable(model)  # the fused MXFP4 kernel where Triton runs (no-op elsewhere)
+        reply = chat(args.checkpoint, args.question, reasoning=args.reasoning, max_new_tokens=args.max_tokens,
+                     temperature=args.temperature, top_p=args.top_p, seed=args.seed,
+                     show_analysis=args.show_analysis, developer=args.developer,
+                     model=ChatModel(model, args.context), tokenizer=get_tokenizer(args.checkpoint))
+    except GptOssError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    n = len(reply.tokens)
+    print(f"\n[{n} tokens in {reply.seconds:.1f} s, {n / max(reply.seconds, 1e-9):.1f} tok/s; stop: {reply.stop}]",
+          file=sys.stderr)
+    return 0
