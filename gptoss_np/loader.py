@@ -1,7 +1,12 @@
-"""Checkpoint loading: read a Hugging Face checkpoint directory (config.json + safetensors, single or sharded),
-turn its config into a ModelConfig and its tensors into the canonical weight dict (see params.py), lazily.
+"""Checkpoint loading: read a checkpoint directory (config.json + safetensors, single or sharded), turn its config
+into a ModelConfig and its tensors into the canonical weight dict (see params.py), lazily.
 
-Name translation lives in one table per layout (HF_NAMES below). Tensors are memory-mapped: float tensors are
+Layouts, detected from config.json: Hugging Face ("model_type" gpt2 / gpt_oss / qwen3_moe) and OpenAI's original
+gpt-oss format (the `original/` directory of a gpt-oss download: no model_type, the field set of ORIGINAL_FIELDS).
+A real download has the HF layout at its root and the original one beneath, so pointing at the root loads the HF
+layout and pointing at `original/` loads the original one.
+
+Name translation lives in one table per layout (NAMES below). Tensors are memory-mapped: float tensors are
 converted to the compute dtype once, with a progress bar; MXFP4 expert blocks/scales stay packed and mapped, and
 float experts are converted only for the experts a token is routed to.
 """
@@ -20,8 +25,9 @@ from .safetensors_io import TensorStore
 ST_DTYPES = {"F32": "float32", "BF16": "bfloat16"}
 FLOAT_DTYPES = ("F32", "BF16", "F16", "F64")
 
-# canonical name (per layer: {i}) -> checkpoint name, for the tensors that map one to one
-HF_NAMES = {
+# canonical name (per layer: {i}) -> checkpoint name. Fused q | k | v tensors (FUSED_QKV) appear three times, once
+# per part; the loader slices each part out as a view and a writer concatenates them.
+NAMES = {
     "gpt2": {
         "embed.weight": "wte.weight", "pos_embed.weight": "wpe.weight",
         "layers.{i}.attn_norm.weight": "h.{i}.ln_1.weight", "layers.{i}.attn_norm.bias": "h.{i}.ln_1.bias",
@@ -29,7 +35,9 @@ HF_NAMES = {
         "layers.{i}.attn.o.bias": "h.{i}.attn.c_proj.bias",
         "layers.{i}.mlp.up.bias": "h.{i}.mlp.c_fc.bias", "layers.{i}.mlp.down.bias": "h.{i}.mlp.c_proj.bias",
         "final_norm.weight": "ln_f.weight", "final_norm.bias": "ln_f.bias",
-        # Conv1D stores [in, out]: these four are transposed views (see _gpt2_tensor)
+        # fused c_attn, Conv1D [D, 3D]: columns q | k | v
+        **{f"layers.{{i}}.attn.{a}.{t}": f"h.{{i}}.attn.c_attn.{t}" for a in "qkv" for t in ("weight", "bias")},
+        # Conv1D stores [in, out]: these (and c_attn's q, k, v) are transposed views (TRANSPOSED)
         "layers.{i}.attn.o.weight": "h.{i}.attn.c_proj.weight", "layers.{i}.mlp.up.weight": "h.{i}.mlp.c_fc.weight",
         "layers.{i}.mlp.down.weight": "h.{i}.mlp.c_proj.weight",
     },
@@ -67,11 +75,49 @@ HF_NAMES = {
         "layers.{i}.mlp.experts.up.weight": "model.layers.{i}.mlp.experts.{e}.{gate,up}_proj.weight",
         "layers.{i}.mlp.experts.down.weight": "model.layers.{i}.mlp.experts.{e}.down_proj.weight",
     },
+    # OpenAI's original gpt-oss layout (gpt_oss/torch/weights.py): every matrix [out, in], no transposes
+    "original": {
+        "embed.weight": "embedding.weight", "unembed.weight": "unembedding.weight", "final_norm.weight": "norm.scale",
+        "layers.{i}.attn_norm.weight": "block.{i}.attn.norm.scale",
+        "layers.{i}.ffn_norm.weight": "block.{i}.mlp.norm.scale",
+        # fused qkv [q_dim + 2 kv_dim, D]: rows q | k | v
+        **{f"layers.{{i}}.attn.{a}.{t}": f"block.{{i}}.attn.qkv.{t}" for a in "qkv" for t in ("weight", "bias")},
+        "layers.{i}.attn.o.weight": "block.{i}.attn.out.weight", "layers.{i}.attn.o.bias": "block.{i}.attn.out.bias",
+        "layers.{i}.attn.sinks": "block.{i}.attn.sinks",
+        "layers.{i}.mlp.router.weight": "block.{i}.mlp.gate.weight",
+        "layers.{i}.mlp.router.bias": "block.{i}.mlp.gate.bias",
+        "layers.{i}.mlp.experts.up.bias": "block.{i}.mlp.mlp1_bias",
+        "layers.{i}.mlp.experts.down.bias": "block.{i}.mlp.mlp2_bias",
+        "layers.{i}.mlp.experts.up.blocks": "block.{i}.mlp.mlp1_weight.blocks",
+        "layers.{i}.mlp.experts.up.scales": "block.{i}.mlp.mlp1_weight.scales",
+        "layers.{i}.mlp.experts.down.blocks": "block.{i}.mlp.mlp2_weight.blocks",
+        "layers.{i}.mlp.experts.down.scales": "block.{i}.mlp.mlp2_weight.scales",
+        # float experts (OpenAI's loader reads a plain tensor when there is no .blocks): [E, out, in] as we hold them
+        "layers.{i}.mlp.experts.up.weight": "block.{i}.mlp.mlp1_weight",
+        "layers.{i}.mlp.experts.down.weight": "block.{i}.mlp.mlp2_weight",
+    },
 }
+HF_NAMES = NAMES  # the name it had when every layout was a Hugging Face one
 # checkpoint tensors that are not parameters, or duplicates of one (tied head)
 IGNORED = {"gpt2": ("attn.bias", "attn.masked_bias", "lm_head.weight")}
-TRANSPOSED = {"gpt2": ("attn.o.weight", "mlp.up.weight", "mlp.down.weight"),
+TRANSPOSED = {"gpt2": ("attn.o.weight", "mlp.up.weight", "mlp.down.weight", "attn.q.weight", "attn.k.weight",
+                       "attn.v.weight"),
               "gpt_oss": ("mlp.experts.up.weight", "mlp.experts.down.weight")}
+# layouts whose q, k and v live in one tensor, concatenated along the output axis (rows of [out, in]; for the
+# transposed Conv1D [in, out] that axis is the columns)
+FUSED_QKV = ("gpt2", "original")
+QKV_KEYS = tuple(f"layers.{{i}}.attn.{a}.{t}" for a in "qkv" for t in ("weight", "bias"))
+
+# OpenAI's original config.json: exactly the fields of gpt_oss/torch/model.py's ModelConfig (no model_type). RMSNorm
+# eps (1e-5) and the SwiGLU alpha (1.702) are hard-coded there; sliding-window layers are the even ones.
+ORIGINAL_FIELDS = ("num_hidden_layers", "num_experts", "experts_per_token", "vocab_size", "hidden_size",
+                   "intermediate_size", "swiglu_limit", "head_dim", "num_attention_heads", "num_key_value_heads",
+                   "sliding_window", "initial_context_length", "rope_theta", "rope_scaling_factor", "rope_ntk_alpha",
+                   "rope_ntk_beta")
+# fields no Hugging Face config has: any of them (and no model_type) means the original layout
+ORIGINAL_ONLY = ("rope_scaling_factor", "rope_ntk_alpha", "rope_ntk_beta")
+# dtypes.json (beside the original config) -> the safetensors dtype it describes
+ORIGINAL_DTYPES = {"BF16": "BF16", "FP4": "U8", "UE8": "U8", "FP32": "F32"}
 
 
 # ---- config.json -> ModelConfig --------------------------------------------------------------------------
@@ -206,23 +252,53 @@ class StackedExperts:
         return np.stack([self[e] for e in ids])  # [n, rows, cols]
 
 
+def _layer_key(name):
+    """('layers.{i}.attn.q.weight', '3') for 'layers.3.attn.q.weight'; (name, None) outside the layers."""
+    parts = name.split(".")
+    if parts[0] != "layers":
+        return name, None
+    return ".".join(["layers", "{i}"] + parts[2:]), parts[1]
+
+
+def _other_layout_hint(store, layout):
+    """A hint when the tensors belong to the other gpt-oss layout than the one config.json describes."""
+    if layout == "original" and "model.embed_tokens.weight" in store:
+        return (" — the tensors are in the Hugging Face layout (model.embed_tokens.weight, model.layers.N...) but "
+                "config.json is OpenAI's original format; the two do not belong together")
+    if layout != "original" and "embedding.weight" in store and "block.0.attn.qkv.weight" in store:
+        return (" — the tensors are in OpenAI's original layout (embedding.weight, block.N...) but config.json is a "
+                f"Hugging Face {layout!r} config; use the original config.json (the original/ directory of a download)")
+    return ""
+
+
+def _fused_qkv(store, src, key, cfg, layout):
+    """One of q, k, v as a view into the fused tensor `src` (rows q | k | v of [out, in]; gpt2's Conv1D [in, out]
+    holds them as columns), after checking the fused tensor's shape."""
+    part, kind = key.split(".")[3], key.split(".")[4]
+    sizes = (cfg.q_dim, cfg.kv_dim, cfg.kv_dim)
+    total, D = sum(sizes), cfg.d_model
+    cols = kind == "weight" and any(key.endswith(t) for t in TRANSPOSED.get(layout, ()))
+    want = (total,) if kind == "bias" else ((D, total) if cols else (total, D))
+    got = tuple(store.shape(src))
+    if got != want:
+        raise CheckpointError(f"{store.directory}: tensor {src!r} has shape {got}; config {cfg.name!r} expects {want}"
+                              f" (q | k | v {'columns' if cols else 'rows'} of {sizes[0]}, {sizes[1]}, {sizes[2]})")
+    t = store.get(src)
+    lo = sum(sizes[:"qkv".index(part)])
+    hi = lo + sizes["qkv".index(part)]
+    return t[:, lo:hi].T if cols else t[lo:hi]
+
+
 def _map_tensors(store, cfg, layout):
     """canonical name -> array (or lazy expert stack) for every parameter the config expects."""
-    table = HF_NAMES[layout]
+    table = NAMES[layout]
     prefix = ""
     if layout == "gpt2" and "transformer.wte.weight" in store:  # save_pretrained adds it; the Hub file has none
         prefix = "transformer."
     weights, used = {}, set()
     expected = storage_shapes(cfg)
-    for name in expected:
-        parts = name.split(".")
-        i = parts[1] if parts[0] == "layers" else None
-        key = name if i is None else ".".join(["layers", "{i}"] + parts[2:])
-        if layout == "gpt2" and key.startswith("layers.{i}.attn.") and key.split(".")[3] in "qkv":
-            weights[name] = _gpt2_qkv(store, prefix + f"h.{i}.attn.c_attn", key.split(".")[3], key.split(".")[4],
-                                      cfg)
-            used.add(prefix + f"h.{i}.attn.c_attn.{key.split('.')[4]}")
-            continue
+    for name, (want, _kind) in expected.items():
+        key, i = _layer_key(name)
         if key not in table:
             raise CheckpointError(f"{store.directory}: no {layout} checkpoint tensor maps to {name!r}")
         src = table[key].replace("{i}", str(i))
@@ -246,11 +322,20 @@ def _map_tensors(store, cfg, layout):
             if name.endswith((".blocks", ".scales")) and src.rsplit("_", 1)[0] in store:
                 hint = (" — config.json's quantization_config says mxfp4 but the checkpoint holds float experts "
                         f"({src.rsplit('_', 1)[0]!r}); remove quantization_config or quantise the experts")
+            hint = hint or _other_layout_hint(store, layout)
             raise CheckpointError(f"{store.directory}: missing tensor {src!r} (for {name!r}){hint}")
-        arr = store.get(src)
         used.add(src)
-        if any(key.endswith(t) for t in TRANSPOSED.get(layout, ())):
+        if layout in FUSED_QKV and key in QKV_KEYS:
+            weights[name] = _fused_qkv(store, src, key, cfg, layout)
+            continue
+        arr = store.get(src)
+        transposed = any(key.endswith(t) for t in TRANSPOSED.get(layout, ()))
+        if transposed:
             arr = arr.T if arr.ndim == 2 else arr.transpose(0, 2, 1)
+        if tuple(arr.shape) != tuple(want):
+            stored = f" (stored transposed as {tuple(store.shape(src))})" if transposed else ""
+            raise CheckpointError(f"{store.directory}: tensor {src!r} read as {name!r} has shape {tuple(arr.shape)}"
+                                  f"{stored}; config {cfg.name!r} expects {tuple(want)}")
         weights[name] = arr
     ignored = IGNORED.get(layout, ())
     extra = [k for k in store.keys() if k not in used and not k.endswith(ignored)]
@@ -258,16 +343,6 @@ def _map_tensors(store, cfg, layout):
         raise CheckpointError(f"{store.directory}: {len(extra)} tensor(s) not used by config {cfg.name!r} "
                               f"(layout {layout}), e.g. {extra[:5]}; config.json and the weights disagree")
     return weights
-
-
-def _gpt2_qkv(store, base, part, kind, cfg):
-    """GPT-2's fused c_attn (Conv1D [D, 3D], columns q | k | v) -> the [D, D] nn.Linear view of one of them."""
-    t = store.get(f"{base}.{kind}")
-    j = "qkv".index(part)
-    D = cfg.d_model
-    if kind == "bias":
-        return t[j * D:(j + 1) * D]
-    return t[:, j * D:(j + 1) * D].T
 
 
 def read_config(path):
@@ -279,7 +354,12 @@ def read_config(path):
     if not os.path.isdir(path):
         raise CheckpointError(f"{path}: not a directory; expected a checkpoint directory with config.json")
     if not os.path.exists(cpath):
-        raise CheckpointError(f"{path}: no config.json; expected a Hugging Face checkpoint directory")
+        hint = ""
+        if os.path.exists(os.path.join(path, "original", "config.json")):
+            hint = (f" (it has original/config.json: pass {os.path.join(path, 'original')} to load OpenAI's original "
+                    "layout)")
+        raise CheckpointError(f"{path}: no config.json; expected a Hugging Face checkpoint directory or OpenAI's "
+                              f"original gpt-oss layout{hint}")
     try:
         with open(cpath, encoding="utf-8") as f:
             hf = json.load(f)
@@ -290,19 +370,98 @@ def read_config(path):
     return hf, cpath
 
 
+def detect_layout(config, where="config.json"):
+    """'gpt2' | 'gpt_oss' | 'qwen3_moe' (Hugging Face config.json, by model_type) or 'original' (OpenAI's gpt-oss
+    config.json: no model_type, the fields of ORIGINAL_FIELDS)."""
+    kind = config.get("model_type")
+    if kind is None and any(f in config for f in ORIGINAL_ONLY):
+        return "original"
+    if kind in NAMES and kind != "original":
+        return kind
+    raise CheckpointError(f"{where}: unknown layout: model_type={kind!r}; expected one of 'gpt2', 'gpt_oss', "
+                          "'qwen3_moe' (Hugging Face config.json) or no model_type with OpenAI's original gpt-oss "
+                          f"fields ({', '.join(ORIGINAL_ONLY)}, ...)")
+
+
+def config_from_original(oc, weight_dtype="bfloat16", expert_quant="mxfp4", name="original",
+                         where="original/config.json"):
+    """A ModelConfig from OpenAI's original gpt-oss config.json (the fields of ORIGINAL_FIELDS, all required)."""
+    missing = [f for f in ORIGINAL_FIELDS if f not in oc]
+    if missing:
+        raise CheckpointError(f"{where}: missing field(s) {missing} of OpenAI's original gpt-oss config; expected "
+                              f"all of {list(ORIGINAL_FIELDS)}")
+    unknown = sorted(set(oc) - set(ORIGINAL_FIELDS))
+    if unknown:  # OpenAI's ModelConfig(**json) refuses them too
+        raise CheckpointError(f"{where}: unknown field(s) {unknown} for OpenAI's original gpt-oss config; expected "
+                              f"only {list(ORIGINAL_FIELDS)}")
+    try:
+        L, ctx0, factor = oc["num_hidden_layers"], oc["initial_context_length"], oc["rope_scaling_factor"]
+        context = ctx0 * factor
+        if not isinstance(L, int) or not float(context).is_integer():
+            raise ConfigError(f"num_hidden_layers={L!r}, initial_context_length * rope_scaling_factor={context!r}; "
+                              "expected integers")
+        return ModelConfig(
+            name=name, vocab_size=oc["vocab_size"], context_length=int(context), d_model=oc["hidden_size"],
+            n_layers=L, n_heads=oc["num_attention_heads"], n_kv_heads=oc["num_key_value_heads"],
+            head_dim=oc["head_dim"], ffn_hidden=oc["intermediate_size"], norm="rmsnorm", norm_eps=1e-5,
+            positions="rope", rope_theta=float(oc["rope_theta"]),
+            rope_scaling=YarnScaling(factor=float(factor), original_context=int(ctx0),
+                                     beta_fast=float(oc["rope_ntk_beta"]), beta_slow=float(oc["rope_ntk_alpha"]),
+                                     truncate=False),
+            layer_windows=alternating_windows(L, oc["sliding_window"]), sinks=True, attn_bias=True,
+            activation="swiglu_oss", swiglu_alpha=1.702, swiglu_limit=float(oc["swiglu_limit"]), ffn="moe",
+            n_experts=oc["num_experts"], top_k=oc["experts_per_token"], router="topk_softmax", mlp_bias=True,
+            tie_embeddings=False, dropout=0.0, weight_dtype=weight_dtype, expert_quant=expert_quant)
+    except (ConfigError, TypeError, ValueError) as e:
+        if isinstance(e, CheckpointError):
+            raise
+        raise CheckpointError(f"{where}: the fields give an invalid model: {e}") from None
+
+
+def check_dtypes_json(path, store):
+    """dtypes.json beside an original config is optional (OpenAI's loader never reads it: the safetensors headers
+    carry the dtypes); when present it must agree with them, so a mixed-up download is caught by name."""
+    dpath = os.path.join(os.fspath(path), "dtypes.json")
+    if not os.path.exists(dpath):
+        return
+    try:
+        with open(dpath, encoding="utf-8") as f:
+            table = json.load(f)
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{dpath}: not valid JSON ({e})") from None
+    if not isinstance(table, dict):
+        raise CheckpointError(f"{dpath}: expected a JSON object of tensor name -> dtype, found {type(table).__name__}")
+    for name, kind in table.items():
+        if kind not in ORIGINAL_DTYPES:
+            raise CheckpointError(f"{dpath}: tensor {name!r} has dtype {kind!r}; expected one of "
+                                  f"{sorted(ORIGINAL_DTYPES)}")
+        if name not in store:
+            raise CheckpointError(f"{dpath}: lists tensor {name!r}, which the safetensors files do not hold")
+        if store.dtype(name) != ORIGINAL_DTYPES[kind]:
+            raise CheckpointError(f"{dpath}: tensor {name!r} is {kind} here but {store.dtype(name)} in "
+                                  f"{store.file_of(name)}; expected safetensors dtype {ORIGINAL_DTYPES[kind]}")
+
+
 def load_weights(path):
     """(ModelConfig, canonical weight dict of lazy arrays) for a checkpoint directory."""
     hf, cpath = read_config(path)
-    layout = hf.get("model_type")
+    layout = detect_layout(hf, cpath)
     store = TensorStore(path)
-    probe = {"gpt2": ["wte.weight", "transformer.wte.weight"]}.get(layout, ["model.embed_tokens.weight"])
+    probe = {"gpt2": ["wte.weight", "transformer.wte.weight"], "original": ["embedding.weight"]}.get(
+        layout, ["model.embed_tokens.weight"])
     st = next((store.dtype(p) for p in probe if p in store), None)
     if st is not None and st not in ST_DTYPES:
         raise CheckpointError(f"{path}: embedding dtype {st}; expected one of {sorted(ST_DTYPES)}")
-    cfg = config_from_hf(hf, weight_dtype=ST_DTYPES.get(st, "float32"), name=os.path.basename(os.path.normpath(path)),
-                         where=cpath)
-    if layout not in HF_NAMES:
-        raise CheckpointError(f"{cpath}: unknown layout {layout!r}")
+    name = os.path.basename(os.path.normpath(path))
+    if layout == "original":
+        if name == "original":  # a download's original/ directory: name it after the download
+            name = os.path.basename(os.path.dirname(os.path.normpath(os.path.abspath(path)))) + "/original"
+        check_dtypes_json(path, store)
+        quant = "mxfp4" if "block.0.mlp.mlp1_weight.blocks" in store else "none"
+        cfg = config_from_original(hf, weight_dtype=ST_DTYPES.get(st, "bfloat16"), expert_quant=quant, name=name,
+                                   where=cpath)
+    else:
+        cfg = config_from_hf(hf, weight_dtype=ST_DTYPES.get(st, "float32"), name=name, where=cpath)
     return cfg, _map_tensors(store, cfg, layout)
 
 
