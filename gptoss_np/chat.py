@@ -85,15 +85,24 @@ class Reply:
         return analysis_text(self.messages)
 
 
-def load_chat_model(checkpoint_dir, dtype="float32", progress=True):
-    """(Model, tokenizer) for a gpt-oss checkpoint; the tokenizer from its files, else o200k_harmony."""
-    from .loader import load_model, read_config
+def chat_tokenizer(checkpoint_dir):
+    """The tokenizer for a gpt-oss checkpoint (its own files, else o200k_harmony); refuses other models."""
+    from .loader import detect_layout, read_config
     from .tokenizer import get_tokenizer
     hf, cpath = read_config(checkpoint_dir)
-    if hf.get("model_type") != "gpt_oss":
+    layout = detect_layout(hf, cpath)
+    if layout not in ("gpt_oss", "original"):
         raise InputError(f"--checkpoint {checkpoint_dir}: {cpath} has model_type {hf.get('model_type')!r}; the "
-                         "harmony chat format is gpt-oss's, expected model_type 'gpt_oss'")
-    tokenizer = get_tokenizer(checkpoint_dir)
+                         "harmony chat format is gpt-oss's, expected model_type 'gpt_oss' or OpenAI's original "
+                         "gpt-oss layout")
+    # OpenAI's original/ folder carries no tokenizer files: it always means o200k_harmony
+    return get_tokenizer("o200k_harmony" if layout == "original" else checkpoint_dir)
+
+
+def load_chat_model(checkpoint_dir, dtype="float32", progress=True):
+    """(Model, tokenizer) for a gpt-oss checkpoint; the tokenizer from its files, else o200k_harmony."""
+    from .loader import load_model
+    tokenizer = chat_tokenizer(checkpoint_dir)
     return load_model(checkpoint_dir, dtype=dtype, progress=progress), tokenizer
 
 

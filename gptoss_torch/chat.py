@@ -34,24 +34,19 @@ def run(args):
     """`python -m gptoss_torch chat`: load on the device, then the oracle's chat loop with this model."""
     import sys
 
-    from gptoss_np.chat import chat
+    from gptoss_np.chat import chat, chat_tokenizer
     from gptoss_np.errors import GptOssError
-    from gptoss_np.loader import read_config
-    from gptoss_np.tokenizer import get_tokenizer
 
     from . import load_model
     from .mxfp4_triton import enable
     try:
-        hf, cpath = read_config(args.checkpoint)
-        if hf.get("model_type") != "gpt_oss":
-            raise GptOssError(f"--checkpoint {args.checkpoint}: {cpath} has model_type {hf.get('model_type')!r}; "
-                              "the harmony chat format is gpt-oss's")
+        tokenizer = chat_tokenizer(args.checkpoint)
         model = load_model(args.checkpoint, device=args.device, dtype=args.dtype, progress=sys.stderr.isatty())
         enable(model)  # the fused MXFP4 kernel where Triton runs (no-op elsewhere)
         reply = chat(args.checkpoint, args.question, reasoning=args.reasoning, max_new_tokens=args.max_tokens,
                      temperature=args.temperature, top_p=args.top_p, seed=args.seed,
                      show_analysis=args.show_analysis, developer=args.developer,
-                     model=ChatModel(model, args.context), tokenizer=get_tokenizer(args.checkpoint))
+                     model=ChatModel(model, args.context), tokenizer=tokenizer)
     except GptOssError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
