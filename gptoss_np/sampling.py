@@ -11,9 +11,20 @@ def greedy(logits):
     return int(np.argmax(logits))
 
 
+def _most_likely_first(probs, top_p, head=1024):
+    """Token ids by decreasing probability, at least up to where the mass reaches top_p: sorting only the top
+    `head` of 200k ids (argpartition) when they already hold that mass, everything otherwise."""
+    if probs.size > 2 * head:
+        top = np.argpartition(-probs, head)[:head]
+        top = top[np.argsort(-probs[top], kind="stable")]
+        if probs[top].sum() >= top_p and probs[top[-1]] > np.partition(probs, probs.size - head - 1)[-head - 1]:
+            return top  # strictly above every excluded id, so no tie crosses the cut
+    return np.argsort(-probs, kind="stable")
+
+
 def top_p_filter(probs, top_p):
     """Keep the smallest set of most likely tokens whose mass reaches top_p; zero the rest and renormalise."""
-    order = np.argsort(-probs, kind="stable")
+    order = _most_likely_first(probs, top_p)
     cum = np.cumsum(probs[order])
     keep = order[: int(np.searchsorted(cum, top_p) + 1)]  # the token that crosses top_p is kept
     out = np.zeros_like(probs)
