@@ -1,10 +1,13 @@
 """Mixture of experts: the two routers (gpt-oss, Qwen3) and routed expert mixing with packed (MXFP4) experts."""
 
+import mmap
+from collections import OrderedDict
+
 import numpy as np
 
 from .attention import softmax
 from .ffn import activate, linear
-from .mxfp4 import mxfp4_decode
+from .mxfp4 import mxfp4_decode, mxfp4_matmul
 
 
 def top_k(logits, k):
@@ -36,7 +39,17 @@ def route(logits, cfg):
 
 class ExpertWeights:
     """E stacked expert matrices [E, out, in]: a float array, or MXFP4 blocks [E, out, in/32, 16] + scales
-    [E, out, in/32] that stay packed and are decoded only for the experts a batch routes to."""
+    [E, out, in/32] that stay packed and are decoded only for the experts a batch routes to.
+
+    Memory-mapped packed experts: reading an expert maps its pages into this process (they count in RSS as file-backed
+    pages until unmapped). After each `matmul`, once more than `mapped_budget` bytes of experts are mapped, the least
+    recently used experts are unmapped again (madvise MADV_DONTNEED): the bytes stay in the OS page cache, so mapping
+    them again later costs minor page faults, not a disk read, and RSS stays bounded however many experts a prompt
+    touches (a 16-token prompt of gpt-oss-20b touches nearly all 12 GB of them).
+    """
+
+    mapped_budget = 2 << 30  # bytes of memory-mapped expert pages kept mapped, over all ExpertWeights (LRU)
+    _mapped = OrderedDict()  # (id(mmap), offset) -> [(mmap, offset, length)] of one expert's bytes, oldest first
 
     def __init__(self, weight=None, blocks=None, scales=None, name="experts"):
         self.weight, self.blocks, self.scales, self.name = weight, blocks, scales, name
@@ -56,17 +69,55 @@ class ExpertWeights:
             return mxfp4_decode(self.blocks[e], self.scales[e], dtype=dtype, name=self.name)
         return self.weight[e].astype(dtype, copy=False)
 
+    def matmul(self, e, x):
+        """x @ W_e.T: x [n, in] -> [n, out]. Packed experts go through mxfp4_matmul, which decodes a chunk of rows at
+        a time and never holds the float matrix (equal to the decode-then-matmul route to float rounding)."""
+        if self.packed:
+            y = mxfp4_matmul(x, self.blocks[e], self.scales[e], name=self.name)
+            self._touched(e)
+            return y
+        return linear(x, self.matrix(e, x.dtype))
 
-def expert_ffn(x, cfg, up_weight, up_bias, down_weight, down_bias):
-    """One expert on its tokens: down(act(up(x))). x [n, D], up [2F, D], down [D, F] -> [n, D]."""
-    h = linear(x, up_weight, up_bias)  # [n, D] -> [n, 2F]
-    return linear(activate(h, cfg), down_weight, down_bias)  # [n, F] -> [n, D]
+    # ---- keeping mapped expert pages bounded -------------------------------------------------------------------
+    def _touched(self, e):
+        """Record that expert e's pages are mapped now; unmap the oldest recorded experts beyond mapped_budget."""
+        spans = [s for s in (_mapped_span(self.blocks[e]), _mapped_span(self.scales[e])) if s is not None]
+        if not spans:
+            return  # in memory, nothing to release
+        mapped = ExpertWeights._mapped  # the entries hold their mmap, so (id(mmap), offset) stays unique while listed
+        key = (id(spans[0][0]), spans[0][1])
+        if key in mapped:
+            mapped.move_to_end(key)
+            return
+        mapped[key] = spans
+        total = sum(length for spans in mapped.values() for _, _, length in spans)
+        while total > ExpertWeights.mapped_budget and len(mapped) > 1:
+            _, old = mapped.popitem(last=False)
+            for mm, start, length in old:
+                mm.madvise(mmap.MADV_DONTNEED, start, length)
+                total -= length
+
+
+def _mapped_span(arr):
+    """(mmap, page-aligned offset, length) covering arr's bytes when arr views a memory-mapped file, else None.
+    MADV_DONTNEED on a read-only file mapping only unmaps: the next read maps the same bytes back from the page
+    cache."""
+    base = arr
+    while base is not None and not isinstance(base, mmap.mmap):
+        base = getattr(base, "base", None)
+    if base is None or not hasattr(base, "madvise") or arr.size == 0:
+        return None
+    start = np.frombuffer(base, np.uint8).ctypes.data
+    lo = arr.ctypes.data - start
+    hi = lo + arr.nbytes
+    lo -= lo % mmap.PAGESIZE
+    return base, lo, min(hi, len(base)) - lo
 
 
 def moe(x, cfg, router_weight, router_bias, up, up_bias, down, down_bias):
     """y_t = sum_r w_tr * expert_{e_tr}(x_t) over the k routed experts of token t.
     x [T, D], up/down ExpertWeights -> (y [T, D], router logits [T, E], experts [T, k], weights [T, k])."""
-    T, k = x.shape[0], cfg.top_k
+    k = cfg.top_k
     logits = linear(x, router_weight, router_bias)  # [T, D] -> [T, E]
     experts, weights = route(logits, cfg)  # [T, k] each
     flat = experts.reshape(-1)  # [T*k] one (token, slot) pair per entry
@@ -75,12 +126,17 @@ def moe(x, cfg, router_weight, router_bias, up, up_bias, down, down_bias):
     ends = np.append(starts[1:], len(flat))
     y = np.zeros_like(x)
     # NumPy has no ragged batched matmul, so loop over the experts that were hit (at most E, usually k at decode):
-    # each iteration is one BLAS matmul over all of that expert's tokens, and decodes only that expert's weights.
+    # each iteration multiplies all of that expert's tokens at once and reads only that expert's weights; packed
+    # experts are multiplied straight from their MXFP4 bytes (ExpertWeights.matmul), never decoded whole.
     for e, a, b in zip(used, starts, ends):
         pairs = order[a:b]
         tok, slot = pairs // k, pairs % k  # a token picks an expert at most once, so `tok` has no repeats
-        out = expert_ffn(x[tok], cfg, up.matrix(e, x.dtype), None if up_bias is None else up_bias[e],
-                         down.matrix(e, x.dtype), None if down_bias is None else down_bias[e])  # [n, D]
+        h = up.matmul(e, x[tok])  # [n, D] -> [n, 2F]
+        if up_bias is not None:
+            h = h + up_bias[e]
+        out = down.matmul(e, activate(h, cfg))  # [n, F] -> [n, D]
+        if down_bias is not None:
+            out = out + down_bias[e]
         y[tok] += weights[tok, slot][:, None] * out
     return y, logits, experts, weights
 

@@ -6,8 +6,9 @@ import warnings
 import numpy as np
 import pytest
 
+from gptoss_np import mxfp4
 from gptoss_np.errors import CheckpointError, InputError
-from gptoss_np.mxfp4 import FP4_VALUES, mxfp4_bytes, mxfp4_decode, mxfp4_decode_simple, mxfp4_encode
+from gptoss_np.mxfp4 import FP4_VALUES, mxfp4_bytes, mxfp4_decode, mxfp4_decode_simple, mxfp4_encode, mxfp4_matmul
 
 F32_MAX = float(np.finfo(np.float32).max)
 
@@ -267,3 +268,97 @@ def test_storage_bytes():
     assert mxfp4_bytes(n) * 8 / n == 4.25
     with pytest.raises(InputError, match="n_values"):
         mxfp4_bytes(33)
+
+
+# ---- the chunked decoder and mxfp4_matmul ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_chunked_decode_is_bit_identical_across_chunk_boundaries(monkeypatch, dtype):
+    monkeypatch.setattr(mxfp4, "_CHUNK_BYTES", 3 * 64 * np.dtype(dtype).itemsize)  # 3 rows of K=64 per chunk
+    rng = np.random.default_rng(6)
+    blocks = rng.integers(0, 256, (2, 5, 2, 16), dtype=np.uint8)  # 10 rows: chunks of 3, 3, 3, 1
+    scales = rng.integers(0, 255, (2, 5, 2), dtype=np.uint8)  # every scale incl. float32 subnormals and overflow
+    scales[0, 0] = [0, 254]
+    assert same(mxfp4_decode(blocks, scales, dtype=dtype), mxfp4_decode_simple(blocks, scales, dtype=dtype))
+
+
+def random_matrix(rng, R, G, lo=110, hi=140):
+    return rng.integers(0, 256, (R, G, 16), dtype=np.uint8), rng.integers(lo, hi, (R, G), dtype=np.uint8)
+
+
+def matmul_bound(x, blocks, scales, dtype):
+    """|x @ W.T| summed in absolute value, times the dtype's epsilon and the summation length: a float rounding bound
+    for any summation order."""
+    w = np.abs(mxfp4_decode(blocks, scales, np.float64))
+    return (np.abs(np.atleast_2d(x)).astype(np.float64) @ w.T) * np.finfo(dtype).eps * w.shape[-1]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("T", [1, 2, 7])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_matmul_equals_decode_then_matmul_to_rounding(monkeypatch, dtype, T, threads):
+    monkeypatch.setattr(mxfp4, "_CHUNK_BYTES", 5 * 128 * np.dtype(dtype).itemsize)  # 5-row chunks, ragged last one
+    rng = np.random.default_rng(7 + T)
+    blocks, scales = random_matrix(rng, 23, 4)  # W [23, 128]
+    x = rng.standard_normal((T, 128)).astype(dtype)
+    y = mxfp4_matmul(x, blocks, scales, threads=threads)
+    assert y.shape == (T, 23) and y.dtype == dtype
+    truth = x.astype(np.float64) @ mxfp4_decode(blocks, scales, np.float64).T  # exact products, float64 sums
+    assert np.all(np.abs(y - truth) <= matmul_bound(x, blocks, scales, dtype))
+    route = x @ mxfp4_decode(blocks, scales, dtype).T  # the decode-then-BLAS route it replaces
+    assert np.all(np.abs(y - route) <= 2 * matmul_bound(x, blocks, scales, dtype))
+
+
+def test_matmul_one_token_vector_and_row_forms_agree():
+    rng = np.random.default_rng(8)
+    blocks, scales = random_matrix(rng, 40, 3)
+    x = rng.standard_normal(96).astype(np.float32)
+    y = mxfp4_matmul(x, blocks, scales)
+    assert y.shape == (40,)
+    assert np.array_equal(mxfp4_matmul(x[None], blocks, scales), y[None])
+    assert np.array_equal(mxfp4_matmul(x, blocks, scales, threads=2), y)  # rows split, same per-row arithmetic
+
+
+def test_matmul_several_tokens_is_blas_on_exactly_decoded_rows():
+    # with one chunk, the several-token route IS np.matmul on mxfp4_decode's rows: bit for bit
+    rng = np.random.default_rng(9)
+    blocks, scales = random_matrix(rng, 16, 2, lo=0, hi=253)
+    x = rng.standard_normal((3, 64))
+    assert same(mxfp4_matmul(x, blocks, scales, threads=1), (mxfp4_decode(blocks, scales, np.float64) @ x.T).T)
+
+
+def test_matmul_blockwise_one_token_exact_when_sums_are_exact():
+    # small integers times E2M1 values times 2**-2..2**2: every product and partial sum is a multiple of 2**-3 below
+    # 2**15 (18 significant bits), exact in float32, so any summation order gives the same bits
+    rng = np.random.default_rng(10)
+    blocks, scales = random_matrix(rng, 30, 4, lo=125, hi=130)
+    x = rng.integers(-8, 9, 128).astype(np.float32)
+    assert same(mxfp4_matmul(x, blocks, scales), mxfp4_decode(blocks, scales).astype(np.float64) @ x)
+
+
+def test_matmul_extreme_scales_float64():
+    rng = np.random.default_rng(11)
+    blocks, scales = random_matrix(rng, 6, 2, lo=0, hi=255)
+    scales[:, 0], scales[:, 1] = 0, 254  # 2**-127 next to 2**127 in one row: float64 holds both exactly
+    x = rng.standard_normal((1, 64))
+    truth = (mxfp4_decode(blocks, scales, np.float64) @ x[0])[None]
+    np.testing.assert_allclose(mxfp4_matmul(x, blocks, scales), truth, rtol=1e-14)
+
+
+def test_matmul_rejects_bad_input():
+    blocks, scales = np.zeros((4, 2, 16), np.uint8), np.full((4, 2), 127, np.uint8)
+    with pytest.raises(InputError, match=r"up.*\[T, 64\].*\(3, 32\)"):
+        mxfp4_matmul(np.zeros((3, 32), np.float32), blocks, scales, name="up")
+    with pytest.raises(InputError, match="one matrix"):
+        mxfp4_matmul(np.zeros(64, np.float32), blocks[None], scales[None])
+    scales[2, 1] = 255
+    with pytest.raises(CheckpointError, match="NaN"):
+        mxfp4_matmul(np.zeros(64, np.float32), blocks, scales)
+
+
+def test_matmul_other_dtypes_take_the_reference_route():
+    rng = np.random.default_rng(12)
+    blocks, scales = random_matrix(rng, 5, 1, lo=125, hi=129)
+    x = rng.standard_normal((2, 32)).astype(np.float16)
+    y = mxfp4_matmul(x, blocks, scales)
+    assert y.dtype == np.float16 and np.array_equal(y, x @ mxfp4_decode(blocks, scales, np.float16).T)
