@@ -20,7 +20,7 @@ from .config import ModelConfig, YarnScaling, alternating_windows
 from .errors import CheckpointError, ConfigError
 from .model import Model
 from .params import check_weights, storage_shapes
-from .safetensors_io import TensorStore
+from .safetensors_io import TensorStore, release_pages
 
 ST_DTYPES = {"F32": "float32", "BF16": "bfloat16"}
 FLOAT_DTYPES = ("F32", "BF16", "F16", "F64")
@@ -491,5 +491,8 @@ def load_model(path, dtype="float32", progress=True):
     except ImportError:  # pragma: no cover
         it = names
     for n in it:
-        weights[n] = np.asarray(weights[n], dtype=dtype)
+        src = weights[n]
+        weights[n] = np.asarray(src, dtype=dtype)
+        if weights[n] is not src and not np.shares_memory(weights[n], src):
+            release_pages(src)  # the bf16 pages were read once for the copy: drop them from RSS (page cache keeps them)
     return Model(cfg, weights, dtype=dtype, source=str(path))

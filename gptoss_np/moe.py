@@ -8,6 +8,7 @@ import numpy as np
 from .attention import softmax
 from .ffn import activate, linear
 from .mxfp4 import mxfp4_decode, mxfp4_matmul
+from .safetensors_io import mapped_span
 
 
 def top_k(logits, k):
@@ -81,7 +82,7 @@ class ExpertWeights:
     # ---- keeping mapped expert pages bounded -------------------------------------------------------------------
     def _touched(self, e):
         """Record that expert e's pages are mapped now; unmap the oldest recorded experts beyond mapped_budget."""
-        spans = [s for s in (_mapped_span(self.blocks[e]), _mapped_span(self.scales[e])) if s is not None]
+        spans = [s for s in (mapped_span(self.blocks[e]), mapped_span(self.scales[e])) if s is not None]
         if not spans:
             return  # in memory, nothing to release
         mapped = ExpertWeights._mapped  # the entries hold their mmap, so (id(mmap), offset) stays unique while listed
@@ -96,22 +97,6 @@ class ExpertWeights:
             for mm, start, length in old:
                 mm.madvise(mmap.MADV_DONTNEED, start, length)
                 total -= length
-
-
-def _mapped_span(arr):
-    """(mmap, page-aligned offset, length) covering arr's bytes when arr views a memory-mapped file, else None.
-    MADV_DONTNEED on a read-only file mapping only unmaps: the next read maps the same bytes back from the page
-    cache."""
-    base = arr
-    while base is not None and not isinstance(base, mmap.mmap):
-        base = getattr(base, "base", None)
-    if base is None or not hasattr(base, "madvise") or arr.size == 0:
-        return None
-    start = np.frombuffer(base, np.uint8).ctypes.data
-    lo = arr.ctypes.data - start
-    hi = lo + arr.nbytes
-    lo -= lo % mmap.PAGESIZE
-    return base, lo, min(hi, len(base)) - lo
 
 
 def moe(x, cfg, router_weight, router_bias, up, up_bias, down, down_bias):

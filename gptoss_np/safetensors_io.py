@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import mmap
 import math
 import os
 import struct
@@ -508,3 +509,28 @@ def save_file(path, tensors: dict[str, np.ndarray], metadata: dict[str, str] | N
     with SafetensorsWriter(path, specs, metadata) as w:
         for name, a in tensors.items():
             w.write(name, a)
+
+
+def mapped_span(arr):
+    """(mmap, page-aligned offset, length) covering arr's bytes when arr views a memory-mapped file, else None.
+    MADV_DONTNEED on a read-only file mapping only unmaps: the next read maps the same bytes back from the page
+    cache."""
+    base = arr
+    while base is not None and not isinstance(base, mmap.mmap):
+        base = getattr(base, "base", None)
+    if base is None or not hasattr(base, "madvise") or arr.size == 0:
+        return None
+    start = np.frombuffer(base, np.uint8).ctypes.data
+    lo = arr.ctypes.data - start
+    hi = lo + arr.nbytes
+    lo -= lo % mmap.PAGESIZE
+    return base, lo, min(hi, len(base)) - lo
+
+
+def release_pages(arr):
+    """Unmap the pages of a memory-mapped view once its bytes have been copied elsewhere (e.g. converted to float32):
+    they leave this process's RSS and stay in the OS page cache. A no-op for arrays not backed by a file mapping."""
+    span = mapped_span(arr)
+    if span is not None:
+        mm, start, length = span
+        mm.madvise(mmap.MADV_DONTNEED, start, length)
