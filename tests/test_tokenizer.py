@@ -1,6 +1,6 @@
 """Offline tokenizers: published token ids, tiktoken's own definitions, the source order and the integrity checks.
 
-Known ids come from the tiktoken, harmony and Qwen test suites (see /work/shared/reference/tokenizers.md).
+Known ids come from the tiktoken, harmony and Qwen test suites (their published test values).
 """
 
 import gzip
