@@ -485,6 +485,8 @@ def load_model(path, dtype="float32", progress=True):
     dtype = np.dtype(dtype)
     names = [n for n in weights if not n.endswith((".blocks", ".scales")) and ".mlp.experts." not in n or
              n.endswith(".bias")]
+    if not cfg.tie_embeddings:  # the model converts only the rows it looks up (see Model._lookup_only)
+        names.remove("embed.weight")
     try:
         from tqdm.auto import tqdm
         it = tqdm(names, desc=f"loading {cfg.name}", unit="tensor", disable=not progress or len(names) < 50)
