@@ -36,6 +36,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import gptoss_np
+from gptoss_np.chat import generate
 from gptoss_np.accounting import format_delta_table, summary
 from gptoss_np.config import chain_changes
 
@@ -252,13 +253,8 @@ plt.show()
 
 # %%
 def greedy(model, prompt, n_new):
-    cache = model.new_cache()
-    logits = model(prompt, cache=cache)
-    out = list(prompt)
-    for _ in range(n_new):
-        out.append(int(logits[-1].argmax()))
-        logits = model(np.array(out[-1:]), cache=cache)
-    return np.array(out)
+    """The prompt and n_new greedy tokens, decoded with the KV cache by the package's generate()."""
+    return np.concatenate([prompt, list(generate(model, prompt, n_new, temperature=0))]).astype(np.int64)
 
 
 def as_text(ids):

@@ -37,6 +37,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import gptoss_np
+from gptoss_np.chat import generate
 from gptoss_np import attention as A
 from gptoss_np.accounting import count_params, format_delta_table, kv_cache_bytes, summary
 from gptoss_np.config import chain_changes
@@ -221,13 +222,8 @@ plt.show()
 
 # %%
 def greedy(model, prompt, n_new):
-    cache = model.new_cache()
-    logits = model(prompt, cache=cache)
-    out = list(prompt)
-    for _ in range(n_new):
-        out.append(int(logits[-1].argmax()))
-        logits = model(np.array(out[-1:]), cache=cache)
-    return np.array(out)
+    """The prompt and n_new greedy tokens, decoded with the KV cache by the package's generate()."""
+    return np.concatenate([prompt, list(generate(model, prompt, n_new, temperature=0))]).astype(np.int64)
 
 
 def as_text(ids):
