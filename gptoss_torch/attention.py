@@ -5,6 +5,11 @@ import math
 import torch
 
 
+def at_least_float32(x):
+    """x in float32 when it is in a narrower float dtype (bf16/fp16), unchanged otherwise (float32/float64)."""
+    return x.float() if x.dtype in (torch.bfloat16, torch.float16) else x
+
+
 def attention_mask(q_pos, k_pos, window=None):
     """allowed[t, s]: k <= q (causal) and, on sliding layers, k > q - window; k < 0 marks an empty cache slot."""
     q, k = q_pos[:, None], k_pos[None, :]
@@ -24,13 +29,13 @@ def attention(q, k, v, allowed, sinks=None, scale=None):
     qg = q.reshape(T, Hkv, G, d).permute(1, 2, 0, 3).reshape(Hkv, G * T, d)  # [Hkv, G*T, d]
     scores = torch.bmm(qg, k.permute(1, 2, 0)) * scale  # [Hkv, G*T, S]
     scores = scores.reshape(Hkv, G, T, S).masked_fill(~allowed, float("-inf"))
+    scores = at_least_float32(scores)  # the softmax in float32 even for bf16 activations
     if sinks is None:
-        probs = torch.softmax(scores.float() if scores.dtype != torch.float64 else scores, dim=-1)
+        probs = torch.softmax(scores, dim=-1)
     else:
         sink = sinks.reshape(Hkv, G, 1, 1).to(scores.dtype)
-        s32 = scores.float() if scores.dtype != torch.float64 else scores
-        m = torch.maximum(s32.amax(-1, keepdim=True), sink.to(s32.dtype))  # [Hkv, G, T, 1]
-        e = torch.exp(s32 - m)
-        probs = e / (e.sum(-1, keepdim=True) + torch.exp(sink.to(s32.dtype) - m))
+        m = torch.maximum(scores.amax(-1, keepdim=True), sink)  # [Hkv, G, T, 1]
+        e = torch.exp(scores - m)
+        probs = e / (e.sum(-1, keepdim=True) + torch.exp(sink - m))
     out = torch.bmm(probs.to(v.dtype).reshape(Hkv, G * T, S), v.permute(1, 0, 2))  # [Hkv, G*T, d]
     return out.reshape(Hkv, G, T, d).permute(2, 0, 1, 3).reshape(T, Hq, d)

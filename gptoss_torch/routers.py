@@ -3,16 +3,18 @@
 
 import torch
 
+from .attention import at_least_float32
+
 
 def router_topk_softmax(logits, k):
     """gpt-oss: top-k logits, then softmax over those k."""
     vals, idx = torch.topk(logits, k, dim=-1, sorted=True)
-    return idx, torch.softmax(vals.float() if vals.dtype != torch.float64 else vals, dim=-1).to(logits.dtype)
+    return idx, torch.softmax(at_least_float32(vals), dim=-1).to(logits.dtype)
 
 
 def router_softmax_topk(logits, k):
     """Qwen3: softmax over all experts, top-k, renormalised."""
-    probs = torch.softmax(logits.float() if logits.dtype != torch.float64 else logits, dim=-1)
+    probs = torch.softmax(at_least_float32(logits), dim=-1)
     w, idx = torch.topk(probs, k, dim=-1, sorted=True)
     return idx, (w / w.sum(-1, keepdim=True)).to(logits.dtype)
 
