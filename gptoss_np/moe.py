@@ -7,7 +7,7 @@ import numpy as np
 
 from .attention import softmax
 from .ffn import activate, linear
-from .mxfp4 import mxfp4_decode, mxfp4_matmul
+from .mxfp4 import mxfp4_decode, mxfp4_matmul_many
 from .safetensors_io import mapped_span
 
 
@@ -73,11 +73,18 @@ class ExpertWeights:
     def matmul(self, e, x):
         """x @ W_e.T: x [n, in] -> [n, out]. Packed experts go through mxfp4_matmul, which decodes a chunk of rows at
         a time and never holds the float matrix (equal to the decode-then-matmul route to float rounding)."""
-        if self.packed:
-            y = mxfp4_matmul(x, self.blocks[e], self.scales[e], name=self.name)
+        return self.matmul_many([e], [x])[0]
+
+    def matmul_many(self, es, xs):
+        """[x_i @ W_{e_i}.T for each i]: the products of several experts at once. Packed experts share one queue of
+        row chunks (mxfp4_matmul_many), so the worker threads meet once per call, not once per expert."""
+        if not self.packed:
+            return [linear(x, self.matrix(e, x.dtype)) for e, x in zip(es, xs)]
+        ys = mxfp4_matmul_many(xs, [self.blocks[e] for e in es], [self.scales[e] for e in es],
+                               [f"{self.name}[{e}]" for e in es])
+        for e in es:
             self._touched(e)
-            return y
-        return linear(x, self.matrix(e, x.dtype))
+        return ys
 
     # ---- keeping mapped expert pages bounded -------------------------------------------------------------------
     def _touched(self, e):
@@ -110,19 +117,19 @@ def moe(x, cfg, router_weight, router_bias, up, up_bias, down, down_bias):
     used, starts = np.unique(flat[order], return_index=True)
     ends = np.append(starts[1:], len(flat))
     y = np.zeros_like(x)
-    # NumPy has no ragged batched matmul, so loop over the experts that were hit (at most E, usually k at decode):
-    # each iteration multiplies all of that expert's tokens at once and reads only that expert's weights; packed
-    # experts are multiplied straight from their MXFP4 bytes (ExpertWeights.matmul), never decoded whole.
-    for e, a, b in zip(used, starts, ends):
-        pairs = order[a:b]
-        tok, slot = pairs // k, pairs % k  # a token picks an expert at most once, so `tok` has no repeats
-        h = up.matmul(e, x[tok])  # [n, D] -> [n, 2F]
-        if up_bias is not None:
-            h = h + up_bias[e]
-        out = down.matmul(e, activate(h, cfg))  # [n, F] -> [n, D]
+    # NumPy has no ragged batched matmul: each expert that was hit (at most E, usually k at decode) multiplies all of
+    # its tokens at once and reads only its own weights; packed experts are multiplied straight from their MXFP4 bytes
+    # (ExpertWeights.matmul_many), never decoded whole, all experts of the layer in one queue of jobs.
+    pairs = [order[a:b] for a, b in zip(starts, ends)]
+    toks = [p // k for p in pairs]  # a token picks an expert at most once, so each `tok` has no repeats
+    hs = up.matmul_many(used, [x[tok] for tok in toks])  # [n_e, D] -> [n_e, 2F] per expert
+    if up_bias is not None:
+        hs = [h + up_bias[e] for e, h in zip(used, hs)]
+    outs = down.matmul_many(used, [activate(h, cfg) for h in hs])  # [n_e, F] -> [n_e, D]
+    for e, p, tok, out in zip(used, pairs, toks, outs):
         if down_bias is not None:
             out = out + down_bias[e]
-        y[tok] += weights[tok, slot][:, None] * out
+        y[tok] += weights[tok, p % k][:, None] * out
     return y, logits, experts, weights
 
 

@@ -21,6 +21,8 @@ Speed (gpt-oss-20b reads 2.4 G MXFP4 values per decoded token; measurements in b
   * mxfp4_matmul never holds the float matrix: ~2 MB of rows is decoded into a reused buffer and multiplied by BLAS
     at once, over a couple of threads. For one token it skips scaling the weights and scales each 32-block's partial
     dot product instead (the scale multiply costs as much as the gather); that changes only the summation order.
+  * mxfp4_matmul_many runs several products (the experts a layer routes to) from one queue of row chunks, so the two
+    threads wait for each other once per layer projection, not once per expert.
 
 Encode rounding: the block scale is the smallest power of two with max|w| <= 6 * 2**e, i.e.
 e = ceil(log2(max|w| / 6)) (computed exactly via frexp), clamped to the E8M0 range [-127, 127] (bytes 0..254);
@@ -205,19 +207,19 @@ def _matvec_rows(x, blocks, scales, out, step):
     """out[r] = sum_g 2**(s[r,g]-127) * (E2M1 codes of block (r, g)) . x[32g:32g+32], chunk by chunk: x [K] -> out [R].
 
     Per chunk: one gather of the unscaled E2M1 values and one batched BLAS matvec giving every 32-element block's
-    partial dot product z [G, n]; at the end the exact power-of-two scales are applied to z (G times fewer values than
-    the weights) in one pass over all the rows."""
+    partial dot product z [n, G]; at the end the exact power-of-two scales are applied to z (32 times fewer values
+    than the weights) in one pass over all the rows."""
     R, G, _ = blocks.shape
     xg = x.reshape(G, _BLOCK, 1)  # [G, 32, 1]
     w = _scratch("w", (step, G * _BLOCK), x.dtype)
     index = _scratch("index", _index_shape(step, G, x.dtype.type), np.intp)
-    z = _scratch("z", (G, R), x.dtype)
+    z = _scratch("z", (R, G), x.dtype)  # row-major, so the final scaled sum reads both operands contiguously
     for a in range(0, R, step):
         b = min(a + step, R)
         n = b - a
         _gather(blocks[a:b], w[:n], index[:n])
-        np.matmul(w[:n].reshape(n, G, _BLOCK).transpose(1, 0, 2), xg, out=z[:, a:b, None])  # [G, n, 1] block dots
-    np.einsum("rg,gr->r", np.take(_SCALE[x.dtype.type], scales, mode="wrap"), z, out=out)
+        np.matmul(w[:n].reshape(n, G, _BLOCK).transpose(1, 0, 2), xg, out=z[a:b].T[:, :, None])  # block dots
+    np.einsum("rg,rg->r", np.take(_SCALE[x.dtype.type], scales, mode="wrap"), z, out=out)
 
 
 def _matmul_rows(xt, blocks, scales, out, step):
@@ -229,6 +231,50 @@ def _matmul_rows(xt, blocks, scales, out, step):
     for a in range(0, R, step):
         b = min(a + step, R)
         np.matmul(_decode_rows(blocks[a:b], scales[a:b], w[:b - a], index[:b - a]), xt, out=out[a:b])
+
+
+def _matmul_jobs(x, blocks, scales, name):
+    """Check one product x @ W.T and cut it into jobs: (output builder, [(kernel, args), ...]).
+    The rows are processed a chunk (~2 MB of floats) at a time, in jobs of _CHUNKS_PER_JOB chunks."""
+    blocks, scales = _check_mxfp4(blocks, scales, name)
+    x = np.asarray(x)
+    if blocks.ndim != 3:
+        raise InputError(f"{name}: mxfp4_matmul expects one matrix, blocks [R, G, 16]; found {blocks.shape}")
+    R, G, _ = blocks.shape
+    if x.shape[-1:] != (G * _BLOCK,) or x.ndim not in (1, 2):
+        raise InputError(f"{name}: x must be [T, {G * _BLOCK}] or [{G * _BLOCK}] to multiply a [{R}, {G * _BLOCK}] "
+                         f"matrix, found {x.shape}")
+    if x.dtype.type not in _GATHER:
+        return (lambda: x @ mxfp4_decode(blocks, scales, x.dtype, name).T), []
+    step = _chunk_rows(G * _BLOCK, x.itemsize)
+    if x.ndim == 1 or len(x) == 1:
+        xin, out = np.ascontiguousarray(x.reshape(-1)), np.empty(R, x.dtype)  # [K], [R]
+        kernel, result = _matvec_rows, (lambda: out if x.ndim == 1 else out[None])
+    else:
+        xin, out = np.ascontiguousarray(x.T), np.empty((R, len(x)), x.dtype)  # [K, T], [R, T]
+        kernel, result = _matmul_rows, (lambda: out.T)  # [T, R]
+    per = step * _CHUNKS_PER_JOB
+    blocks, scales = np.asarray(blocks), np.asarray(scales)  # plain views: slicing an np.memmap costs more per chunk
+    return result, [(kernel, (xin, blocks[a:a + per], scales[a:a + per], out[a:a + per], step))
+                    for a in range(0, R, per)]
+
+
+def mxfp4_matmul_many(xs, blocks, scales, names=None, threads=None):
+    """[x_i @ W_i.T for each i], W_i = mxfp4_decode(blocks[i], scales[i]): several products (e.g. the experts a layer
+    routes to) whose row chunks share one queue of jobs, so the worker threads wait for each other once, at the end,
+    instead of once per matrix. Each product is computed exactly as mxfp4_matmul computes it alone."""
+    names = names if names is not None else ["mxfp4 tensor"] * len(xs)
+    if not len(xs) == len(blocks) == len(scales) == len(names):
+        raise InputError(f"mxfp4_matmul_many: {len(xs)} inputs, {len(blocks)} blocks, {len(scales)} scales and "
+                         f"{len(names)} names; expected as many of each")
+    planned = [_matmul_jobs(x, b, s, n) for x, b, s, n in zip(xs, blocks, scales, names)]
+    jobs = [job for _, part in planned for job in part]
+    threads = max(1, min(THREADS if threads is None else threads, len(jobs)))
+    # jobs are taken by whichever thread is free (no waiting on a laggard); even one thread is a pool thread, whose
+    # BLAS calls are single-threaded (see _blas_single_threaded), so the arithmetic never depends on `threads`
+    for future in [_pool(threads).submit(kernel, *args) for kernel, args in jobs]:
+        future.result()
+    return [result() for result, _ in planned]
 
 
 def mxfp4_matmul(x, blocks, scales, name="mxfp4 tensor", threads=None):
@@ -244,33 +290,7 @@ def mxfp4_matmul(x, blocks, scales, name="mxfp4 tensor", threads=None):
         x @ mxfp4_decode(...).T up to BLAS's own blocking of the sums (bit-identical in our runs for 2 and 3 tokens,
         but BLAS may pick other kernels for other shapes).
     Other dtypes (e.g. float16) take the reference route x @ mxfp4_decode(..., x.dtype).T."""
-    blocks, scales = _check_mxfp4(blocks, scales, name)
-    x = np.asarray(x)
-    if blocks.ndim != 3:
-        raise InputError(f"{name}: mxfp4_matmul expects one matrix, blocks [R, G, 16]; found {blocks.shape}")
-    R, G, _ = blocks.shape
-    if x.shape[-1:] != (G * _BLOCK,) or x.ndim not in (1, 2):
-        raise InputError(f"{name}: x must be [T, {G * _BLOCK}] or [{G * _BLOCK}] to multiply a [{R}, {G * _BLOCK}] "
-                         f"matrix, found {x.shape}")
-    if x.dtype.type not in _GATHER:
-        return x @ mxfp4_decode(blocks, scales, x.dtype, name).T
-    vector = x.ndim == 1 or len(x) == 1
-    step = _chunk_rows(G * _BLOCK, x.itemsize)
-    if vector:
-        xin, out = np.ascontiguousarray(x.reshape(-1)), np.empty(R, x.dtype)
-        kernel = _matvec_rows
-    else:
-        xin, out = np.ascontiguousarray(x.T), np.empty((R, len(x)), x.dtype)  # [K, T], [R, T]
-        kernel = _matmul_rows
-    threads = max(1, min(THREADS if threads is None else threads, -(-R // step)))
-    per = step * _CHUNKS_PER_JOB  # jobs of a few chunks, taken by whichever thread is free (no waiting on a laggard)
-    jobs = [_pool(threads).submit(kernel, xin, blocks[a:a + per], scales[a:a + per], out[a:a + per], step)
-            for a in range(0, R, per)]
-    for job in jobs:
-        job.result()
-    if vector:
-        return out if x.ndim == 1 else out[None]
-    return out.T  # [T, R]
+    return mxfp4_matmul_many([x], [blocks], [scales], [name], threads)[0]
 
 
 def mxfp4_decode_simple(blocks, scales, dtype=np.float32):

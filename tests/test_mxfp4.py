@@ -8,7 +8,15 @@ import pytest
 
 from gptoss_np import mxfp4
 from gptoss_np.errors import CheckpointError, InputError
-from gptoss_np.mxfp4 import FP4_VALUES, mxfp4_bytes, mxfp4_decode, mxfp4_decode_simple, mxfp4_encode, mxfp4_matmul
+from gptoss_np.mxfp4 import (
+    FP4_VALUES,
+    mxfp4_bytes,
+    mxfp4_decode,
+    mxfp4_decode_simple,
+    mxfp4_encode,
+    mxfp4_matmul,
+    mxfp4_matmul_many,
+)
 
 F32_MAX = float(np.finfo(np.float32).max)
 
@@ -354,6 +362,31 @@ def test_matmul_rejects_bad_input():
     scales[2, 1] = 255
     with pytest.raises(CheckpointError, match="NaN"):
         mxfp4_matmul(np.zeros(64, np.float32), blocks, scales)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_matmul_many_equals_one_product_at_a_time(monkeypatch, threads):
+    # one queue of jobs for several products (as moe() sends a layer's experts): each product must come out exactly
+    # as mxfp4_matmul computes it alone, whatever the mix of shapes, token counts and dtypes in the queue
+    monkeypatch.setattr(mxfp4, "_CHUNK_BYTES", 4 * 96 * 8)  # a few rows per chunk: many jobs, ragged ends
+    rng = np.random.default_rng(13)
+    mats = [random_matrix(rng, R, G) for R, G in [(17, 3), (9, 3), (17, 2), (5, 1)]]
+    xs = [rng.standard_normal(96).astype(np.float32), rng.standard_normal((1, 96)).astype(np.float32),
+          rng.standard_normal((3, 64)), rng.standard_normal((2, 32)).astype(np.float16)]
+    ys = mxfp4_matmul_many(xs, [b for b, _ in mats], [s for _, s in mats], threads=threads)
+    for x, (b, s), y in zip(xs, mats, ys):
+        alone = mxfp4_matmul(x, b, s, threads=1)
+        assert y.shape == alone.shape and y.dtype == alone.dtype and np.array_equal(y, alone)
+
+
+def test_matmul_many_names_the_bad_product():
+    blocks, scales = np.zeros((4, 2, 16), np.uint8), np.full((4, 2), 127, np.uint8)
+    bad = scales.copy()
+    bad[1, 0] = 255
+    with pytest.raises(CheckpointError, match=r"experts\[7\].*255"):
+        mxfp4_matmul_many([np.zeros(64, np.float32)] * 2, [blocks, blocks], [scales, bad], ["experts[3]", "experts[7]"])
+    with pytest.raises(InputError, match="2 inputs, 1 blocks"):
+        mxfp4_matmul_many([np.zeros(64, np.float32)] * 2, [blocks], [scales])
 
 
 def test_matmul_other_dtypes_take_the_reference_route():
