@@ -3,6 +3,8 @@
     python benchmarks/np_20b.py micro                        # MXFP4 matvec approaches on one full-size expert matrix
     python benchmarks/np_20b.py run --ckpt /tmp/gptoss-20b   # write the checkpoint if absent, load, prefill, decode
         [--prompt 16] [--decode 8] [--threads 2] [--mapped-budget-gb 2] [--delete]
+    python benchmarks/np_20b.py alternate --ckpt /tmp/gptoss-20b --variant THREADS=2 --variant THREADS=3
+        # decode steps alternating between settings of gptoss_np.mxfp4, one median per setting
 
 `run` writes a random full-size gpt-oss-20b checkpoint in the Hugging Face layout (3 shards, MXFP4 experts, 13.8 GB;
 gptoss_np.make_checkpoint.write_checkpoint) unless --ckpt already holds one, loads it with gptoss_np.load_model
@@ -313,6 +315,34 @@ def run(args):
         print(f"\ndeleted {args.ckpt}")
 
 
+def alternate(args):
+    """Decode steps alternating between variants of gptoss_np.mxfp4's settings, in one process on one model, so the
+    host's load hits every variant alike; prints each variant's median step."""
+    from gptoss_np import load_model
+
+    variants = [dict(kv.split("=", 1) for kv in v.split(",")) for v in args.variant]
+    for v in variants:
+        for k in v:
+            if not hasattr(mxfp4, k):
+                raise SystemExit(f"--variant: gptoss_np.mxfp4 has no setting {k!r}")
+    print(f"machine: {machine()}\ndate: {datetime.date.today()}")
+    model = load_model(args.ckpt)
+    rng = np.random.default_rng(args.seed)
+    cache = model.new_cache()
+    logits = model(rng.integers(0, model.cfg.vocab_size, args.prompt), cache=cache)
+    steps = [[] for _ in variants]
+    for _ in range(args.rounds):
+        for v, times in zip(variants, steps):
+            for k, val in v.items():
+                setattr(mxfp4, k, type(getattr(mxfp4, k))(val))
+            t = time.perf_counter()
+            logits = model(np.array([int(np.argmax(logits[-1]))]), cache=cache)
+            times.append(time.perf_counter() - t)
+    print("| variant | median step | steps |\n|---|---:|---|")
+    for v, times in zip(args.variant, steps):
+        print(f"| {v} | {np.median(times):.2f} s | {' '.join(f'{t:.2f}' for t in times)} |")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -326,8 +356,15 @@ def main():
     r.add_argument("--mapped-budget-gb", type=float, default=2.0, help="mapped expert pages kept (ExpertWeights)")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--delete", action="store_true", help="delete the checkpoint directory at the end")
+    a = sub.add_parser("alternate", help="decode steps alternating between settings of gptoss_np.mxfp4")
+    a.add_argument("--ckpt", default="/tmp/gptoss-20b", help="an existing checkpoint directory")
+    a.add_argument("--variant", action="append", required=True, metavar="NAME=VALUE[,NAME=VALUE]",
+                   help="e.g. THREADS=2 (give two or more)")
+    a.add_argument("--rounds", type=int, default=6, help="decode steps per variant")
+    a.add_argument("--prompt", type=int, default=16)
+    a.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
-    (micro if args.cmd == "micro" else run)(args)
+    {"micro": micro, "run": run, "alternate": alternate}[args.cmd](args)
 
 
 if __name__ == "__main__":

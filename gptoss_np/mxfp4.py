@@ -176,7 +176,11 @@ _SCRATCH = threading.local()  # per-thread decode buffers, reused call to call (
 def _blas_single_threaded():
     """Pool initializer: make OpenBLAS calls from this worker thread single-threaded. The pool already splits the
     rows, and an inner OpenBLAS team per small chunk only adds synchronisation (with the cores busy, up to 4x slower).
-    Best effort: needs OpenBLAS >= 0.3.27 (openblas_set_num_threads_local), otherwise nothing changes."""
+    Best effort: needs OpenBLAS >= 0.3.27 (openblas_set_num_threads_local), otherwise nothing changes.
+    NumPy's OpenBLAS (0.3.31) applies this count process-wide, so the main thread's matmuls (attention, unembedding)
+    run on one core too. We measured giving them two back around each pool run: a decode step got slower (experts
+    1.6 -> 2.7 s, twice the CPU time), because OpenBLAS's own idle threads busy-wait after a call and take a core
+    from the workers. One BLAS thread everywhere is the better trade on two cores."""
     try:
         with open("/proc/self/maps") as f:
             libs = {line.split()[-1] for line in f if "openblas" in line.lower()}
