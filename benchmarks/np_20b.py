@@ -4,7 +4,7 @@
     python benchmarks/np_20b.py run --ckpt /tmp/gptoss-20b   # write the checkpoint if absent, load, prefill, decode
         [--prompt 16] [--decode 8] [--threads 2] [--mapped-budget-gb 2] [--delete]
     python benchmarks/np_20b.py alternate --ckpt /tmp/gptoss-20b --variant THREADS=2 --variant THREADS=3
-        # decode steps alternating between settings of gptoss_np.mxfp4, one median per setting
+        # decode steps alternating between settings of gptoss_np.mxfp4 / .threads, one median per setting
 
 `run` writes a random full-size gpt-oss-20b checkpoint in the Hugging Face layout (3 shards, MXFP4 experts, 13.8 GB;
 gptoss_np.make_checkpoint.write_checkpoint) unless --ckpt already holds one, loads it with gptoss_np.load_model
@@ -29,6 +29,7 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from gptoss_np import mxfp4  # noqa: E402
+from gptoss_np import threads as threads_mod  # noqa: E402
 from gptoss_np.mxfp4 import FP4_VALUES, mxfp4_decode, mxfp4_matmul  # noqa: E402
 
 GB = 1e9
@@ -79,7 +80,7 @@ def bandwidth(nbytes=1 << 29, reps=5):
         spans = [(a, min(a + rows, len(mat))) for a in range(0, len(mat), rows)]
         copy = lambda s: np.copyto(dst.reshape(mat.shape)[s[0]:s[1]], mat[s[0]:s[1]])  # noqa: E731
         read = lambda s: mat[s[0]:s[1]] @ vec  # noqa: E731
-        with ThreadPoolExecutor(threads, initializer=mxfp4._blas_single_threaded) as pool:
+        with ThreadPoolExecutor(threads, initializer=threads_mod.blas_single_threaded) as pool:
             for kind, fn, moved in (("copy", copy, 2 * src.nbytes), ("read", read, src.nbytes)):
                 best = float("inf")
                 for _ in range(reps):
@@ -156,7 +157,7 @@ def exact_chunks(x, blocks, scales):
     """mxfp4_matmul's several-token route (exact chunk decode + BLAS) forced for one token."""
     step = mxfp4._chunk_rows(blocks.shape[1] * 32, 4)
     out = np.empty((len(blocks), 1), np.float32)
-    mxfp4._pool(1).submit(mxfp4._matmul_rows, x.reshape(-1, 1), blocks, scales, out, step).result()  # BLAS: 1 thread
+    threads_mod.pool(1).submit(mxfp4._matmul_rows, x.reshape(-1, 1), blocks, scales, out, step).result()  # BLAS: 1 thread
     return out[:, 0]
 
 
@@ -244,7 +245,7 @@ def run(args):
     from gptoss_np.moe import ExpertWeights
 
     print(f"# gpt-oss-20b, full size, NumPy\n\nmachine: {machine()}\ndate: {datetime.date.today()}\n")
-    mxfp4.THREADS = args.threads
+    threads_mod.THREADS = args.threads
     ExpertWeights.mapped_budget = int(args.mapped_budget_gb * GB)
     bw = bandwidth()
     print("bandwidth: " + ", ".join(f"{k} {t} thread(s) {b / GB:.1f} GB/s" for (k, t), b in bw.items()))
@@ -316,15 +317,17 @@ def run(args):
 
 
 def alternate(args):
-    """Decode steps alternating between variants of gptoss_np.mxfp4's settings, in one process on one model, so the
+    """Decode steps alternating between variants of settings of gptoss_np.mxfp4 / gptoss_np.threads, in one process on one model, so the
     host's load hits every variant alike; prints each variant's median step."""
     from gptoss_np import load_model
 
     variants = [dict(kv.split("=", 1) for kv in v.split(",")) for v in args.variant]
+    home = {}  # setting -> the module that has it
     for v in variants:
         for k in v:
-            if not hasattr(mxfp4, k):
-                raise SystemExit(f"--variant: gptoss_np.mxfp4 has no setting {k!r}")
+            home[k] = next((m for m in (mxfp4, threads_mod) if hasattr(m, k)), None)
+            if home[k] is None:
+                raise SystemExit(f"--variant: neither gptoss_np.mxfp4 nor gptoss_np.threads has a setting {k!r}")
     print(f"machine: {machine()}\ndate: {datetime.date.today()}")
     model = load_model(args.ckpt)
     rng = np.random.default_rng(args.seed)
@@ -334,7 +337,7 @@ def alternate(args):
     for _ in range(args.rounds):
         for v, times in zip(variants, steps):
             for k, val in v.items():
-                setattr(mxfp4, k, type(getattr(mxfp4, k))(val))
+                setattr(home[k], k, type(getattr(home[k], k))(val))
             t = time.perf_counter()
             logits = model(np.array([int(np.argmax(logits[-1]))]), cache=cache)
             times.append(time.perf_counter() - t)
@@ -352,11 +355,11 @@ def main():
     r.add_argument("--ckpt", default="/tmp/gptoss-20b", help="checkpoint directory (written if it has no config.json)")
     r.add_argument("--prompt", type=int, default=16, help="prompt length (random token ids)")
     r.add_argument("--decode", type=int, default=8, help="greedy decode steps")
-    r.add_argument("--threads", type=int, default=mxfp4.THREADS, help="mxfp4_matmul worker threads")
+    r.add_argument("--threads", type=int, default=threads_mod.THREADS, help="worker threads (gptoss_np.threads)")
     r.add_argument("--mapped-budget-gb", type=float, default=2.0, help="mapped expert pages kept (ExpertWeights)")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--delete", action="store_true", help="delete the checkpoint directory at the end")
-    a = sub.add_parser("alternate", help="decode steps alternating between settings of gptoss_np.mxfp4")
+    a = sub.add_parser("alternate", help="decode steps alternating between settings of gptoss_np.mxfp4 / .threads")
     a.add_argument("--ckpt", default="/tmp/gptoss-20b", help="an existing checkpoint directory")
     a.add_argument("--variant", action="append", required=True, metavar="NAME=VALUE[,NAME=VALUE]",
                    help="e.g. THREADS=2 (give two or more)")

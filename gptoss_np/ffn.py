@@ -4,6 +4,8 @@ import math
 
 import numpy as np
 
+from . import threads
+
 
 def gelu_tanh(x):
     """gelu(x) ~= 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))  (GPT-2's 'gelu_new')."""
@@ -49,7 +51,10 @@ def activate(h, cfg):
 
 def linear(x, weight, bias=None):
     """y = x @ W.T + b, with W stored [out, in] as nn.Linear and the gpt-oss checkpoints do."""
-    y = x @ weight.T  # [T, in] -> [T, out]
+    if weight.nbytes >= threads.PARALLEL_BYTES and x.ndim == 2 and x.dtype == weight.dtype:
+        y = threads.matmul_rows(x, weight)  # the same product, W's rows split over the cores (big matrices only)
+    else:
+        y = x @ weight.T  # [T, in] -> [T, out]
     return y if bias is None else y + bias
 
 

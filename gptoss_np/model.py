@@ -114,7 +114,7 @@ class Model:
             x = self.block(x, i, pos, cos_sin, layer_cache, tr)
         x = norm(x, p, "final_norm", cfg)
         self._record(tr, "final_norm", x)
-        logits = x @ self.unembed.T  # [T, D] -> [T, V]
+        logits = linear(x, self.unembed)  # [T, D] -> [T, V]
         self._record(tr, "logits", logits)
         if cache is not None:
             cache.length += len(tokens)

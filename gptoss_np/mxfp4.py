@@ -33,14 +33,12 @@ scale 127 (factor 1); any scale would decode it to exact zeros. Magnitudes above
 from float64 input) saturate to +-6 * 2**127.
 """
 
-import ctypes
-import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from .errors import CheckpointError, InputError
+from .threads import run_jobs
 
 # E2M1 code -> value; index bit 3 is the sign, so codes 0x8..0xF are the negatives of 0x0..0x7.
 FP4_VALUES = np.array(
@@ -166,36 +164,10 @@ def mxfp4_decode(blocks, scales, dtype=np.float32, name="mxfp4 tensor"):
 
 # ---- x @ W.T straight from the packed bytes ---------------------------------------------------------------------
 
-# Worker threads of mxfp4_matmul. np.take with an intp index, casts and BLAS release the GIL while they run, so two
-# threads overlap as long as each NumPy call is long enough (see _chunk_rows).
-THREADS = min(2, os.cpu_count() or 1)
-_POOL = {}  # threads -> ThreadPoolExecutor, made on first use
-_SCRATCH = threading.local()  # per-thread decode buffers, reused call to call (no page faults in the hot loop)
-
-
-def _blas_single_threaded():
-    """Pool initializer: make OpenBLAS calls from this worker thread single-threaded. The pool already splits the
-    rows, and an inner OpenBLAS team per small chunk only adds synchronisation (with the cores busy, up to 4x slower).
-    Best effort: needs OpenBLAS >= 0.3.27 (openblas_set_num_threads_local), otherwise nothing changes.
-    NumPy's OpenBLAS (0.3.31) applies this count process-wide, so the main thread's matmuls (attention, unembedding)
-    run on one core too. We measured giving them two back around each pool run: a decode step got slower (experts
-    1.6 -> 2.7 s, twice the CPU time), because OpenBLAS's own idle threads busy-wait after a call and take a core
-    from the workers. One BLAS thread everywhere is the better trade on two cores."""
-    try:
-        with open("/proc/self/maps") as f:
-            libs = {line.split()[-1] for line in f if "openblas" in line.lower()}
-        for path in libs:
-            fn = getattr(ctypes.CDLL(path), "openblas_set_num_threads_local", None)
-            if fn is not None:
-                fn(1)
-    except OSError:
-        pass
-
-
-def _pool(threads):
-    if threads not in _POOL:
-        _POOL[threads] = ThreadPoolExecutor(threads, thread_name_prefix="mxfp4", initializer=_blas_single_threaded)
-    return _POOL[threads]
+# Per-thread decode buffers of the worker threads (gptoss_np.threads), reused call to call (no page faults in the
+# hot loop). np.take with an intp index, casts and BLAS release the GIL while they run, so two threads overlap as long
+# as each NumPy call is long enough (see _chunk_rows).
+_SCRATCH = threading.local()
 
 
 def _scratch(name, shape, dtype):
@@ -273,20 +245,7 @@ def mxfp4_matmul_many(xs, blocks, scales, names=None, threads=None):
                          f"{len(names)} names; expected as many of each")
     planned = [_matmul_jobs(x, b, s, n) for x, b, s, n in zip(xs, blocks, scales, names)]
     jobs = [job for _, part in planned for job in part]
-    threads = max(1, min(THREADS if threads is None else threads, len(jobs)))
-    # Each of `threads` pool threads takes the next job from one shared iterator until none is left (no waiting on a
-    # laggard). One future per thread, not per job: the calling thread then wakes up `threads` times, not once per
-    # job, and does not take the GIL from the workers each time (a decode step 3-15 % faster, steps alternated).
-    # Even one thread is a pool thread, whose BLAS calls are single-threaded (see _blas_single_threaded), so the
-    # arithmetic never depends on `threads`.
-    queue = iter(jobs)  # next() on a list iterator is atomic under the GIL: each job is run once
-
-    def worker():
-        for kernel, args in queue:
-            kernel(*args)
-
-    for future in [_pool(threads).submit(worker) for _ in range(threads)]:
-        future.result()
+    run_jobs(jobs, threads)  # one shared queue: the workers meet once, at the end
     return [result() for result, _ in planned]
 
 
@@ -295,7 +254,7 @@ def mxfp4_matmul(x, blocks, scales, name="mxfp4 tensor", threads=None):
     x [T, K] or [K] (float32 or float64), blocks u8 [R, K/32, 16], scales u8 [R, K/32] -> [T, R] or [R], x's dtype.
 
     The rows are processed a chunk (~2 MB of floats) at a time, in jobs of _CHUNKS_PER_JOB chunks that `threads` worker
-    threads (default THREADS) take as they come free.
+    threads (default gptoss_np.threads.THREADS) take as they come free.
       * one token (x [K] or [1, K], the decode step): blockwise matvec, see _matvec_rows. It skips scaling the weights
         (the scale multiply costs as much as the gather), so it agrees with x @ mxfp4_decode(...).T to float rounding
         only: the same products, summed per 32-block first.
