@@ -51,8 +51,8 @@ def activate(h, cfg):
 
 def linear(x, weight, bias=None):
     """y = x @ W.T + b, with W stored [out, in] as nn.Linear and the gpt-oss checkpoints do."""
-    if weight.nbytes >= threads.PARALLEL_BYTES and x.ndim == 2 and x.dtype == weight.dtype:
-        y = threads.matmul_rows(x, weight)  # the same product, W's rows split over the cores (big matrices only)
+    if x.ndim == 2 and x.dtype == weight.dtype and threads.split_dense(weight):
+        y = threads.matmul_rows(x, weight)  # the same product, W's rows split over the worker threads
     else:
         y = x @ weight.T  # [T, in] -> [T, out]
     return y if bias is None else y + bias

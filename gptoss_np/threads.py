@@ -4,11 +4,12 @@ cores. NumPy releases the GIL inside its loops and BLAS, so two threads run two 
 Measured on a 2-core VM with full-size gpt-oss-20b (benchmarks/np_20b_cpu.md): one future per worker pulling jobs
 from a shared iterator, not one per job (the caller otherwise wakes, and takes the GIL, once per job); OpenBLAS on
 one thread everywhere (its own idle threads busy-wait after a call and take a core from the workers); splitting the
-unembedding's rows over two workers reads it in 70 ms instead of 110 ms.
+unembedding's rows over two workers (once OpenBLAS is on one thread) reads it in 70 ms instead of 110 ms.
 """
 
 import ctypes
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -16,9 +17,12 @@ import numpy as np
 THREADS = min(2, os.cpu_count() or 1)  # worker threads used when a caller does not say
 _POOL = {}  # threads -> ThreadPoolExecutor, made on first use
 
-# Dense products at least this big (weight bytes) are split over the workers by `linear`: the attention projections
-# q and o (47 MB each in gpt-oss-20b) and the unembedding (2.3 GB), not the tiny matrices of the tests.
+# Once the workers exist, OpenBLAS runs on one thread (see blas_single_threaded). From then on `linear` gives dense
+# products at least this big (weight bytes) to the workers instead: the attention projections q and o (47 MB each in
+# gpt-oss-20b) and the unembedding (2.3 GB). Before that (a model without MXFP4 experts never starts the workers),
+# OpenBLAS's own threads do the job, which is better for the many mid-sized products of a prefill.
 PARALLEL_BYTES = 16 << 20
+_BLAS_PINNED = threading.Event()  # set once a worker has pinned OpenBLAS to one thread (process-wide, see below)
 
 
 def blas_single_threaded():
@@ -36,8 +40,14 @@ def blas_single_threaded():
             fn = getattr(ctypes.CDLL(path), "openblas_set_num_threads_local", None)
             if fn is not None:
                 fn(1)
+                _BLAS_PINNED.set()
     except OSError:
         pass
+
+
+def split_dense(weight):
+    """Whether `linear` should split x @ W.T over the workers: W is big and OpenBLAS has been pinned to one thread."""
+    return _BLAS_PINNED.is_set() and weight.nbytes >= PARALLEL_BYTES
 
 
 def pool(threads):

@@ -38,11 +38,16 @@ def test_matmul_rows_equals_one_matmul(T, n_threads):
     np.testing.assert_allclose(threads.matmul_rows(x, w, n_threads), x @ w.T, rtol=1e-13, atol=1e-13)
 
 
-def test_linear_splits_only_big_matrices(monkeypatch):
+def test_linear_splits_only_big_matrices_once_blas_is_pinned(monkeypatch):
     calls = []
     real = threads.matmul_rows
     monkeypatch.setattr(threads, "matmul_rows", lambda x, w: calls.append(w.shape) or real(x, w))
     monkeypatch.setattr(threads, "PARALLEL_BYTES", 30 * 16 * 8)
+    monkeypatch.setattr(threads, "_BLAS_PINNED", threading.Event())
+    rng = np.random.default_rng(0)
+    x, big = rng.standard_normal((3, 16)), rng.standard_normal((30, 16))
+    assert np.array_equal(linear(x, big), x @ big.T) and calls == []  # OpenBLAS not pinned yet: its own threads
+    threads._BLAS_PINNED.set()
     rng = np.random.default_rng(0)
     x, b = rng.standard_normal((3, 16)), rng.standard_normal(30)
     small, big = rng.standard_normal((29, 16)), rng.standard_normal((30, 16))
