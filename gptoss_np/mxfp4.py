@@ -230,7 +230,6 @@ def _matmul_jobs(x, blocks, scales, name):
         xin, out = np.ascontiguousarray(x.T), np.empty((R, len(x)), x.dtype)  # [K, T], [R, T]
         kernel, result = _matmul_rows, (lambda: out.T)  # [T, R]
     per = step * _CHUNKS_PER_JOB
-    blocks, scales = np.asarray(blocks), np.asarray(scales)  # plain views: slicing an np.memmap costs more per chunk
     return result, [(kernel, (xin, blocks[a:a + per], scales[a:a + per], out[a:a + per], step))
                     for a in range(0, R, per)]
 
