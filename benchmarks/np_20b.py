@@ -4,10 +4,10 @@
     python benchmarks/np_20b.py run --ckpt /tmp/gptoss-20b   # write the checkpoint if absent, load, prefill, decode
         [--prompt 16] [--decode 8] [--threads 2] [--mapped-budget-gb 2] [--delete]
     python benchmarks/np_20b.py alternate --ckpt /tmp/gptoss-20b --variant THREADS=2 --variant THREADS=3
-        # decode steps alternating between settings of gptoss_np.mxfp4 / .threads, one median per setting
+        # decode steps alternating between settings of gptoss_np.fast.mxfp4_matmul / .threads, one median per setting
 
 `run` writes a random full-size gpt-oss-20b checkpoint in the Hugging Face layout (3 shards, MXFP4 experts, 13.8 GB;
-gptoss_np.make_checkpoint.write_checkpoint) unless --ckpt already holds one, loads it with gptoss_np.load_model
+gptoss_np.formats.writer.write_checkpoint) unless --ckpt already holds one, loads it with gptoss_np.load_model
 (float tensors -> float32 once; experts stay packed and memory-mapped), runs a prompt of random token ids and a few
 greedy decode steps with the KV cache, and prints load time, memory (peak RSS, anonymous vs file-backed), prefill and
 decode tok/s, and decode speed as a percentage of this machine's memory-bandwidth ceiling: the bytes a decode step must
@@ -27,9 +27,10 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from gptoss_np import mxfp4  # noqa: E402
-from gptoss_np import threads as threads_mod  # noqa: E402
-from gptoss_np.mxfp4 import FP4_VALUES, mxfp4_decode, mxfp4_matmul  # noqa: E402
+from gptoss_np.fast import threads as threads_mod  # noqa: E402
+from gptoss_np.fast import mxfp4_matmul as mxfp4  # noqa: E402
+from gptoss_np.fast.mxfp4_matmul import mxfp4_decode_fast as mxfp4_decode, mxfp4_matmul  # noqa: E402
+from gptoss_np.mxfp4 import FP4_VALUES  # noqa: E402
 
 GB = 1e9
 
@@ -234,17 +235,17 @@ def decode_bytes_per_token(model, context):
 
 def write_checkpoint_20b(path, seed):
     from gptoss_np.config import get_config
-    from gptoss_np.make_checkpoint import write_checkpoint
+    from gptoss_np.formats.writer import write_checkpoint
     write_checkpoint(get_config("gpt-oss-20b"), path, layout="hf", seed=seed)
 
 
 def run(args):
     from gptoss_np import load_model
-    from gptoss_np.moe import ExpertWeights
+    from gptoss_np.fast import kernels as fast_kernels
 
     print(f"# gpt-oss-20b, full size, NumPy\n\nmachine: {machine()}\ndate: {datetime.date.today()}\n")
     threads_mod.THREADS = args.threads
-    ExpertWeights.mapped_budget = int(args.mapped_budget_gb * GB)
+    fast_kernels.MAPPED_BUDGET = int(args.mapped_budget_gb * GB)
     bw = bandwidth()
     print("bandwidth: " + ", ".join(f"{k} {t} thread(s) {b / GB:.1f} GB/s" for (k, t), b in bw.items()))
     reset_peak_rss()
@@ -315,7 +316,7 @@ def run(args):
 
 
 def alternate(args):
-    """Decode steps alternating between variants of settings of gptoss_np.mxfp4 / gptoss_np.threads, in one process on one model, so the
+    """Decode steps alternating between variants of settings of gptoss_np.mxfp4 / gptoss_np.fast.threads, in one process on one model, so the
     host's load hits every variant alike; prints each variant's median step."""
     from gptoss_np import load_model
 
@@ -325,7 +326,7 @@ def alternate(args):
         for k in v:
             home[k] = next((m for m in (mxfp4, threads_mod) if hasattr(m, k)), None)
             if home[k] is None:
-                raise SystemExit(f"--variant: neither gptoss_np.mxfp4 nor gptoss_np.threads has a setting {k!r}")
+                raise SystemExit(f"--variant: neither gptoss_np.mxfp4 nor gptoss_np.fast.threads has a setting {k!r}")
     print(f"machine: {machine()}\ndate: {datetime.date.today()}")
     model = load_model(args.ckpt)
     rng = np.random.default_rng(args.seed)
@@ -353,11 +354,11 @@ def main():
     r.add_argument("--ckpt", default="/tmp/gptoss-20b", help="checkpoint directory (written if it has no config.json)")
     r.add_argument("--prompt", type=int, default=16, help="prompt length (random token ids)")
     r.add_argument("--decode", type=int, default=8, help="greedy decode steps")
-    r.add_argument("--threads", type=int, default=threads_mod.THREADS, help="worker threads (gptoss_np.threads)")
-    r.add_argument("--mapped-budget-gb", type=float, default=2.0, help="mapped expert pages kept (ExpertWeights)")
+    r.add_argument("--threads", type=int, default=threads_mod.THREADS, help="worker threads (gptoss_np.fast.threads)")
+    r.add_argument("--mapped-budget-gb", type=float, default=2.0, help="mapped expert pages kept (gptoss_np.fast.kernels)")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--delete", action="store_true", help="delete the checkpoint directory at the end")
-    a = sub.add_parser("alternate", help="decode steps alternating between settings of gptoss_np.mxfp4 / .threads")
+    a = sub.add_parser("alternate", help="decode steps alternating between settings of gptoss_np.fast.mxfp4_matmul / .threads")
     a.add_argument("--ckpt", default="/tmp/gptoss-20b", help="an existing checkpoint directory")
     a.add_argument("--variant", action="append", required=True, metavar="NAME=VALUE[,NAME=VALUE]",
                    help="e.g. THREADS=2 (give two or more)")

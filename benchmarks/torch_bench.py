@@ -19,8 +19,8 @@ import torch
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import gptoss_torch  # noqa: E402
 from gptoss_np.accounting import decode_bytes_per_token  # noqa: E402
-from gptoss_torch import mxfp4_triton  # noqa: E402
-from gptoss_torch.cuda_graphs import GraphedDecoder  # noqa: E402
+from gptoss_torch.fast import mxfp4_triton  # noqa: E402
+from gptoss_torch.fast.cuda_graphs import GraphedDecoder  # noqa: E402
 
 
 def sync(device):
@@ -72,7 +72,7 @@ def main():
     args = ap.parse_args()
     if args.write_preset:
         import gptoss_np
-        from gptoss_np.make_checkpoint import write_checkpoint
+        from gptoss_np.formats.writer import write_checkpoint
         write_checkpoint(gptoss_np.get_config(args.write_preset), args.checkpoint, layout="hf")
     t0 = time.perf_counter()
     model = gptoss_torch.load_model(args.checkpoint, device=args.device, dtype=args.dtype)

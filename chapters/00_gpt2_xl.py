@@ -44,9 +44,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import gptoss_np
-from gptoss_np.chat import generate
+from gptoss_np.text.chat import generate
 from gptoss_np.accounting import count_params, format_delta_table, summary
-from gptoss_np.safetensors_io import save_file
+from gptoss_np.formats.safetensors_io import save_file
 
 np.set_printoptions(precision=4, suppress=True, linewidth=110)
 

@@ -36,7 +36,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import gptoss_np
-from gptoss_np.chat import generate
+from gptoss_np.text.chat import generate
 from gptoss_np.accounting import format_delta_table, summary
 from gptoss_np.config import chain_changes
 

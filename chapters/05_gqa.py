@@ -37,7 +37,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import gptoss_np
-from gptoss_np.chat import generate
+from gptoss_np.text.chat import generate
 from gptoss_np import attention as A
 from gptoss_np.accounting import count_params, format_delta_table, kv_cache_bytes, summary
 from gptoss_np.config import chain_changes

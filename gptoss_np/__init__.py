@@ -1,8 +1,19 @@
 """gptoss_np: the NumPy oracle, GPT-2 XL -> gpt-oss-20b one architectural change at a time.
 
-Public API: get_config, chain, count_params, load_model, build_model, Model, scale_down.
+The house (README.md, "Layout", has the rules):
+    gptoss_np/*.py      the math: config, params, accounting, norms, rope, attention, ffn, moe, mxfp4, model,
+                        kv_cache, sampling, and kernels (the one seam to the speed paths)
+    gptoss_np/fast      speed paths (worker threads, MXFP4 products from packed bytes), enabled on import
+    gptoss_np/formats   safetensors, the layout tables, config.json, the loader and the checkpoint writer
+    gptoss_np/text      tokenizers, the harmony format, chat and generation
+    gptoss_np/checks    the comparison with transformers (reference trace, per-layer report)
+    gptoss_np/book      book.md's generator and the architecture diagrams
+    gptoss_np/cli.py    `python -m gptoss_np VERB`
+
+Public API: get_config, chain, scale_down, count_params, build_model, load_model, get_tokenizer, Model, ...
 """
 
+from . import fast
 from .accounting import count_params, kv_cache_bytes, weight_bytes
 from .config import ModelConfig, YarnScaling, chain, get_config, scale_down
 from .errors import CheckpointError, ConfigError, GptOssError, InputError
@@ -10,9 +21,11 @@ from .model import Model, trace_names
 from .params import init_weights, param_shapes
 from .sampling import sample
 
+fast.enable()
+
 __all__ = ["ModelConfig", "YarnScaling", "chain", "get_config", "scale_down", "count_params", "weight_bytes",
            "kv_cache_bytes", "Model", "build_model", "load_model", "trace_names", "init_weights", "param_shapes",
-           "sample", "GptOssError", "CheckpointError", "ConfigError", "InputError"]
+           "sample", "GptOssError", "CheckpointError", "ConfigError", "InputError", "get_tokenizer"]
 
 
 def build_model(cfg, seed=0, dtype="float32"):
@@ -23,14 +36,11 @@ def build_model(cfg, seed=0, dtype="float32"):
 
 def load_model(path, dtype="float32", progress=True):
     """Load a checkpoint directory (config.json + safetensors, single or sharded) -> Model."""
-    from .loader import load_model as _load
+    from .formats.loader import load_model as _load
     return _load(path, dtype=dtype, progress=progress)
 
 
 def get_tokenizer(name_or_checkpoint_dir):
     """A tiktoken Encoding for "o200k_harmony", "gpt2", "qwen3" or a checkpoint directory, built offline."""
-    from .tokenizer import get_tokenizer as _get
+    from .text.tokenizer import get_tokenizer as _get
     return _get(name_or_checkpoint_dir)
-
-
-__all__ += ["get_tokenizer"]

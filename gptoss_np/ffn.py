@@ -4,7 +4,7 @@ import math
 
 import numpy as np
 
-from . import threads
+from . import kernels
 
 
 def gelu_tanh(x):
@@ -51,10 +51,7 @@ def activate(h, cfg):
 
 def linear(x, weight, bias=None):
     """y = x @ W.T + b, with W stored [out, in] as nn.Linear and the gpt-oss checkpoints do."""
-    if x.ndim == 2 and x.dtype == weight.dtype and threads.split_dense(weight):
-        y = threads.matmul_rows(x, weight)  # the same product, W's rows split over the worker threads
-    else:
-        y = x @ weight.T  # [T, in] -> [T, out]
+    y = kernels.dense_matmul(x, weight)  # [T, in] -> [T, out]
     return y if bias is None else y + bias
 
 

@@ -1,14 +1,11 @@
 """Mixture of experts: the two routers (gpt-oss, Qwen3) and routed expert mixing with packed (MXFP4) experts."""
 
-import mmap
-from collections import OrderedDict
-
 import numpy as np
 
+from . import kernels
 from .attention import softmax
 from .ffn import activate, linear
-from .mxfp4 import mxfp4_decode, mxfp4_matmul_many
-from .safetensors_io import mapped_span
+from .mxfp4 import mxfp4_decode
 
 
 def top_k(logits, k):
@@ -40,17 +37,7 @@ def route(logits, cfg):
 
 class ExpertWeights:
     """E stacked expert matrices [E, out, in]: a float array, or MXFP4 blocks [E, out, in/32, 16] + scales
-    [E, out, in/32] that stay packed and are decoded only for the experts a batch routes to.
-
-    Memory-mapped packed experts: reading an expert maps its pages into this process (they count in RSS as file-backed
-    pages until unmapped). After each `matmul`, once more than `mapped_budget` bytes of experts are mapped, the least
-    recently used experts are unmapped again (madvise MADV_DONTNEED): the bytes stay in the OS page cache, so mapping
-    them again later costs minor page faults, not a disk read, and RSS stays bounded however many experts a prompt
-    touches (a 16-token prompt of gpt-oss-20b touches nearly all 12 GB of them).
-    """
-
-    mapped_budget = 2 << 30  # bytes of memory-mapped expert pages kept mapped, over all ExpertWeights (LRU)
-    _mapped = OrderedDict()  # (id(mmap), offset) -> [(mmap, offset, length)] of one expert's bytes, oldest first
+    [E, out, in/32] that stay packed (often memory-mapped) and are decoded only for the experts a batch routes to."""
 
     def __init__(self, weight=None, blocks=None, scales=None, name="experts"):
         self.weight, self.blocks, self.scales, self.name = weight, blocks, scales, name
@@ -71,39 +58,13 @@ class ExpertWeights:
         return self.weight[e].astype(dtype, copy=False)
 
     def matmul(self, e, x):
-        """x @ W_e.T: x [n, in] -> [n, out]. Packed experts go through mxfp4_matmul, which decodes a chunk of rows at
-        a time and never holds the float matrix (equal to the decode-then-matmul route to float rounding)."""
+        """x @ W_e.T: x [n, in] -> [n, out]."""
         return self.matmul_many([e], [x])[0]
 
     def matmul_many(self, es, xs):
-        """[x_i @ W_{e_i}.T for each i]: the products of several experts at once. Packed experts share one queue of
-        row chunks (mxfp4_matmul_many), so the worker threads meet once per call, not once per expert."""
-        if not self.packed:
-            return [linear(x, self.matrix(e, x.dtype)) for e, x in zip(es, xs)]
-        ys = mxfp4_matmul_many(xs, [self.blocks[e] for e in es], [self.scales[e] for e in es],
-                               [f"{self.name}[{e}]" for e in es])
-        for e in es:
-            self._touched(e)
-        return ys
-
-    # ---- keeping mapped expert pages bounded -------------------------------------------------------------------
-    def _touched(self, e):
-        """Record that expert e's pages are mapped now; unmap the oldest recorded experts beyond mapped_budget."""
-        spans = [s for s in (mapped_span(self.blocks[e]), mapped_span(self.scales[e])) if s is not None]
-        if not spans:
-            return  # in memory, nothing to release
-        mapped = ExpertWeights._mapped  # the entries hold their mmap, so (id(mmap), offset) stays unique while listed
-        key = (id(spans[0][0]), spans[0][1])
-        if key in mapped:
-            mapped.move_to_end(key)
-            return
-        mapped[key] = spans
-        total = sum(length for spans in mapped.values() for _, _, length in spans)
-        while total > ExpertWeights.mapped_budget and len(mapped) > 1:
-            _, old = mapped.popitem(last=False)
-            for mm, start, length in old:
-                mm.madvise(mmap.MADV_DONTNEED, start, length)
-                total -= length
+        """[x_i @ W_{e_i}.T for each i]: the products of several experts at once (kernels.expert_matmuls: the
+        plain decode-then-multiply, or the fast path's packed, threaded product)."""
+        return kernels.expert_matmuls(self, es, xs)
 
 
 def moe(x, cfg, router_weight, router_bias, up, up_bias, down, down_bias):
@@ -118,8 +79,8 @@ def moe(x, cfg, router_weight, router_bias, up, up_bias, down, down_bias):
     ends = np.append(starts[1:], len(flat))
     y = np.zeros_like(x)
     # NumPy has no ragged batched matmul: each expert that was hit (at most E, usually k at decode) multiplies all of
-    # its tokens at once and reads only its own weights; packed experts are multiplied straight from their MXFP4 bytes
-    # (ExpertWeights.matmul_many), never decoded whole, all experts of the layer in one queue of jobs.
+    # its tokens at once and reads only its own weights (the fast path multiplies packed experts straight from their
+    # MXFP4 bytes, all experts of the layer in one queue of jobs: gptoss_np/fast).
     pairs = [order[a:b] for a, b in zip(starts, ends)]
     toks = [p // k for p in pairs]  # a token picks an expert at most once, so each `tok` has no repeats
     hs = up.matmul_many(used, [x[tok] for tok in toks])  # [n_e, D] -> [n_e, 2F] per expert

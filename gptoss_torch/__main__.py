@@ -1,65 +1,7 @@
-"""Command line of the torch twin.
+"""`python -m gptoss_torch VERB ...`: see gptoss_torch/cli.py (or `python -m gptoss_torch --help`)."""
 
-    python -m gptoss_torch compare --checkpoint DIR [--device cuda] [--dtype bfloat16]
-        one prompt through torch and through the NumPy oracle (float32, CPU); per trace point max abs / max rel
-        error, worst layer first
-    python -m gptoss_torch chat --checkpoint DIR --reasoning low|medium|high "question"
-        harmony chat, the answer streamed as it is generated
-"""
-
-import argparse
 import sys
 
-import numpy as np
-import torch
+from .cli import main
 
-
-def compare(args):
-    import gptoss_np
-    from gptoss_np.compare import TOLERANCES, compare_traces, format_report
-
-    from . import load_model
-    model = load_model(args.checkpoint, device=args.device, dtype=args.dtype, progress=not args.quiet)
-    oracle = gptoss_np.load_model(args.checkpoint, dtype="float32", progress=not args.quiet)
-    tokens = np.random.default_rng(args.seed).integers(0, oracle.cfg.vocab_size, args.tokens)
-    _, ref = oracle(tokens, trace=True)
-    _, ours = model(torch.as_tensor(tokens), trace=True)
-    ours = {k: v.float().cpu().numpy() if v.is_floating_point() else v.cpu().numpy() for k, v in ours.items()}
-    dtype = str(model.dtype).replace("torch.", "")
-    rtol = TOLERANCES[dtype]
-    rows = compare_traces(ref, ours, rtol=rtol)
-    print(f"{args.checkpoint}: {oracle.cfg.name}, {args.tokens} random tokens; torch {dtype} on {model.device} "
-          f"vs NumPy float32 on CPU; tolerance {rtol:.0e} (max abs / max |reference|)\n")
-    print(format_report(rows, ref_label="gptoss_np", test_label="gptoss_torch"))
-    if dtype == "bfloat16":
-        print("\n(bfloat16 keeps 8 mantissa bits: near-tied router logits can pick another expert, which shows as "
-              "[DIFF] on router.experts while the hidden states stay close)")
-    return 0 if all(r["status"] == "[OK]" for r in rows) else 1
-
-
-def main(argv=None):
-    ap = argparse.ArgumentParser(prog="python -m gptoss_torch", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = ap.add_subparsers(dest="cmd", required=True)
-    c = sub.add_parser("compare", help="torch vs the NumPy oracle, per trace point, worst layer first")
-    c.add_argument("--checkpoint", required=True)
-    c.add_argument("--device", default=None)
-    c.add_argument("--dtype", default=None, choices=[None, "float32", "float64", "bfloat16"])
-    c.add_argument("--tokens", type=int, default=16)
-    c.add_argument("--seed", type=int, default=0)
-    c.add_argument("--quiet", action="store_true")
-    from gptoss_np.chat import add_arguments
-    h = sub.add_parser("chat", help="harmony chat with a gpt-oss checkpoint", conflict_handler="resolve")
-    add_arguments(h)
-    h.add_argument("--device", default=None)
-    h.add_argument("--dtype", default=None, choices=[None, "float32", "float64", "bfloat16"])
-    h.add_argument("--context", type=int, default=4096, help="KV-cache size in tokens (default 4096)")
-    args = ap.parse_args(argv)
-    if args.cmd == "chat":
-        from .chat import run
-        return run(args)
-    return compare(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+sys.exit(main())

@@ -1,14 +1,14 @@
-"""Harmony chat on the torch twin: gptoss_np.chat drives the conversation (rendering, sampling, streaming,
+"""Harmony chat on the torch twin: gptoss_np.text.chat drives the conversation (rendering, sampling, streaming,
 parsing); this adapter runs the model — one CUDA-graph replay per decoded token on a GPU."""
 
 import numpy as np
 import torch
 
-from .cuda_graphs import GraphedDecoder
+from .fast.cuda_graphs import GraphedDecoder
 
 
 class ChatModel:
-    """Looks like a gptoss_np Model to gptoss_np.chat.generate: new_cache() and model(tokens, cache) -> NumPy
+    """Looks like a gptoss_np Model to gptoss_np.text.chat.generate: new_cache() and model(tokens, cache) -> NumPy
     logits. The context is capped at `max_tokens`, the size of the preallocated cache."""
 
     def __init__(self, model, max_tokens=4096):
@@ -34,11 +34,11 @@ def run(args):
     """`python -m gptoss_torch chat`: load on the device, then the oracle's chat loop with this model."""
     import sys
 
-    from gptoss_np.chat import chat, chat_tokenizer
+    from gptoss_np.text.chat import chat, chat_tokenizer
     from gptoss_np.errors import GptOssError
 
     from . import load_model
-    from .mxfp4_triton import enable
+    from .fast.mxfp4_triton import enable
     try:
         tokenizer = chat_tokenizer(args.checkpoint)
         model = load_model(args.checkpoint, device=args.device, dtype=args.dtype, progress=sys.stderr.isatty())

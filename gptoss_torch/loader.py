@@ -4,7 +4,7 @@ and keeping MXFP4 experts packed (uint8)."""
 
 import torch
 
-from gptoss_np.loader import check_mxfp4_scales, load_weights
+from gptoss_np.formats.loader import check_mxfp4_scales, load_weights
 from gptoss_np.params import check_weights, is_expert_matrix
 
 from .model import Model, to_torch

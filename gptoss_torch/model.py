@@ -8,7 +8,7 @@ import torch
 
 from gptoss_np.errors import InputError
 from gptoss_np.params import check_weights
-from gptoss_np.rope import rope_frequencies
+from .rope import rope_frequencies
 
 from .attention import attention, attention_mask
 from .ffn import linear, mlp
@@ -41,7 +41,7 @@ class Model:
                                       else ExpertWeights(weights[base + ".weight"]))
         if cfg.positions == "rope":
             inv_freq, self.attention_factor = rope_frequencies(cfg)
-            self.inv_freq = torch.tensor(inv_freq, dtype=torch.float64, device=self.device)
+            self.inv_freq = inv_freq.to(self.device)
         self.unembed = weights["embed.weight"] if cfg.tie_embeddings else weights["unembed.weight"]
         self.fused_moe = None  # set by mxfp4_triton.enable(model) on CUDA
         self.moe_path = None  # None: automatic; "gathered" / "per_expert" to force one (tests)

@@ -11,7 +11,7 @@ import shutil
 import numpy as np
 
 from gptoss_np.mxfp4 import mxfp4_decode, mxfp4_encode
-from gptoss_np.safetensors_io import TensorStore, save_file
+from gptoss_np.formats.safetensors_io import TensorStore, save_file
 
 VOCAB = 100
 LAYOUTS = ("gpt2", "gpt_oss", "qwen3_moe")

@@ -5,8 +5,10 @@ from fractions import Fraction
 
 import pytest
 
-from gptoss_np import book, config, count_params, get_config, kv_cache_bytes, weight_bytes
-from gptoss_np.diagrams import PART_KEYS, block_labels, draw_comparison
+from gptoss_np.cli import main as cli_main
+from gptoss_np import config, count_params, get_config, kv_cache_bytes, weight_bytes
+from gptoss_np.book import build as book
+from gptoss_np.book.diagrams import PART_KEYS, block_labels, draw_comparison
 
 BOOK = book.ROOT / "book.md"
 
@@ -30,7 +32,7 @@ def _row(checks, words):
 # ---- book.md and figures are what the code generates ---------------------------------------------------------------
 
 def test_book_md_is_regenerated(text):
-    # a config or accounting change without `python -m gptoss_np.book` fails here
+    # a config or accounting change without `python -m gptoss_np book` fails here
     assert book.render(text) == text, "book.md is stale: run python -m gptoss_np.book"
 
 
@@ -51,7 +53,7 @@ def test_figures_exist_and_show_the_current_configs():
         assert png.exists() and png.stat().st_size > 10_000, png
         assert svg.exists(), svg
     assert book.stale_figures() == []
-    assert book.main(["--check"]) == 0
+    assert cli_main(["book", "--check"]) == 0
 
 
 def test_render_refuses_unknown_or_unclosed_regions():

@@ -17,9 +17,9 @@ import pytest
 
 import gptoss_np
 from gptoss_np import InputError
-from gptoss_np import harmony as H
-from gptoss_np.__main__ import main
-from gptoss_np.chat import chat, generate
+from gptoss_np.text import harmony as H
+from gptoss_np.cli import main
+from gptoss_np.text.chat import chat, generate
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VOCAB, D, F, E, HEADS, KV, HEAD_DIM, LAYERS = 201088, 16, 32, 4, 4, 2, 16, 2

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 import gptoss_np
-from gptoss_np.__main__ import main
-from gptoss_np.compare import compare_traces, format_report
-from gptoss_np.hf_reference import hf_trace
+from gptoss_np.cli import main
+from gptoss_np.checks.compare import compare_traces, format_report
+from gptoss_np.checks.hf_reference import hf_trace
 from hf_models import tiny_gpt2, tiny_gpt_oss, tiny_qwen3_moe
 
 TOKENS = (np.arange(20) * 7 + 3) % 100

@@ -4,8 +4,8 @@ a known rendered text; parsing replies by channel, and the guarantee that analys
 import pytest
 
 from gptoss_np import InputError
-from gptoss_np import harmony as H
-from gptoss_np import tokenizer as tk
+from gptoss_np.text import harmony as H
+from gptoss_np.text import tokenizer as tk
 
 # harmony's test-data/test_simple_convo.txt: default system content (effort medium), one user question
 SIMPLE_CONVO = ("<|start|>system<|message|>You are ChatGPT, a large language model trained by OpenAI.\n"

@@ -11,7 +11,7 @@ import torch
 
 import gptoss_np
 from gptoss_np.mxfp4 import mxfp4_decode, mxfp4_encode
-from gptoss_np.safetensors_io import TensorStore, save_file
+from gptoss_np.formats.safetensors_io import TensorStore, save_file
 from hf_models import tiny_gpt2, tiny_gpt_oss, tiny_qwen3_moe
 
 transformers = pytest.importorskip("transformers")

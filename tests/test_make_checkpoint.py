@@ -22,12 +22,13 @@ import numpy as np
 import pytest
 
 import gptoss_np
+from gptoss_np.cli import main as cli_main
 from gptoss_np import ConfigError, CheckpointError
 from gptoss_np.config import GPT_OSS_20B, alternating_windows, get_config, scale_down
-from gptoss_np.make_checkpoint import (RandomWeights, checkpoint_plan, family, hf_config, main, mxfp4_encode_fast,
+from gptoss_np.formats.writer import (RandomWeights, checkpoint_plan, family, hf_config, mxfp4_encode_fast,
                                        write_checkpoint)
 from gptoss_np.mxfp4 import mxfp4_decode, mxfp4_encode
-from gptoss_np.safetensors_io import TensorStore, save_file
+from gptoss_np.formats.safetensors_io import TensorStore, save_file
 
 TOKENS = np.array([3, 14, 15, 92, 65, 35, 89, 79, 32, 38, 46, 26, 43, 38, 32, 79, 50, 28, 84, 19, 71, 69, 39, 9])
 
@@ -326,6 +327,10 @@ def test_random_weights_are_keyed_by_name_not_by_order():
 
 
 # ---- command line and named errors -------------------------------------------------------------------------------
+
+def main(argv):
+    return cli_main(["write-checkpoint"] + argv)
+
 
 def test_command_line_writes_a_loadable_checkpoint(tmp_path, capsys):
     out = tmp_path / "orig"

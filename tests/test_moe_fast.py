@@ -8,9 +8,10 @@ import pytest
 
 import gptoss_np
 from gptoss_np import Model, get_config, init_weights, scale_down
+from gptoss_np.fast import kernels as fast_kernels
 from gptoss_np.moe import ExpertWeights, moe, moe_dense
 from gptoss_np.mxfp4 import mxfp4_decode
-from gptoss_np.safetensors_io import TensorStore, save_file
+from gptoss_np.formats.safetensors_io import TensorStore, save_file
 
 
 def mxfp4_cfg(**kw):
@@ -89,8 +90,8 @@ def test_mapped_expert_pages_are_released_beyond_the_budget(tmp_path, monkeypatc
     save_file(tmp_path / "model.safetensors", {"b": blocks, "s": scales})
     store = TensorStore(tmp_path)
     ew = ExpertWeights(blocks=store.get("b"), scales=store.get("s"), name="experts")
-    monkeypatch.setattr(ExpertWeights, "mapped_budget", 3 << 20)  # room for two experts (blocks + scales)
-    monkeypatch.setattr(ExpertWeights, "_mapped", type(ExpertWeights._mapped)())
+    monkeypatch.setattr(fast_kernels, "MAPPED_BUDGET", 3 << 20)  # room for two experts (blocks + scales)
+    monkeypatch.setattr(fast_kernels, "MAPPED", type(fast_kernels.MAPPED)())
     x = rng.standard_normal((1, G * 32)).astype(np.float32)
     want = [x.astype(np.float64) @ mxfp4_decode(blocks[e], scales[e], np.float64).T for e in range(E)]
     tol = dict(rtol=1e-5, atol=1e-5 * max(np.abs(w).max() for w in want))
@@ -98,7 +99,7 @@ def test_mapped_expert_pages_are_released_beyond_the_budget(tmp_path, monkeypatc
     before = rss_file()
     for e in range(E):
         np.testing.assert_allclose(ew.matmul(e, x), want[e], **tol)
-    assert len(ExpertWeights._mapped) == 2  # experts 0 and 1 were unmapped when 2 and 3 came in
+    assert len(fast_kernels.MAPPED) == 2  # experts 0 and 1 were unmapped when 2 and 3 came in
     grown = rss_file() - before
     assert grown < 2.5 * (1 << 20) + (1 << 20)  # ~2 experts' pages stay mapped, not all 4 (4.25 MiB)
     for e in range(E):  # unmapped pages read back from the page cache: same bytes, same results
@@ -106,20 +107,20 @@ def test_mapped_expert_pages_are_released_beyond_the_budget(tmp_path, monkeypatc
 
 
 def test_in_memory_experts_are_not_tracked(monkeypatch):
-    monkeypatch.setattr(ExpertWeights, "_mapped", type(ExpertWeights._mapped)())
+    monkeypatch.setattr(fast_kernels, "MAPPED", type(fast_kernels.MAPPED)())
     rng = np.random.default_rng(20)
     ew = ExpertWeights(blocks=rng.integers(0, 256, (2, 8, 2, 16), dtype=np.uint8),
                        scales=np.full((2, 8, 2), 127, np.uint8))
     ew.matmul(1, rng.standard_normal((1, 64)))
-    assert len(ExpertWeights._mapped) == 0
+    assert len(fast_kernels.MAPPED) == 0
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="reads RssFile from Linux's /proc")
 def test_loader_drops_the_bf16_pages_it_converted(tmp_path):
     """load_model converts bf16 tensors to float32 once; the file pages it read for that must leave RSS (they
     would otherwise double the dense weights' footprint: 3.6 GB of 13.4 GB at full 20b size)."""
-    from gptoss_np.make_checkpoint import write_checkpoint
-    from gptoss_np.safetensors_io import TensorStore
+    from gptoss_np.formats.writer import write_checkpoint
+    from gptoss_np.formats.safetensors_io import TensorStore
     cfg = gptoss_np.scale_down(gptoss_np.get_config("gpt-oss-20b"), d_model=256, vocab_size=32768)
     write_checkpoint(cfg, tmp_path, layout="hf", progress=False)
     store = TensorStore(tmp_path)

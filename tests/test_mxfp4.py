@@ -6,16 +6,14 @@ import warnings
 import numpy as np
 import pytest
 
-from gptoss_np import mxfp4
+from gptoss_np.fast import mxfp4_matmul as fast_mxfp4
 from gptoss_np.errors import CheckpointError, InputError
+from gptoss_np.fast.mxfp4_matmul import mxfp4_decode_fast, mxfp4_matmul, mxfp4_matmul_many
 from gptoss_np.mxfp4 import (
     FP4_VALUES,
     mxfp4_bytes,
     mxfp4_decode,
-    mxfp4_decode_simple,
     mxfp4_encode,
-    mxfp4_matmul,
-    mxfp4_matmul_many,
 )
 
 F32_MAX = float(np.finfo(np.float32).max)
@@ -97,7 +95,7 @@ def test_float32_overflows_to_signed_inf_at_scales_253_254(s):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # documented behaviour, so no overflow RuntimeWarning either
         w = mxfp4_decode(ALL_BYTES, np.full(16, s, np.uint8))
-        assert same(w, mxfp4_decode_simple(ALL_BYTES, np.full(16, s, np.uint8)))
+        assert same(w, mxfp4_decode_fast(ALL_BYTES, np.full(16, s, np.uint8)))
     ref = reference_decode(ALL_BYTES, np.full(16, s))
     fits = np.abs(ref) < 2.0**128  # float32 holds every E2M1 multiple below 2**128
     assert same(w[fits], ref[fits].astype(np.float32))
@@ -123,7 +121,7 @@ def test_nan_scale_rejected():
         mxfp4_decode(blocks, scales, name="mlp1_weight")
     assert "(1, 2)" in str(err.value)  # says where
     with pytest.raises(CheckpointError, match="NaN"):
-        mxfp4_decode_simple(blocks, scales)
+        mxfp4_decode_fast(blocks, scales)
 
 
 def test_shape_mismatch_rejected():
@@ -148,7 +146,7 @@ def test_decode_matches_simple_and_reference(dtype):
     scales = rng.integers(0, 255, (3, 5, 4), dtype=np.uint8)  # 0..254, incl. float32 overflow region
     w = mxfp4_decode(blocks, scales, dtype=dtype)
     assert w.shape == (3, 5, 128) and w.dtype == dtype
-    assert same(w, mxfp4_decode_simple(blocks, scales, dtype=dtype))
+    assert same(w, mxfp4_decode_fast(blocks, scales, dtype=dtype))
     if dtype == np.float64:
         assert same(w, reference_decode(blocks, scales))
 
@@ -282,12 +280,12 @@ def test_storage_bytes():
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_chunked_decode_is_bit_identical_across_chunk_boundaries(monkeypatch, dtype):
-    monkeypatch.setattr(mxfp4, "_CHUNK_BYTES", 3 * 64 * np.dtype(dtype).itemsize)  # 3 rows of K=64 per chunk
+    monkeypatch.setattr(fast_mxfp4, "_CHUNK_BYTES", 3 * 64 * np.dtype(dtype).itemsize)  # 3 rows of K=64 per chunk
     rng = np.random.default_rng(6)
     blocks = rng.integers(0, 256, (2, 5, 2, 16), dtype=np.uint8)  # 10 rows: chunks of 3, 3, 3, 1
     scales = rng.integers(0, 255, (2, 5, 2), dtype=np.uint8)  # every scale incl. float32 subnormals and overflow
     scales[0, 0] = [0, 254]
-    assert same(mxfp4_decode(blocks, scales, dtype=dtype), mxfp4_decode_simple(blocks, scales, dtype=dtype))
+    assert same(mxfp4_decode(blocks, scales, dtype=dtype), mxfp4_decode_fast(blocks, scales, dtype=dtype))
 
 
 def random_matrix(rng, R, G, lo=110, hi=140):
@@ -305,7 +303,7 @@ def matmul_bound(x, blocks, scales, dtype):
 @pytest.mark.parametrize("T", [1, 2, 7])
 @pytest.mark.parametrize("threads", [1, 2])
 def test_matmul_equals_decode_then_matmul_to_rounding(monkeypatch, dtype, T, threads):
-    monkeypatch.setattr(mxfp4, "_CHUNK_BYTES", 5 * 128 * np.dtype(dtype).itemsize)  # 5-row chunks, ragged last one
+    monkeypatch.setattr(fast_mxfp4, "_CHUNK_BYTES", 5 * 128 * np.dtype(dtype).itemsize)  # 5-row chunks, ragged last one
     rng = np.random.default_rng(7 + T)
     blocks, scales = random_matrix(rng, 23, 4)  # W [23, 128]
     x = rng.standard_normal((T, 128)).astype(dtype)
@@ -368,7 +366,7 @@ def test_matmul_rejects_bad_input():
 def test_matmul_many_equals_one_product_at_a_time(monkeypatch, threads):
     # one queue of jobs for several products (as moe() sends a layer's experts): each product must come out exactly
     # as mxfp4_matmul computes it alone, whatever the mix of shapes, token counts and dtypes in the queue
-    monkeypatch.setattr(mxfp4, "_CHUNK_BYTES", 4 * 96 * 8)  # a few rows per chunk: many jobs, ragged ends
+    monkeypatch.setattr(fast_mxfp4, "_CHUNK_BYTES", 4 * 96 * 8)  # a few rows per chunk: many jobs, ragged ends
     rng = np.random.default_rng(13)
     mats = [random_matrix(rng, R, G) for R, G in [(17, 3), (9, 3), (17, 2), (5, 1)]]
     xs = [rng.standard_normal(96).astype(np.float32), rng.standard_normal((1, 96)).astype(np.float32),

@@ -16,9 +16,10 @@ import pytest
 import gptoss_np
 from gptoss_np import CheckpointError, ConfigError
 from gptoss_np.config import GPT_OSS_20B, get_config, scale_down
-from gptoss_np.loader import _map_tensors, config_from_original, detect_layout, load_weights
-from gptoss_np.make_checkpoint import original_config, write_checkpoint
-from gptoss_np.safetensors_io import TensorStore, save_file
+from gptoss_np.formats.config_json import config_from_original, detect_layout
+from gptoss_np.formats.loader import _map_tensors, load_weights
+from gptoss_np.formats.writer import original_config, write_checkpoint
+from gptoss_np.formats.safetensors_io import TensorStore, save_file
 
 TOKENS = np.array([5, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5, 8, 9, 7, 9, 3, 2, 3, 8, 4])  # 20 tokens > window 4
 

@@ -1,4 +1,4 @@
-"""Tests for gptoss_np.safetensors_io, using the `safetensors` package as an independent reference."""
+"""Tests for gptoss_np.formats.safetensors_io, using the `safetensors` package as an independent reference."""
 
 import json
 import os
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from gptoss_np.errors import CheckpointError
-from gptoss_np.safetensors_io import (
+from gptoss_np.formats.safetensors_io import (
     DTYPES,
     SafetensorsFile,
     SafetensorsWriter,

@@ -1,4 +1,4 @@
-"""The worker pool (gptoss_np.threads): every job runs exactly once, errors surface, and splitting a product over the
+"""The worker pool (gptoss_np.fast.threads): every job runs exactly once, errors surface, and splitting a product over the
 workers gives the product that NumPy computes in one call."""
 
 import threading
@@ -6,7 +6,7 @@ import threading
 import numpy as np
 import pytest
 
-from gptoss_np import threads
+from gptoss_np.fast import threads
 from gptoss_np.ffn import linear
 
 

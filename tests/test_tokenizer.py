@@ -16,7 +16,7 @@ import tiktoken
 
 import gptoss_np
 from gptoss_np import CheckpointError, InputError
-from gptoss_np import tokenizer as tk
+from gptoss_np.text import tokenizer as tk
 
 
 @pytest.fixture(scope="module")

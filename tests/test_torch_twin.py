@@ -14,7 +14,7 @@ import gptoss_np
 import gptoss_torch
 from gptoss_np import chain, get_config, scale_down, trace_names
 from gptoss_np.mxfp4 import mxfp4_decode as np_decode
-from gptoss_torch.cuda_graphs import GraphedDecoder
+from gptoss_torch.fast.cuda_graphs import GraphedDecoder
 from gptoss_torch.model import Model
 from gptoss_torch.mxfp4 import mxfp4_decode as torch_decode
 
@@ -111,7 +111,7 @@ TRITON_CHECK = r"""
 import os, torch, numpy as np, gptoss_np
 from gptoss_torch.model import Model
 from gptoss_torch.mxfp4 import mxfp4_decode
-from gptoss_torch.mxfp4_triton import mxfp4_matvec, enable
+from gptoss_torch.fast.mxfp4_triton import mxfp4_matvec, enable
 g = torch.Generator().manual_seed(0)
 b = torch.randint(0, 256, (3, 40, 4, 16), dtype=torch.uint8, generator=g)
 s = torch.randint(120, 134, (3, 40, 4), dtype=torch.uint8, generator=g)
@@ -161,7 +161,7 @@ def test_bad_tokens_and_full_cache_name_the_argument():
 
 def test_compare_command(tmp_path, capsys):
     from hf_models import tiny_gpt_oss
-    from gptoss_torch.__main__ import main
+    from gptoss_torch.cli import main
     tiny_gpt_oss().save_pretrained(tmp_path)
     assert main(["compare", "--checkpoint", str(tmp_path), "--device", "cpu", "--dtype", "float32", "--quiet"]) == 0
     out = capsys.readouterr().out
@@ -187,8 +187,8 @@ def test_chat_on_the_torch_twin_streams_what_the_oracle_generates(tmp_path, caps
     from safetensors.numpy import save_file
     from test_chat import tiny_gpt_oss_config, tiny_gpt_oss_tensors
 
-    from gptoss_np.chat import chat
-    from gptoss_torch.__main__ import main
+    from gptoss_np.text.chat import chat
+    from gptoss_torch.cli import main
     from gptoss_torch.chat import ChatModel
     save_file(tiny_gpt_oss_tensors(), str(tmp_path / "model.safetensors"))
     (tmp_path / "config.json").write_text(json.dumps(tiny_gpt_oss_config()))

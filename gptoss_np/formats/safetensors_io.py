@@ -21,7 +21,7 @@ import struct
 import ml_dtypes
 import numpy as np
 
-from .errors import CheckpointError
+from ..errors import CheckpointError
 
 __all__ = [
     "DTYPES",

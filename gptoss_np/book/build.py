@@ -1,7 +1,7 @@
 """The book's generated parts: tables, per-step deltas, figures and the fact-check of the seed article.
 
-    python -m gptoss_np.book            rewrite every generated region of book.md and every figure
-    python -m gptoss_np.book --check    exit 1 if book.md or a figure is out of date (nothing is written)
+    python -m gptoss_np book            rewrite every generated region of book.md and every figure
+    python -m gptoss_np book --check    exit 1 if book.md or a figure is out of date (nothing is written)
 
 book.md is hand-written narrative with regions between `<!-- BEGIN GENERATED: name -->` and
 `<!-- END GENERATED: name -->`; only this file fills them. Every number in the book comes from here, computed from
@@ -10,7 +10,6 @@ the configs and the accounting: the narrative outside the regions holds no numbe
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import math
 import re
@@ -18,13 +17,13 @@ import sys
 from html import escape
 from pathlib import Path
 
-from .accounting import (DTYPE_BYTES, count_params, flops_per_token, format_delta_table, kv_bytes_per_token,
+from ..accounting import (DTYPE_BYTES, count_params, flops_per_token, format_delta_table, kv_bytes_per_token,
                          kv_cache_bytes, summary, weight_bytes)
-from .config import chain, chain_changes, get_config
+from ..config import chain, chain_changes, get_config
 from .diagrams import _eps, block_labels, draw_comparison, mxfp4_bits_per_weight, window_phrase, wrapped
-from .params import param_shapes
+from ..params import param_shapes
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 KV_CONTEXT = 4096  # the context at which the tables measure KV bytes and FLOPs per token
 PRESET_NAMES = ("gpt2-xl", "gpt-oss-20b", "gpt-oss-120b", "qwen3-30b-a3b")
 FIGURES = (  # (region/file name, left model, right model)
@@ -331,7 +330,7 @@ def region_figure(name):
     for fig, a, b in FIGURES:
         if fig == name:
             return (f"![{a} and {b} block by block](figures/{fig}.png)\n\n"
-                    f"*{a} (left) and {b} (right), drawn by `gptoss_np.diagrams` from the two configs; highlighted "
+                    f"*{a} (left) and {b} (right), drawn by `gptoss_np.book.diagrams` from the two configs; highlighted "
                     f"boxes differ, bold lines are the ones the other model lacks. Vector version: "
                     f"[figures/{fig}.svg](figures/{fig}.svg).*")
     raise KeyError(name)
@@ -657,17 +656,20 @@ def check(root=ROOT):
     return problems + stale_figures(root)
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(prog="python -m gptoss_np.book", description=__doc__.splitlines()[0])
+def add_arguments(ap):
+    """The `book` verb's arguments (gptoss_np.cli)."""
     ap.add_argument("--check", action="store_true", help="exit 1 if book.md or a figure would change")
     ap.add_argument("--root", type=Path, default=ROOT, help="the repository root (holds book.md and figures/)")
-    args = ap.parse_args(argv)
+
+
+def run(args):
+    """Rewrite book.md's generated regions and the figures, or (--check) report what is out of date."""
     if args.check:
         problems = check(args.root)
         for p in problems:
             print(p, file=sys.stderr)
         print("book.md and figures are up to date" if not problems else
-              "out of date: run python -m gptoss_np.book")
+              "out of date: run python -m gptoss_np book")
         return 1 if problems else 0
     path = args.root / "book.md"
     text = path.read_text(encoding="utf-8")
@@ -679,6 +681,3 @@ def main(argv=None):
           f"{len(figs)} figure files under {args.root / 'figures'}")
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

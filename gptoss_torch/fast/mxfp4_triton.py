@@ -75,7 +75,7 @@ def mxfp4_matvec(blocks, scales, ids, x, block_r=16, block_g=2):
 
 def enable(model):
     """Route the model's few-token MoE steps through the fused kernel (MXFP4 configs, where Triton runs)."""
-    from .ffn import activate
+    from ..ffn import activate
     cfg = model.cfg
     if cfg.expert_quant != "mxfp4" or not available(model.device):
         return False

@@ -26,7 +26,7 @@ import warnings
 
 import tiktoken
 
-from .errors import CheckpointError, InputError
+from ..errors import CheckpointError, InputError
 
 # ---- what tiktoken expects: source URLs (they name its cache files) and SHA-256 of the file contents ----------
 
@@ -486,7 +486,7 @@ def checkpoint_model_type(directory):
     """model_type from the directory's config.json, or None when it has none."""
     if not os.path.exists(os.path.join(directory, "config.json")):
         return None
-    from .loader import read_config
+    from ..formats.config_json import read_config
     hf, _ = read_config(directory)
     return hf.get("model_type")
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
-from .accounting import count_params, weight_bytes
-from .mxfp4 import mxfp4_bytes
+from ..accounting import count_params, weight_bytes
+from ..mxfp4 import mxfp4_bytes
 
 # the order of the boxes; every model gets the same keys so that row i of one column faces row i of the other
 PART_KEYS = ("embedding", "positions", "layers", "norm", "attention", "ffn", "final_norm", "head", "vocab",

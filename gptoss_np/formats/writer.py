@@ -1,7 +1,7 @@
 """Write random checkpoints in the real published layouts, streaming, from a config alone.
 
-    python -m gptoss_np.make_checkpoint --preset gpt-oss-20b --layout hf --out DIR [--seed N]
-    python -m gptoss_np.make_checkpoint --preset gpt-oss-20b --layout original --out DIR/original --scale-down
+    python -m gptoss_np write-checkpoint --preset gpt-oss-20b --layout hf --out DIR [--seed N]
+    python -m gptoss_np write-checkpoint --preset gpt-oss-20b --layout original --out DIR/original --scale-down
 
     write_checkpoint(cfg, out_dir, layout="hf", seed=0, progress=True)   # Python API
     checkpoint_plan(cfg, layout="hf")  # [(shard_file, name, shape, dtype, nbytes), ...] without writing anything
@@ -29,12 +29,11 @@ mxfp4.mxfp4_encode rounds (a faster equivalent is used here; the tests check the
 
 Memory: tensors are generated, written and freed one at a time (big ones in row chunks, experts one by one), so the
 peak is about the largest tensor (the 1.16 GB embedding of gpt-oss) plus a few chunks, whatever the checkpoint size.
-Name translation comes from loader.NAMES (one table per layout), so writer and loader cannot drift apart.
+Name translation comes from layouts.NAMES (one table per layout), so writer and loader cannot drift apart.
 """
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import math
@@ -45,10 +44,10 @@ from collections import namedtuple
 
 import numpy as np
 
-from .config import PRESETS, get_config, scale_down
-from .errors import CheckpointError, ConfigError
-from .loader import FUSED_QKV, NAMES, ORIGINAL_FIELDS, QKV_KEYS, TRANSPOSED, _layer_key
-from .params import param_shapes, storage_shapes
+from ..config import PRESETS, get_config, scale_down
+from ..errors import CheckpointError, ConfigError
+from .layouts import FUSED_QKV, NAMES, ORIGINAL_FIELDS, QKV_KEYS, TRANSPOSED, _layer_key
+from ..params import param_shapes, storage_shapes
 from .safetensors_io import DTYPES, SafetensorsWriter
 
 __all__ = ["LAYOUTS", "PlanEntry", "checkpoint_plan", "family", "write_checkpoint", "main", "RandomWeights",
@@ -571,9 +570,8 @@ def _config_from_args(args):
     return cfg.replace(name=f"{cfg.name}-custom", **changes) if changes else cfg
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(prog="python -m gptoss_np.make_checkpoint",
-                                 description="Write a random checkpoint in a published layout, streaming.")
+def add_arguments(ap):
+    """The `write-checkpoint` verb's arguments (gptoss_np.cli)."""
     ap.add_argument("--preset", required=True, help=f"config name: one of {sorted(PRESETS)} or a chain step")
     ap.add_argument("--layout", choices=LAYOUTS, default="hf")
     ap.add_argument("--out", required=True, help="output directory (created; must hold no checkpoint files)")
@@ -587,7 +585,10 @@ def main(argv=None):
     ap.add_argument("--overwrite", action="store_true", help="replace checkpoint files already in --out")
     ap.add_argument("--plan", action="store_true", help="print the tensor plan and write nothing")
     ap.add_argument("--quiet", action="store_true")
-    args = ap.parse_args(argv)
+
+
+def run(args):
+    """Write (or --plan) the checkpoint the arguments describe; 2 on a config or checkpoint error."""
     try:
         cfg = _config_from_args(args)
         if args.plan:
@@ -610,6 +611,3 @@ def main(argv=None):
               f"in {time.perf_counter() - t0:.1f} s")
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

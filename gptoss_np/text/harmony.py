@@ -14,7 +14,7 @@ from __future__ import annotations
 import codecs
 from dataclasses import dataclass, replace
 
-from .errors import InputError
+from ..errors import InputError
 
 START, END, MESSAGE, CHANNEL = "<|start|>", "<|end|>", "<|message|>", "<|channel|>"
 CONSTRAIN, RETURN, CALL = "<|constrain|>", "<|return|>", "<|call|>"

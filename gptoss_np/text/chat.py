@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import InputError
+from ..errors import InputError
 from .harmony import ReplyParser, analysis_text, chat_prompt, check_effort, final_text
 from .harmony import stop_tokens as harmony_stop_tokens
-from .sampling import sample
+from ..sampling import sample
 
 DIM, RESET = "\x1b[2m", "\x1b[0m"
 
@@ -87,7 +87,7 @@ class Reply:
 
 def chat_tokenizer(checkpoint_dir):
     """The tokenizer for a gpt-oss checkpoint (its own files, else o200k_harmony); refuses other models."""
-    from .loader import detect_layout, read_config
+    from ..formats.config_json import detect_layout, read_config
     from .tokenizer import get_tokenizer
     hf, cpath = read_config(checkpoint_dir)
     layout = detect_layout(hf, cpath)
@@ -101,7 +101,7 @@ def chat_tokenizer(checkpoint_dir):
 
 def load_chat_model(checkpoint_dir, dtype="float32", progress=True):
     """(Model, tokenizer) for a gpt-oss checkpoint; the tokenizer from its files, else o200k_harmony."""
-    from .loader import load_model
+    from ..formats.loader import load_model
     tokenizer = chat_tokenizer(checkpoint_dir)
     return load_model(checkpoint_dir, dtype=dtype, progress=progress), tokenizer
 
@@ -195,7 +195,7 @@ def add_arguments(parser):
 
 def run(args, out=None, err=None):
     """The `chat` subcommand: 0 on success, 2 on bad input (the message goes to stderr)."""
-    from .errors import GptOssError
+    from ..errors import GptOssError
     err = err or sys.stderr
     try:
         reply = chat(args.checkpoint, args.question, reasoning=args.reasoning, max_new_tokens=args.max_tokens,
