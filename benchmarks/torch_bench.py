@@ -93,7 +93,7 @@ def main():
     rows = [("prefill", f"{args.prompt}-token prompt", f"{prefill:,.0f} tok/s", "")]
     for ctx in args.contexts:
         rate = decode_rate(model, ctx, args.decode_tokens, device, use_graph=not args.no_graph)
-        need = decode_bytes_per_token(model.cfg, ctx, kv_dtype_bytes=model.w["embed.weight"].element_size())
+        need = decode_bytes_per_token(model.cfg, ctx, kv_dtype_bytes=model.embed.weight.element_size())
         ceiling = bw / need
         rows.append(("decode bs1", f"at {ctx} context", f"{rate:,.1f} tok/s",
                      f"{100 * rate / ceiling:.0f} % of {ceiling:,.0f} tok/s ({need / 1e9:.2f} GB/token)"))

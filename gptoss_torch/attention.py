@@ -1,8 +1,12 @@
-"""Masks and grouped-query attention with sinks, as gptoss_np/attention.py."""
-
-import math
+"""Masks and grouped-query attention with sinks, as gptoss_np/attention.py, batched, on
+torch.nn.functional.scaled_dot_product_attention; and the attention module with its canonical parameters."""
 
 import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .norms import rms_norm
+from .rope import apply_rope
 
 
 def at_least_float32(x):
@@ -19,23 +23,60 @@ def attention_mask(q_pos, k_pos, window=None):
     return allowed
 
 
-def attention(q, k, v, allowed, sinks=None, scale=None):
-    """GQA with optional sinks: query head h reads kv head h // G; the sink joins each softmax denominator only.
-    q [T, Hq, d], k/v [S, Hkv, d], allowed [T, S] -> [T, Hq, d]."""
-    T, Hq, d = q.shape
-    S, Hkv, _ = k.shape
-    G = Hq // Hkv
-    scale = 1.0 / math.sqrt(d) if scale is None else scale
-    qg = q.reshape(T, Hkv, G, d).permute(1, 2, 0, 3).reshape(Hkv, G * T, d)  # [Hkv, G*T, d]
-    scores = torch.bmm(qg, k.permute(1, 2, 0)) * scale  # [Hkv, G*T, S]
-    scores = scores.reshape(Hkv, G, T, S).masked_fill(~allowed, float("-inf"))
-    scores = at_least_float32(scores)  # the softmax in float32 even for bf16 activations
-    if sinks is None:
-        probs = torch.softmax(scores, dim=-1)
-    else:
-        sink = sinks.reshape(Hkv, G, 1, 1).to(scores.dtype)
-        m = torch.maximum(scores.amax(-1, keepdim=True), sink)  # [Hkv, G, T, 1]
-        e = torch.exp(scores - m)
-        probs = e / (e.sum(-1, keepdim=True) + torch.exp(sink - m))
-    out = torch.bmm(probs.to(v.dtype).reshape(Hkv, G * T, S), v.permute(1, 0, 2))  # [Hkv, G*T, d]
-    return out.reshape(Hkv, G, T, d).permute(2, 0, 1, 3).reshape(T, Hq, d)
+def attention(q, k, v, allowed, sinks=None, dropout_p=0.0, scale=None):
+    """softmax(q k^T / sqrt(d) masked, with the sink in each denominator) v; query head h reads kv head h // G.
+    q [B, T, Hq, d], k/v [B, S, Hkv, d], allowed [T, S] bool, sinks [Hq] -> [B, T, Hq, d].
+
+    The sink is a key whose logit is `sinks[h]` for every query and whose value is zero: it joins the softmax
+    denominator and adds nothing to the output (OpenAI's "extra column, dropped after", done inside one SDPA call)."""
+    B, T, Hq, d = q.shape
+    Hkv = k.shape[2]
+    q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # [B, H, T|S, d]
+    mask = allowed
+    if sinks is not None:
+        zero = k.new_zeros(B, Hkv, 1, d)
+        k, v = torch.cat([k, zero], dim=2), torch.cat([v, zero], dim=2)  # [B, Hkv, S+1, d]
+        bias = torch.zeros(allowed.shape, dtype=q.dtype, device=q.device).masked_fill(~allowed, float("-inf"))
+        sink = sinks.to(q.dtype).view(Hq, 1, 1).expand(Hq, T, 1)  # [Hq, T, 1]
+        mask = torch.cat([bias.expand(Hq, *allowed.shape), sink], dim=-1)  # [Hq, T, S+1] additive
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p, scale=scale,
+                                         enable_gqa=Hq != Hkv)  # [B, Hq, T, d]
+    return out.transpose(1, 2)  # [B, T, Hq, d]
+
+
+class Attention(nn.Module):
+    """q/k/v/o projections (nn.Linear, [out, in]), optional QK-norm weights and sinks, under the canonical names
+    `layers.{i}.attn.{q,k,v,o}.weight/.bias`, `.q_norm.weight`, `.k_norm.weight`, `.sinks`."""
+
+    def __init__(self, cfg, window, device=None, dtype=None):
+        super().__init__()
+        kw = dict(device=device, dtype=dtype)
+        self.cfg, self.window = cfg, window
+        self.q = nn.Linear(cfg.d_model, cfg.q_dim, bias=cfg.attn_bias, **kw)
+        self.k = nn.Linear(cfg.d_model, cfg.kv_dim, bias=cfg.attn_bias, **kw)
+        self.v = nn.Linear(cfg.d_model, cfg.kv_dim, bias=cfg.attn_bias, **kw)
+        self.o = nn.Linear(cfg.q_dim, cfg.d_model, bias=cfg.attn_bias, **kw)
+        if cfg.qk_norm:
+            self.q_norm = nn.Module()
+            self.q_norm.weight = nn.Parameter(torch.ones(cfg.head_dim, **kw))
+            self.k_norm = nn.Module()
+            self.k_norm.weight = nn.Parameter(torch.ones(cfg.head_dim, **kw))
+        self.sinks = nn.Parameter(torch.zeros(cfg.n_heads, **kw)) if cfg.sinks else None
+
+    def forward(self, h, pos, cos_sin=None, layer_cache=None, record=None):
+        """h [B, T, D], pos [T] -> [B, T, D]; `record(name, value)` receives q, k, v (after QK-norm and RoPE)."""
+        cfg = self.cfg
+        B, T, _ = h.shape
+        q = self.q(h).view(B, T, cfg.n_heads, cfg.head_dim)  # [B, T, Hq, d]
+        k = self.k(h).view(B, T, cfg.n_kv_heads, cfg.head_dim)  # [B, T, Hkv, d]
+        v = self.v(h).view(B, T, cfg.n_kv_heads, cfg.head_dim)
+        if cfg.qk_norm:
+            q, k = rms_norm(q, self.q_norm.weight, cfg.norm_eps), rms_norm(k, self.k_norm.weight, cfg.norm_eps)
+        if cos_sin is not None:
+            q, k = apply_rope(q, *cos_sin), apply_rope(k, *cos_sin)
+        if record is not None:
+            record("attn.q", q), record("attn.k", k), record("attn.v", v)
+        k_all, v_all, k_pos = (k, v, pos) if layer_cache is None else layer_cache.extend(k, v, pos)
+        drop = cfg.dropout if self.training else 0.0
+        o = attention(q, k_all, v_all, attention_mask(pos, k_pos, self.window), self.sinks, drop)  # [B, T, Hq, d]
+        return self.o(o.reshape(B, T, cfg.q_dim))  # [B, T, D]

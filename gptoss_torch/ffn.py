@@ -1,9 +1,10 @@
-"""Feed-forward pieces, as gptoss_np/ffn.py."""
+"""Feed-forward pieces, as gptoss_np/ffn.py, and the dense MLP module."""
 
 import math
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 
 def gelu_tanh(x):
@@ -39,6 +40,15 @@ def linear(x, weight, bias=None):
     return F.linear(x, weight, bias)
 
 
-def mlp(x, cfg, up_weight, down_weight, up_bias=None, down_bias=None):
-    """down(act(up(x)))."""
-    return linear(activate(linear(x, up_weight, up_bias), cfg), down_weight, down_bias)
+class MLP(nn.Module):
+    """Dense FFN down(act(up(x))): `layers.{i}.mlp.up.weight/.bias` [F or 2F, D], `mlp.down.weight/.bias` [D, F]."""
+
+    def __init__(self, cfg, device=None, dtype=None):
+        super().__init__()
+        self.cfg = cfg
+        up_rows = 2 * cfg.ffn_hidden if cfg.glu else cfg.ffn_hidden
+        self.up = nn.Linear(cfg.d_model, up_rows, bias=cfg.mlp_bias, device=device, dtype=dtype)
+        self.down = nn.Linear(cfg.ffn_hidden, cfg.d_model, bias=cfg.mlp_bias, device=device, dtype=dtype)
+
+    def forward(self, x):
+        return self.down(activate(self.up(x), self.cfg))  # [..., D] -> [..., F] -> [..., D]

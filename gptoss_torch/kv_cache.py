@@ -1,31 +1,34 @@
 """A preallocated KV cache: full layers hold `max_tokens` slots, sliding-window layers a ring of `window` slots
 (slot = position mod window). Each slot remembers the position it holds (-1 = empty), so the attention mask is
-computed from positions alone and every decode step has the same shapes (what CUDA graphs need)."""
+computed from positions alone and every decode step has the same shapes (what CUDA graphs need). A batch of B
+sequences shares the positions (they advance together)."""
 
 import torch
 
 
 class LayerCache:
-    def __init__(self, n_slots, n_kv_heads, head_dim, window, dtype, device):
+    def __init__(self, n_slots, n_kv_heads, head_dim, window, dtype, device, batch=1):
         self.window, self.n_slots = window, n_slots
-        self.k = torch.zeros(n_slots, n_kv_heads, head_dim, dtype=dtype, device=device)
+        self.k = torch.zeros(batch, n_slots, n_kv_heads, head_dim, dtype=dtype, device=device)  # [B, S, Hkv, d]
         self.v = torch.zeros_like(self.k)
         self.pos = torch.full((n_slots,), -1, dtype=torch.long, device=device)
 
     def extend(self, k, v, pos):
-        """Keys/values/positions to attend over for the queries at `pos`, then store what later tokens need."""
+        """Keys/values/positions to attend over for the queries at `pos`, then store what later tokens need.
+        k/v [B, T, Hkv, d], pos [T] -> (k [B, S', Hkv, d], v, positions [S'])."""
         if self.window is None:  # full layer: write first, then attend over every slot (unused ones masked)
             self._write(k, v, pos, pos)
             return self.k, self.v, self.pos
         # sliding layer: the ring may not hold all of a long prompt at once, so attend over ring + new tokens
-        keys, values, kpos = torch.cat([self.k, k]), torch.cat([self.v, v]), torch.cat([self.pos, pos])
-        keep = min(k.shape[0], self.n_slots)  # only the last `window` new tokens can still be seen later
-        self._write(k[-keep:], v[-keep:], pos[-keep:], pos[-keep:] % self.n_slots)
+        keys, values = torch.cat([self.k, k], dim=1), torch.cat([self.v, v], dim=1)
+        kpos = torch.cat([self.pos, pos])
+        keep = min(k.shape[1], self.n_slots)  # only the last `window` new tokens can still be seen later
+        self._write(k[:, -keep:], v[:, -keep:], pos[-keep:], pos[-keep:] % self.n_slots)
         return keys, values, kpos
 
     def _write(self, k, v, pos, slots):
-        self.k.index_copy_(0, slots, k)
-        self.v.index_copy_(0, slots, v)
+        self.k.index_copy_(1, slots, k)
+        self.v.index_copy_(1, slots, v)
         self.pos.index_copy_(0, slots, pos)
 
     def stored_tokens(self):
@@ -35,10 +38,10 @@ class LayerCache:
 class KVCache:
     """One LayerCache per layer; `length` = tokens seen. Bytes: see gptoss_np.accounting.kv_cache_bytes."""
 
-    def __init__(self, cfg, max_tokens, dtype, device):
-        self.max_tokens = max_tokens
+    def __init__(self, cfg, max_tokens, dtype, device, batch=1):
+        self.max_tokens, self.batch = max_tokens, batch
         self.layers = [LayerCache(max_tokens if w is None else min(w, max_tokens), cfg.n_kv_heads, cfg.head_dim,
-                                  w, dtype, device) for w in cfg.layer_windows]
+                                  w, dtype, device, batch) for w in cfg.layer_windows]
         self.length = 0
 
     def stored_tokens(self):

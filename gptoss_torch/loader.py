@@ -32,4 +32,4 @@ def load_model(path, device=None, dtype=None, progress=True):
         if is_expert_matrix(n) and not hasattr(a, "__array__"):  # lazily stacked experts (Qwen3): materialise
             a = a[list(range(a.shape[0]))]
         weights[n] = to_torch(a, device, None if n.endswith((".blocks", ".scales")) else dtype)
-    return Model(cfg, weights, device, dtype)
+    return Model.from_tensors(cfg, weights, device, dtype)

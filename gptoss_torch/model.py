@@ -1,158 +1,201 @@
-"""The torch twin of gptoss_np.model: same config object, same canonical weights, same trace names.
+"""The torch twin of gptoss_np.model as torch.nn.Modules: same config object, the canonical weight names as the
+state_dict keys, the same trace names; batched ([B, T] tokens; 1-D still accepted), trainable (autograd through
+every feature, dropout applied in training mode), and packed MXFP4 experts as uint8 buffers for inference.
 
-Trace points are those of gptoss_np.model (see its docstring); `gptoss_np.trace_names(cfg)` lists them.
+Trace points are those of gptoss_np.model (see its docstring); `gptoss_np.trace_names(cfg)` lists them. With a batch
+every trace value has a leading [B] axis; 1-D input gives them without it, as the oracle does.
 """
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+from torch import nn
 
 from gptoss_np.errors import InputError
 from gptoss_np.params import check_weights
-from .rope import rope_frequencies
 
-from .attention import attention, attention_mask
-from .ffn import linear, mlp
+from .attention import Attention
+from .ffn import MLP
 from .kv_cache import KVCache
-from .moe import moe
-from .mxfp4 import ExpertWeights
-from .norms import layer_norm, rms_norm
-from .rope import apply_rope, rope_cos_sin
+from .moe import MoE, load_balancing_loss
+from .norms import Norm
+from .rope import rope_cos_sin, rope_frequencies
 
 
-def norm(x, w, prefix, cfg):
-    if cfg.norm == "layernorm":
-        return layer_norm(x, w[prefix + ".weight"], w[prefix + ".bias"], cfg.norm_eps)
-    return rms_norm(x, w[prefix + ".weight"], cfg.norm_eps)
+class Block(nn.Module):
+    """Pre-norm block: x + attn(norm(x)), then x + ffn(norm(x)); `layers.{i}.*` in the canonical names."""
+
+    def __init__(self, cfg, i, device=None, dtype=None):
+        super().__init__()
+        self.cfg = cfg
+        self.attn_norm = Norm(cfg.d_model, cfg.norm, cfg.norm_eps, device, dtype)
+        self.attn = Attention(cfg, cfg.layer_windows[i], device, dtype)
+        self.ffn_norm = Norm(cfg.d_model, cfg.norm, cfg.norm_eps, device, dtype)
+        self.mlp = MLP(cfg, device, dtype) if cfg.ffn == "dense" else MoE(cfg, device, dtype)
+
+    def forward(self, x, pos, cos_sin=None, layer_cache=None, record=None, aux=None):
+        """x [B, T, D] -> [B, T, D]; `record(name, value)` receives the trace points, `aux` the MoE balance loss."""
+        rec = record or (lambda name, value: None)
+        drop = self.cfg.dropout if self.training else 0.0
+        h = self.attn_norm(x)
+        rec("attn_norm", h)
+        a = self.attn(h, pos, cos_sin, layer_cache, record)
+        rec("attn.out", a)
+        x = x + F.dropout(a, drop, self.training)  # GPT-2's residual dropout after the attention projection
+        rec("attn_residual", x)
+        h = self.ffn_norm(x)
+        rec("ffn_norm", h)
+        if self.cfg.ffn == "dense":
+            f = self.mlp(h)
+        else:
+            B, T, D = h.shape
+            y, logits, experts, weights = self.mlp(h.reshape(B * T, D))  # the router sees tokens, not sequences
+            f = y.view(B, T, D)
+            rec("router.logits", logits.view(B, T, -1))
+            rec("router.experts", experts.view(B, T, -1))
+            rec("router.weights", weights.view(B, T, -1))
+            if aux is not None:
+                aux.append(load_balancing_loss(logits, experts, self.cfg.n_experts))
+        rec("ffn.out", f)
+        x = x + F.dropout(f, drop, self.training)  # and after the FFN
+        rec("residual", x)
+        return x
 
 
-class Model:
-    """`model(tokens)` -> logits [T, V] (float32); `model(tokens, trace=True)` -> (logits, trace);
-    `cache = model.new_cache(max_tokens)` then `model(tokens, cache=cache)` decodes incrementally."""
+class Model(nn.Module):
+    """`model(tokens)` -> logits [T, V] or [B, T, V] (float32 for bf16/fp16 weights); `model(tokens, trace=True)` ->
+    (logits, trace); `cache = model.new_cache(max_tokens)` then `model(tokens, cache=cache)` decodes incrementally;
+    `model.loss(tokens, targets)` for training. `Model(cfg)` allocates uninitialised parameters (see
+    gptoss_torch.train.init for a training init, from_numpy / load_model for given weights)."""
 
-    def __init__(self, cfg, weights, device="cpu", dtype=torch.float32):
-        self.cfg, self.device, self.dtype = cfg, torch.device(device), dtype
-        self.w = weights  # canonical name -> tensor on device (MXFP4 blocks/scales stay uint8)
-        self.experts = {}
-        for i in range(cfg.n_layers if cfg.ffn == "moe" else 0):
-            for m in ("up", "down"):
-                base = f"layers.{i}.mlp.experts.{m}"
-                self.experts[base] = (ExpertWeights(blocks=weights[base + ".blocks"], scales=weights[base + ".scales"],
-                                                    name=base) if cfg.expert_quant == "mxfp4"
-                                      else ExpertWeights(weights[base + ".weight"]))
-        if cfg.positions == "rope":
-            inv_freq, self.attention_factor = rope_frequencies(cfg)
-            self.inv_freq = inv_freq.to(self.device)
-        self.unembed = weights["embed.weight"] if cfg.tie_embeddings else weights["unembed.weight"]
-        self.fused_moe = None  # set by mxfp4_triton.enable(model) on CUDA
-        self.moe_path = None  # None: automatic; "gathered" / "per_expert" to force one (tests)
+    def __init__(self, cfg, device=None, dtype=torch.float32):
+        super().__init__()
+        self.cfg = cfg
+        kw = dict(device=device, dtype=dtype)
+        self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model, **kw)
+        self.pos_embed = nn.Embedding(cfg.context_length, cfg.d_model, **kw) if cfg.positions == "learned" else None
+        self.layers = nn.ModuleList(Block(cfg, i, device, dtype) for i in range(cfg.n_layers))
+        self.final_norm = Norm(cfg.d_model, cfg.norm, cfg.norm_eps, device, dtype)
+        self.unembed = None if cfg.tie_embeddings else nn.Linear(cfg.d_model, cfg.vocab_size, bias=False, **kw)
+        if cfg.positions == "rope":  # float64 on the host; kept off the module so .to(dtype) never rounds it
+            self._inv_freq_host, self.attention_factor = rope_frequencies(cfg)
+        self._inv_freq = {}
 
+    # ---- construction from weights ---------------------------------------------------------------------------
     @classmethod
     def from_numpy(cls, cfg, np_weights, device="cpu", dtype=torch.float32):
-        """Build from a canonical NumPy weight dict (as gptoss_np.init_weights / loader.load_weights give)."""
+        """An inference model (eval mode, no gradients) from a canonical NumPy weight dict (as gptoss_np.init_weights
+        and the loader give); float tensors are converted to `dtype` once, MXFP4 blocks/scales stay uint8."""
         check_weights(cfg, np_weights)
-        return cls(cfg, {n: to_torch(a, device, None if n.endswith((".blocks", ".scales")) else dtype)
-                         for n, a in np_weights.items()}, device, dtype)
+        return cls.from_tensors(cfg, {n: to_torch(a, device, None if n.endswith((".blocks", ".scales")) else dtype)
+                                      for n, a in np_weights.items()}, device, dtype)
 
-    def new_cache(self, max_tokens=None):
-        return KVCache(self.cfg, max_tokens or min(self.cfg.context_length, 4096), self.dtype, self.device)
+    @classmethod
+    def from_tensors(cls, cfg, tensors, device="cpu", dtype=torch.float32):
+        """An inference model whose parameters are exactly `tensors` (canonical names, already on the device)."""
+        with torch.device("meta"):
+            model = cls(cfg, dtype=dtype)
+        model.load_state_dict(tensors, strict=True, assign=True)
+        model._inv_freq = {}
+        return model.eval().requires_grad_(False)
 
+    # ---- properties ------------------------------------------------------------------------------------------
+    @property
+    def device(self):
+        return self.embed.weight.device
+
+    @property
+    def dtype(self):
+        return self.final_norm.weight.dtype
+
+    def new_cache(self, max_tokens=None, batch=1):
+        return KVCache(self.cfg, max_tokens or min(self.cfg.context_length, 4096), self.dtype, self.device, batch)
+
+    def inv_freq(self, device):
+        """RoPE's float64 frequencies on `device`, copied once (no host-to-device copy inside a CUDA graph)."""
+        if device not in self._inv_freq:
+            self._inv_freq[device] = self._inv_freq_host.to(device)
+        return self._inv_freq[device]
+
+    # ---- forward ---------------------------------------------------------------------------------------------
     def _check_tokens(self, tokens, start, cache):
         if not isinstance(tokens, torch.Tensor):
             tokens = torch.as_tensor(np.asarray(tokens))
-        if tokens.ndim != 1 or tokens.numel() == 0 or tokens.dtype.is_floating_point or tokens.dtype == torch.bool:
-            raise InputError(f"tokens: expected a non-empty 1-D integer tensor, got {tuple(tokens.shape)} "
+        if tokens.ndim not in (1, 2) or tokens.numel() == 0 or tokens.dtype.is_floating_point or \
+                tokens.dtype.is_complex or tokens.dtype == torch.bool:
+            raise InputError(f"tokens: expected a non-empty [T] or [B, T] integer tensor, got {tuple(tokens.shape)} "
                              f"{tokens.dtype}")
         lo, hi = int(tokens.min()), int(tokens.max())
         if lo < 0 or hi >= self.cfg.vocab_size:
             raise InputError(f"tokens: id {lo if lo < 0 else hi} is out of range: vocab_size is {self.cfg.vocab_size}")
+        T = tokens.shape[-1]
         limit = self.cfg.context_length if cache is None else min(self.cfg.context_length, cache.max_tokens)
-        if start + tokens.numel() > limit:
-            raise InputError(f"tokens: {start} cached + {tokens.numel()} new exceed the limit of {limit} positions "
+        if start + T > limit:
+            raise InputError(f"tokens: {start} cached + {T} new exceed the limit of {limit} positions "
                              f"(context_length={self.cfg.context_length}"
                              + (f", cache max_tokens={cache.max_tokens})" if cache is not None else ")"))
+        B = tokens.shape[0] if tokens.ndim == 2 else 1
+        if cache is not None and cache.batch != B:
+            raise InputError(f"tokens: a batch of {B} sequence(s) for a cache made for batch={cache.batch}")
         return tokens.to(self.device, torch.long)
 
-    @torch.no_grad()
-    def __call__(self, tokens, trace=False, cache=None, positions=None):
+    def forward(self, tokens, trace=False, cache=None, positions=None):
+        """Checked entry point: tokens [T] or [B, T] (any integer dtype) -> logits [T, V] / [B, T, V] (, trace)."""
         start = cache.length if cache is not None else 0
         tokens = self._check_tokens(tokens, start, cache)
-        pos = positions if positions is not None else \
-            torch.arange(start, start + tokens.numel(), device=self.device)
-        logits, tr = self.forward(tokens, pos, cache, trace)
+        single = tokens.ndim == 1
+        batch = tokens[None] if single else tokens  # [B, T]
+        T = batch.shape[1]
+        pos = positions if positions is not None else torch.arange(start, start + T, device=self.device)
+        tr = {} if trace else None
+        logits = self.run(batch, pos, cache, tr)
         if cache is not None:
-            cache.length += tokens.numel()
+            cache.length += T
+        if single:
+            logits = logits[0]
+            tr = None if tr is None else {k: v[0] for k, v in tr.items()}
         return (logits, tr) if trace else logits
 
-    def forward(self, tokens, pos, cache=None, trace=False):
-        """The forward on device tensors, no Python-side checks (what a CUDA graph captures)."""
-        cfg, w = self.cfg, self.w
-        tr = {} if trace else None
-        x = w["embed.weight"][tokens]  # [T, D]
+    def run(self, tokens, pos, cache=None, trace=None, aux=None):
+        """The forward on device tensors, no Python-side checks (what a CUDA graph captures).
+        tokens [B, T], pos [T] -> logits [B, T, V] (float32 at least); fills `trace` / `aux` when given."""
+        cfg = self.cfg
+        x = self.embed(tokens)  # [B, T, D]
         if cfg.positions == "learned":
-            x = x + w["pos_embed.weight"][pos]
-        cos_sin = rope_cos_sin(pos, self.inv_freq, self.attention_factor, self.dtype) \
+            x = x + self.pos_embed(pos)
+        x = F.dropout(x, cfg.dropout if self.training else 0.0, self.training)  # GPT-2's embedding dropout
+        cos_sin = rope_cos_sin(pos, self.inv_freq(pos.device), self.attention_factor, x.dtype) \
             if cfg.positions == "rope" else None
-        self._record(tr, "embed", x)
-        for i in range(cfg.n_layers):
-            x = self.block(x, i, pos, cos_sin, None if cache is None else cache.layers[i], tr)
-        x = norm(x, w, "final_norm", cfg)
-        self._record(tr, "final_norm", x)
-        logits = linear(x, self.unembed)  # [T, V]
+        if trace is not None:
+            trace["embed"] = x
+        for i, block in enumerate(self.layers):
+            record = None if trace is None else (lambda name, value, p=f"layers.{i}.": trace.__setitem__(p + name,
+                                                                                                        value))
+            x = block(x, pos, cos_sin, None if cache is None else cache.layers[i], record, aux)
+        x = self.final_norm(x)
+        if trace is not None:
+            trace["final_norm"] = x
+        logits = F.linear(x, self.embed.weight if self.unembed is None else self.unembed.weight)  # [B, T, V]
         logits = logits.float() if logits.dtype in (torch.bfloat16, torch.float16) else logits
-        self._record(tr, "logits", logits)
-        return logits, tr
+        if trace is not None:
+            trace["logits"] = logits
+        return logits
 
-    @staticmethod
-    def _record(tr, name, value):
-        if tr is not None:
-            tr[name] = value
+    def loss(self, tokens, targets, aux_weight=0.0):
+        """Mean next-token cross-entropy (nats per token) + aux_weight * mean MoE balance loss over the layers.
+        tokens, targets [B, T] -> (loss, {"ce": ..., "aux": ...}) with the parts detached."""
+        T = tokens.shape[-1]
+        aux = []
+        logits = self.run(tokens, torch.arange(T, device=tokens.device), aux=aux)
+        ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
+        balance = torch.stack(aux).mean() if aux else ce.new_zeros(())
+        total = ce + aux_weight * balance if aux else ce
+        return total, {"ce": ce.detach(), "aux": balance.detach()}
 
-    def block(self, x, i, pos, cos_sin, layer_cache, tr):
-        cfg, w, pre = self.cfg, self.w, f"layers.{i}."
-        h = norm(x, w, pre + "attn_norm", cfg)
-        self._record(tr, pre + "attn_norm", h)
-        a = self.attention(h, i, pos, cos_sin, layer_cache, tr)
-        self._record(tr, pre + "attn.out", a)
-        x = x + a
-        self._record(tr, pre + "attn_residual", x)
-        h = norm(x, w, pre + "ffn_norm", cfg)
-        self._record(tr, pre + "ffn_norm", h)
-        if cfg.ffn == "dense":
-            f = mlp(h, cfg, w[pre + "mlp.up.weight"], w[pre + "mlp.down.weight"], w.get(pre + "mlp.up.bias"),
-                    w.get(pre + "mlp.down.bias"))
-        else:
-            fused = None if self.fused_moe is None else (lambda xx, e, wt: self.fused_moe(i, xx, e, wt))
-            f, logits, experts, weights = moe(
-                h, cfg, w[pre + "mlp.router.weight"], w.get(pre + "mlp.router.bias"),
-                self.experts[pre + "mlp.experts.up"], w.get(pre + "mlp.experts.up.bias"),
-                self.experts[pre + "mlp.experts.down"], w.get(pre + "mlp.experts.down.bias"), fused=fused,
-                path=self.moe_path)
-            self._record(tr, pre + "router.logits", logits)
-            self._record(tr, pre + "router.experts", experts)
-            self._record(tr, pre + "router.weights", weights)
-        self._record(tr, pre + "ffn.out", f)
-        x = x + f
-        self._record(tr, pre + "residual", x)
-        return x
-
-    def attention(self, h, i, pos, cos_sin, layer_cache, tr):
-        cfg, w, pre = self.cfg, self.w, f"layers.{i}.attn."
-        T = h.shape[0]
-        q = linear(h, w[pre + "q.weight"], w.get(pre + "q.bias")).view(T, cfg.n_heads, cfg.head_dim)
-        k = linear(h, w[pre + "k.weight"], w.get(pre + "k.bias")).view(T, cfg.n_kv_heads, cfg.head_dim)
-        v = linear(h, w[pre + "v.weight"], w.get(pre + "v.bias")).view(T, cfg.n_kv_heads, cfg.head_dim)
-        if cfg.qk_norm:
-            q = rms_norm(q, w[pre + "q_norm.weight"], cfg.norm_eps)
-            k = rms_norm(k, w[pre + "k_norm.weight"], cfg.norm_eps)
-        if cos_sin is not None:
-            q, k = apply_rope(q, *cos_sin), apply_rope(k, *cos_sin)
-        self._record(tr, pre + "q", q)
-        self._record(tr, pre + "k", k)
-        self._record(tr, pre + "v", v)
-        window = cfg.layer_windows[i]
-        k_all, v_all, k_pos = (k, v, pos) if layer_cache is None else layer_cache.extend(k, v, pos)
-        o = attention(q, k_all, v_all, attention_mask(pos, k_pos, window), w.get(pre + "sinks"))
-        return linear(o.reshape(T, cfg.q_dim), w[pre + "o.weight"], w.get(pre + "o.bias"))
+    def canonical_weights(self):
+        """The canonical weight dict as NumPy arrays (float32 for float tensors, uint8 for MXFP4 blocks/scales)."""
+        return {n: (t.detach().float() if t.is_floating_point() else t.detach()).cpu().numpy()
+                for n, t in self.state_dict().items()}
 
 
 def to_torch(a, device, dtype=None):
@@ -166,4 +209,3 @@ def to_torch(a, device, dtype=None):
         t = torch.from_numpy(np.ascontiguousarray(a))
     t = t.to(device)
     return t if dtype is None or not t.is_floating_point() else t.to(dtype)
-

@@ -1,49 +1,123 @@
-"""Routed mixture of experts, as gptoss_np/moe.py, with a gathered path for few tokens (decode) whose shapes
-never depend on the routing (so it can be captured in a CUDA graph), and a per-expert path for prefill."""
+"""Routed mixture of experts, as gptoss_np/moe.py, with the modules that hold the router and the experts.
+
+Two paths give the same result (tested): a gathered path for few tokens (decode) whose shapes never depend on the
+routing, so it can be captured in a CUDA graph, and a per-expert path (prefill, training) that multiplies each hit
+expert once over all its tokens. Training adds the Switch Transformer load-balancing loss (load_balancing_loss)."""
 
 import torch
+import torch.nn.functional as F
+from torch import nn
 
+from .attention import at_least_float32
 from .ffn import activate
+from .mxfp4 import mxfp4_decode
 from .routers import route
 
 GATHER_MAX_PAIRS = 64  # up to this many (token, expert) pairs, gather their weights instead of looping
 
 
-def moe(x, cfg, router_weight, router_bias, up, up_bias, down, down_bias, fused=None, path=None):
-    """y_t = sum_r w_tr * expert_{e_tr}(x_t). x [T, D] -> (y [T, D], router logits, experts [T, k], weights).
+class ExpertProjection(nn.Module):
+    """E stacked expert matrices [E, out, in] and their biases [E, out]: a float `weight` parameter, or MXFP4
+    `blocks` [E, out, in/32, 16] + `scales` [E, out, in/32] uint8 buffers kept packed (decoded per use)."""
+
+    def __init__(self, E, rows, cols, bias, packed, device=None, dtype=None):
+        super().__init__()
+        self.packed, self.shape = packed, (E, rows, cols)
+        if packed:
+            self.register_buffer("blocks", torch.zeros(E, rows, cols // 32, 16, dtype=torch.uint8, device=device))
+            self.register_buffer("scales", torch.zeros(E, rows, cols // 32, dtype=torch.uint8, device=device))
+            self.weight = None
+        else:
+            self.weight = nn.Parameter(torch.empty(E, rows, cols, device=device, dtype=dtype))
+        self.bias = nn.Parameter(torch.zeros(E, rows, device=device, dtype=dtype)) if bias else None
+
+    def matrices(self, ids, dtype):
+        """Float matrices of experts `ids` (a 1-D tensor, may repeat): [n, out, in]."""
+        if self.packed:
+            return mxfp4_decode(self.blocks[ids], self.scales[ids], dtype)
+        return self.weight[ids].to(dtype)
+
+    def matrix(self, e, dtype):
+        """Expert e's float matrix [out, in]."""
+        if self.packed:
+            return mxfp4_decode(self.blocks[e], self.scales[e], dtype)
+        return self.weight[e].to(dtype)
+
+
+class Experts(nn.Module):
+    """`layers.{i}.mlp.experts.up.*` [E, F or 2F, D] and `.down.*` [E, D, F]."""
+
+    def __init__(self, cfg, device=None, dtype=None):
+        super().__init__()
+        E, D, F_ = cfg.n_experts, cfg.d_model, cfg.ffn_hidden
+        packed = cfg.expert_quant == "mxfp4"
+        up_rows = 2 * F_ if cfg.glu else F_
+        self.up = ExpertProjection(E, up_rows, D, cfg.mlp_bias, packed, device, dtype)
+        self.down = ExpertProjection(E, D, F_, cfg.mlp_bias, packed, device, dtype)
+
+
+def load_balancing_loss(logits, experts, n_experts):
+    """Switch Transformer's auxiliary loss (Fedus et al. 2021, eq. 4, with top-k): E * sum_e f_e * P_e, where f_e is
+    the fraction of the T*k routing slots that chose expert e and P_e the mean router probability softmax(logits)_e.
+    1 when routing is uniform. logits [N, E], experts [N, k] -> scalar."""
+    probs = torch.softmax(at_least_float32(logits), dim=-1)  # [N, E]
+    counts = torch.zeros(n_experts, dtype=probs.dtype, device=probs.device)
+    counts.index_add_(0, experts.reshape(-1), torch.ones(experts.numel(), dtype=probs.dtype, device=probs.device))
+    f = counts / experts.numel()  # [E], sums to 1
+    return n_experts * (f * probs.mean(0)).sum()
+
+
+class MoE(nn.Module):
+    """Router (`layers.{i}.mlp.router.weight/.bias` [E, D]) and experts; forward -> (y, logits, experts, weights)."""
+
+    def __init__(self, cfg, device=None, dtype=None):
+        super().__init__()
+        self.cfg = cfg
+        self.router = nn.Linear(cfg.d_model, cfg.n_experts, bias=cfg.mlp_bias, device=device, dtype=dtype)
+        self.experts = Experts(cfg, device, dtype)
+        self.fused = None  # set by gptoss_torch.fast.mxfp4_triton.enable(model) on CUDA
+        self.path = None  # None: automatic; "gathered" / "per_expert" to force one (tests)
+
+    def forward(self, x):
+        """x [N, D] -> (y [N, D], router logits [N, E], experts [N, k], weights [N, k])."""
+        return moe(x, self.cfg, self.router, self.experts, fused=self.fused, path=self.path)
+
+
+def moe(x, cfg, router, experts, fused=None, path=None):
+    """y_t = sum_r w_tr * expert_{e_tr}(x_t). x [N, D] -> (y [N, D], router logits, experts [N, k], weights).
     path: None picks the fused kernel (if given) or the gathered path for few tokens on CUDA (graph-capturable),
     else one matmul per expert hit; "gathered" / "per_expert" force one (the tests run both)."""
-    T, k = x.shape[0], cfg.top_k
-    logits = torch.nn.functional.linear(x, router_weight, router_bias)  # [T, E]
-    experts, weights = route(logits, cfg)  # [T, k]
-    few = T * k <= GATHER_MAX_PAIRS
+    N, k = x.shape[0], cfg.top_k
+    logits = router(x)  # [N, E]
+    chosen, weights = route(logits, cfg)  # [N, k]
+    few = N * k <= GATHER_MAX_PAIRS
     if path is None and fused is not None and few:  # CUDA + Triton: dequantise inside the matvec
-        y = fused(x, experts, weights)
+        y = fused(x, chosen, weights)
     elif path == "gathered" or (path is None and few and x.device.type == "cuda"):
-        y = moe_gathered(x, cfg, experts, weights, up, up_bias, down, down_bias)
-    else:  # on a CPU, reading each routed expert in place beats copying it out first
-        y = moe_per_expert(x, cfg, experts, weights, up, up_bias, down, down_bias)
-    return y, logits, experts, weights
+        y = moe_gathered(x, cfg, chosen, weights, experts.up, experts.down)
+    else:  # on a CPU, and for training, reading each routed expert in place beats copying it out first
+        y = moe_per_expert(x, cfg, chosen, weights, experts.up, experts.down)
+    return y, logits, chosen, weights
 
 
-def moe_gathered(x, cfg, experts, weights, up, up_bias, down, down_bias):
-    """Gather the T*k routed experts' weights, then one batched matmul per projection (no host sync)."""
-    T, k = experts.shape
-    ids = experts.reshape(-1)  # [T*k]
-    xk = x.repeat_interleave(k, dim=0)  # [T*k, D], pair p = token p // k
-    h = torch.bmm(up.matrices(ids, x.dtype), xk[:, :, None])[..., 0]  # [T*k, 2F]
-    if up_bias is not None:
-        h = h + up_bias[ids]
-    out = torch.bmm(down.matrices(ids, x.dtype), activate(h, cfg)[:, :, None])[..., 0]  # [T*k, D]
-    if down_bias is not None:
-        out = out + down_bias[ids]
-    return (out.reshape(T, k, -1) * weights[..., None].to(out.dtype)).sum(1)  # [T, D]
+def moe_gathered(x, cfg, chosen, weights, up, down):
+    """Gather the N*k routed experts' weights, then one batched matmul per projection (no host sync)."""
+    N, k = chosen.shape
+    ids = chosen.reshape(-1)  # [N*k]
+    xk = x.repeat_interleave(k, dim=0)  # [N*k, D], pair p = token p // k
+    h = torch.bmm(up.matrices(ids, x.dtype), xk[:, :, None])[..., 0]  # [N*k, 2F]
+    if up.bias is not None:
+        h = h + up.bias[ids]
+    out = torch.bmm(down.matrices(ids, x.dtype), activate(h, cfg)[:, :, None])[..., 0]  # [N*k, D]
+    if down.bias is not None:
+        out = out + down.bias[ids]
+    return (out.reshape(N, k, -1) * weights[..., None].to(out.dtype)).sum(1)  # [N, D]
 
 
-def moe_per_expert(x, cfg, experts, weights, up, up_bias, down, down_bias):
-    """One matmul per expert that was hit, over all its tokens (prefill)."""
-    T, k = experts.shape
-    flat = experts.reshape(-1)
+def moe_per_expert(x, cfg, chosen, weights, up, down):
+    """One matmul per expert that was hit, over all its tokens (prefill, training: differentiable)."""
+    N, k = chosen.shape
+    flat = chosen.reshape(-1)
     order = torch.argsort(flat, stable=True)
     counts = torch.bincount(flat, minlength=up.shape[0]).tolist()  # one host sync per layer
     y = torch.zeros_like(x)
@@ -54,8 +128,7 @@ def moe_per_expert(x, cfg, experts, weights, up, up_bias, down, down_bias):
         pairs = order[start:start + n]
         start += n
         tok, slot = pairs // k, pairs % k
-        h = torch.nn.functional.linear(x[tok], up.matrix(e, x.dtype), None if up_bias is None else up_bias[e])
-        out = torch.nn.functional.linear(activate(h, cfg), down.matrix(e, x.dtype),
-                                         None if down_bias is None else down_bias[e])
+        h = F.linear(x[tok], up.matrix(e, x.dtype), None if up.bias is None else up.bias[e])
+        out = F.linear(activate(h, cfg), down.matrix(e, x.dtype), None if down.bias is None else down.bias[e])
         y.index_add_(0, tok, out * weights[tok, slot][:, None].to(out.dtype))
     return y

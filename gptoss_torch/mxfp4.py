@@ -1,6 +1,6 @@
 """MXFP4 in torch, as gptoss_np/mxfp4.py: E2M1 codes (low nibble first) times an E8M0 scale per 32 values along
-the input axis. Experts stay packed on the device (uint8) and are decoded inside the expert matmul: by this
-pure-torch path anywhere, or by the fused Triton kernel in mxfp4_triton.py on CUDA."""
+the input axis. Experts stay packed on the device (uint8 buffers of moe.ExpertProjection) and are decoded inside the
+expert matmul: by this pure-torch path anywhere, or by the fused Triton kernel in fast/mxfp4_triton.py on CUDA."""
 
 import torch
 
@@ -26,24 +26,3 @@ def mxfp4_decode(blocks, scales, dtype=torch.float32):
     w = torch.stack([lut[lo], lut[hi]], dim=-1).reshape(*lead, G, 32)  # [..., G, 32]
     w = torch.ldexp(w, scales.to(torch.int32)[..., None] - 127)
     return w.reshape(*lead, G * 32).to(dtype)
-
-
-class ExpertWeights:
-    """E stacked expert matrices [E, out, in]: float, or MXFP4 blocks [E, out, in/32, 16] + scales kept packed."""
-
-    def __init__(self, weight=None, blocks=None, scales=None, name="experts"):
-        self.weight, self.blocks, self.scales, self.name = weight, blocks, scales, name
-        self.packed = weight is None
-        self.shape = (blocks.shape[0], blocks.shape[1], blocks.shape[2] * 32) if self.packed else tuple(weight.shape)
-
-    def matrices(self, ids, dtype):
-        """Float matrices of experts `ids` (a 1-D tensor, may repeat): [n, out, in]."""
-        if self.packed:
-            return mxfp4_decode(self.blocks[ids], self.scales[ids], dtype)
-        return self.weight[ids].to(dtype)
-
-    def matrix(self, e, dtype):
-        """Expert e's float matrix [out, in]."""
-        if self.packed:
-            return mxfp4_decode(self.blocks[e], self.scales[e], dtype)
-        return self.weight[e].to(dtype)

@@ -1,8 +1,8 @@
-"""Normalisation layers, as gptoss_np/norms.py."""
-
+"""Normalisation layers, as gptoss_np/norms.py: the functions, and the module that holds their parameters."""
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 
 def layer_norm(x, weight, bias, eps=1e-5):
@@ -15,3 +15,19 @@ def rms_norm(x, weight, eps=1e-5):
     xf = x.float() if x.dtype in (torch.bfloat16, torch.float16) else x
     y = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + eps) * weight.to(xf.dtype)
     return y.to(x.dtype)
+
+
+class Norm(nn.Module):
+    """The config's norm over the last axis: LayerNorm (weight, bias) or RMSNorm (weight). Canonical names:
+    `<prefix>.weight`, `<prefix>.bias`."""
+
+    def __init__(self, dim, kind, eps, device=None, dtype=None):
+        super().__init__()
+        self.kind, self.eps = kind, eps
+        self.weight = nn.Parameter(torch.ones(dim, device=device, dtype=dtype))
+        self.bias = nn.Parameter(torch.zeros(dim, device=device, dtype=dtype)) if kind == "layernorm" else None
+
+    def forward(self, x):
+        if self.kind == "layernorm":
+            return layer_norm(x, self.weight, self.bias, self.eps)
+        return rms_norm(x, self.weight, self.eps)

@@ -7,7 +7,7 @@ import torch
 
 def rope_inv_freq(head_dim, theta):
     """omega_i = theta^(-2i/d) for i = 0..d/2-1. [d/2] float64."""
-    return 1.0 / theta ** (torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim)
+    return 1.0 / theta ** (torch.arange(0, head_dim, 2, dtype=torch.float64, device="cpu") / head_dim)
 
 
 def yarn_inv_freq(head_dim, theta, factor, original_context, beta_fast, beta_slow, truncate=False):
@@ -23,7 +23,7 @@ def yarn_inv_freq(head_dim, theta, factor, original_context, beta_fast, beta_slo
     low, high = max(low, 0), min(high, head_dim - 1)
     if high == low:
         high += 0.001  # avoid a zero-width ramp
-    ramp = ((torch.arange(half, dtype=torch.float64) - low) / (high - low)).clamp(0.0, 1.0)  # [d/2]
+    ramp = ((torch.arange(half, dtype=torch.float64, device="cpu") - low) / (high - low)).clamp(0.0, 1.0)  # [d/2]
     omega = rope_inv_freq(head_dim, theta)
     return omega * (1.0 - ramp) + (omega / factor) * ramp, 0.1 * math.log(factor) + 1.0
 

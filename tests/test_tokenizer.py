@@ -256,6 +256,16 @@ def test_checkpoint_tokenizer_json_is_preferred(tmp_path):
     assert enc.decode(enc.encode("hello world")) == "hello world"
 
 
+def test_gpt_oss_tokenizer_json_with_its_own_harmony_tokens_gets_no_o200k_ones(tmp_path):
+    ckpt = synthetic_tokenizer_json(write_config(tmp_path / "own", "gpt_oss"))
+    data = json.loads((ckpt / "tokenizer.json").read_text(encoding="utf-8"))
+    data["added_tokens"].append({"id": 301, "content": "<|start|>", "special": True})
+    (ckpt / "tokenizer.json").write_text(json.dumps(data), encoding="utf-8")
+    enc = tk.get_tokenizer(ckpt)
+    assert enc.encode_single_token("<|start|>") == 301
+    assert enc.n_vocab == 302 and "<|reserved_200013|>" not in enc.special_tokens_set
+
+
 def test_tokenizer_json_nfc_normalizer(tmp_path):
     ckpt = synthetic_tokenizer_json(write_config(tmp_path / "q", "qwen3_moe"), normalizer={"type": "NFC"},
                                     pattern=tk.QWEN3_PATTERN)

@@ -59,9 +59,11 @@ def test_every_trace_point_equals_the_oracle(name, cfg, dtype):
 @pytest.mark.parametrize("name", ["08-moe", "09-mxfp4", "qwen3-30b-a3b"])
 def test_gathered_and_per_expert_moe_agree(name):
     _, twin = twins(get_config(name), torch.float64)
-    twin.moe_path = "gathered"
-    a = twin(torch.as_tensor(TOKENS))
-    twin.moe_path = "per_expert"
+    for path in ("gathered", "per_expert"):
+        for block in twin.layers:
+            block.mlp.path = path
+        if path == "gathered":
+            a = twin(torch.as_tensor(TOKENS))
     b = twin(torch.as_tensor(TOKENS))
     assert (a - b).abs().max() <= 1e-12 * a.abs().max()
 
@@ -173,7 +175,7 @@ def test_weights_stay_at_their_stored_width_on_the_device(tmp_path):
     (accounting.weight_bytes), which for gpt-oss-20b leaves room for a 4k-token cache in 16 GB."""
     small = scale_down(get_config("gpt-oss-20b"))
     twin = Model.from_numpy(small, gptoss_np.init_weights(small), dtype=torch.bfloat16)
-    held = sum(t.nbytes for t in twin.w.values())
+    held = sum(t.nbytes for t in twin.state_dict().values())
     assert held == gptoss_np.weight_bytes(small)["total"]
     full = get_config("gpt-oss-20b")
     need = gptoss_np.weight_bytes(full)["total"] + gptoss_np.kv_cache_bytes(full, 4096)

@@ -456,7 +456,11 @@ def tokenizer_from_json(path, model_type=None):
         raise CheckpointError(f"{path}: model.merges holds an entry that is not a pair; expected 'a b' or [a, b]")
     added = {t["content"]: t["id"] for t in data.get("added_tokens") or []}
     ranks, in_vocab = ranks_from_vocab(model["vocab"], merges, added, path)
-    specials = {**(harmony_special_tokens() if model_type == "gpt_oss" else {}), **in_vocab, **added}
+    # a gpt-oss checkpoint gets o200k_harmony's specials, unless its file defines harmony's tokens itself (a
+    # vocabulary of its own, gptoss_np.text.bpe's: its specials follow its ranks and nothing else is added)
+    own_harmony = any(name in added or name in in_vocab for name in HARMONY_NAMED.values())
+    specials = {**(harmony_special_tokens() if model_type == "gpt_oss" and not own_harmony else {}), **in_vocab,
+                **added}
     pattern = split_pattern(data.get("pre_tokenizer"), path)
     if pattern is None:
         fallback = MODEL_TYPE_TOKENIZER.get(model_type)

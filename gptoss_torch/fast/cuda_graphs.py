@@ -24,11 +24,11 @@ class GraphedDecoder:
         stream.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(stream), torch.no_grad():
             for _ in range(warmup):
-                self.model.forward(self.token, self.pos, cache)
+                self.model.run(self.token[None], self.pos, cache)
         torch.cuda.current_stream().wait_stream(stream)
         self.graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(self.graph), torch.no_grad():
-            self.logits, _ = self.model.forward(self.token, self.pos, cache)
+            self.logits = self.model.run(self.token[None], self.pos, cache)[0]
         for lc, (k, v, p) in zip(cache.layers, saved):
             lc.k.copy_(k), lc.v.copy_(v), lc.pos.copy_(p)
 
@@ -39,7 +39,7 @@ class GraphedDecoder:
         self.token.fill_(int(token_id))
         self.pos.fill_(self.cache.length)
         if self.graph is None:
-            logits, _ = self.model.forward(self.token, self.pos, self.cache)
+            logits = self.model.run(self.token[None], self.pos, self.cache)[0]
         else:
             self.graph.replay()
             logits = self.logits

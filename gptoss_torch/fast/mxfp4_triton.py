@@ -81,9 +81,8 @@ def enable(model):
         return False
     k = cfg.top_k
 
-    def fused(i, x, experts, weights):
-        up, down = model.experts[f"layers.{i}.mlp.experts.up"], model.experts[f"layers.{i}.mlp.experts.down"]
-        up_b, down_b = model.w.get(f"layers.{i}.mlp.experts.up.bias"), model.w.get(f"layers.{i}.mlp.experts.down.bias")
+    def fused(up, down, x, experts, weights):
+        up_b, down_b = up.bias, down.bias
         ids = experts.reshape(-1)  # [T*k]
         h = mxfp4_matvec(up.blocks, up.scales, ids, x.repeat_interleave(k, dim=0))  # [T*k, 2F] float32
         if up_b is not None:
@@ -93,5 +92,7 @@ def enable(model):
             out = out + down_b[ids].float()
         return (out.view(-1, k, out.shape[-1]) * weights[..., None].float()).sum(1).to(x.dtype)
 
-    model.fused_moe = fused
+    for block in model.layers:
+        ex = block.mlp.experts
+        block.mlp.fused = (lambda x, e, w, up=ex.up, down=ex.down: fused(up, down, x, e, w))
     return True

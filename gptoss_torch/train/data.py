@@ -1,0 +1,31 @@
+"""Batches of next-token prediction from one long token array: random windows for training (a seeded generator:
+the same seed gives the same batches), and a fixed set of consecutive windows for validation."""
+
+import numpy as np
+import torch
+
+
+def random_batch(tokens, batch_size, context, generator):
+    """(x [B, T], y [B, T]) from windows starting at random offsets; y is x shifted by one token."""
+    starts = torch.randint(0, len(tokens) - context - 1, (batch_size,), generator=generator)  # [B]
+    idx = starts[:, None] + torch.arange(context + 1)  # [B, T+1]
+    window = tokens[idx]  # [B, T+1]
+    return window[:, :-1], window[:, 1:]
+
+
+def validation_batches(tokens, batch_size, context, max_batches=None):
+    """Consecutive, non-overlapping windows covering the validation tokens (at most max_batches batches):
+    [(x [b, T], y [b, T]), ...]. The same split always gives the same windows."""
+    n = (len(tokens) - 1) // context
+    if max_batches is not None:
+        n = min(n, max_batches * batch_size)
+    if n == 0:
+        raise ValueError(f"validation split of {len(tokens)} tokens is shorter than one window of {context + 1}")
+    idx = torch.arange(n)[:, None] * context + torch.arange(context + 1)  # [n, T+1]
+    windows = tokens[idx]
+    return [(w[:, :-1], w[:, 1:]) for w in windows.split(batch_size)]
+
+
+def as_tensor(ids):
+    """A token id array (NumPy uint8/uint16/int) -> a torch.long tensor."""
+    return torch.from_numpy(np.asarray(ids).astype(np.int64))
