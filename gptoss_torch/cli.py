@@ -5,6 +5,10 @@
         error, worst layer first
     python -m gptoss_torch chat --checkpoint DIR --reasoning low|medium|high "question"
         harmony chat, the answer streamed as it is generated
+    python -m gptoss_torch train --step 09-mxfp4 [--seed N] [--steps N] [--out DIR]
+        train a chain step at the ladder's scale on Shakespeare (or --data FILE); last line: val_loss <nats>
+    python -m gptoss_torch ladder
+        train every chain step (3 seeds, matched variants) and write benchmarks/training_ladder.json
 """
 
 import argparse
@@ -54,7 +58,16 @@ def main(argv=None):
     h.add_argument("--device", default=None)
     h.add_argument("--dtype", default=None, choices=[None, "float32", "float64", "bfloat16"])
     h.add_argument("--context", type=int, default=4096, help="KV-cache size in tokens (default 4096)")
+    from .train.commands import add_ladder_arguments, add_train_arguments
+    add_train_arguments(sub.add_parser("train", help="train a chain step at the ladder's scale; prints val_loss"))
+    add_ladder_arguments(sub.add_parser("ladder", help="train every chain step, 3 seeds; write the results file"))
     args = ap.parse_args(argv)
+    if args.cmd == "train":
+        from .train.commands import run_train
+        return run_train(args)
+    if args.cmd == "ladder":
+        from .train.commands import run_ladder
+        return run_ladder(args)
     if args.cmd == "chat":
         from .chat import run
         return run(args)

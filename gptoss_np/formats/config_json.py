@@ -1,12 +1,13 @@
 """config.json <-> ModelConfig: read a checkpoint's config (Hugging Face model types gpt2 / gpt_oss / qwen3_moe,
 or OpenAI's original gpt-oss fields), detect its layout, and build a checked ModelConfig from it."""
 
+import dataclasses
 import json
 import os
 
 from ..config import ModelConfig, YarnScaling, alternating_windows
 from ..errors import CheckpointError, ConfigError
-from .layouts import NAMES, ORIGINAL_FIELDS, ORIGINAL_ONLY
+from .layouts import CANONICAL_MODEL_TYPE, NAMES, ORIGINAL_FIELDS, ORIGINAL_ONLY
 
 
 
@@ -136,6 +137,8 @@ def detect_layout(config, where="config.json"):
     kind = config.get("model_type")
     if kind is None and any(f in config for f in ORIGINAL_ONLY):
         return "original"
+    if kind == CANONICAL_MODEL_TYPE:
+        return "canonical"
     if kind in NAMES and kind != "original":
         return kind
     raise CheckpointError(f"{where}: unknown layout: model_type={kind!r}; expected one of 'gpt2', 'gpt_oss', "
@@ -175,4 +178,35 @@ def config_from_original(oc, weight_dtype="bfloat16", expert_quant="mxfp4", name
     except (ConfigError, TypeError, ValueError) as e:
         if isinstance(e, CheckpointError):
             raise
+        raise CheckpointError(f"{where}: the fields give an invalid model: {e}") from None
+
+
+def canonical_config_json(cfg):
+    """config.json of this project's canonical layout: every ModelConfig field, under model_type
+    CANONICAL_MODEL_TYPE (for configs that no published layout can hold)."""
+    fields = dataclasses.asdict(cfg)
+    fields["layer_windows"] = list(cfg.layer_windows)
+    return {"model_type": CANONICAL_MODEL_TYPE, "config": fields}
+
+
+def config_from_canonical(d, where="config.json"):
+    """The ModelConfig a canonical config.json describes (the inverse of canonical_config_json)."""
+    fields = d.get("config")
+    if not isinstance(fields, dict):
+        raise CheckpointError(f"{where}: model_type {CANONICAL_MODEL_TYPE!r} needs a 'config' object of ModelConfig "
+                              "fields")
+    known = {f.name for f in dataclasses.fields(ModelConfig)}
+    unknown = sorted(set(fields) - known)
+    if unknown:
+        raise CheckpointError(f"{where}: unknown ModelConfig field(s) {unknown}; expected some of {sorted(known)}")
+    fields = dict(fields)
+    if fields.get("rope_scaling") is not None:
+        if not isinstance(fields["rope_scaling"], dict):
+            raise CheckpointError(f"{where}: config.rope_scaling must be an object of YarnScaling fields or null")
+        fields["rope_scaling"] = YarnScaling(**fields["rope_scaling"])
+    if "layer_windows" in fields:
+        fields["layer_windows"] = tuple(fields["layer_windows"])
+    try:
+        return ModelConfig(**fields)
+    except (ConfigError, TypeError) as e:
         raise CheckpointError(f"{where}: the fields give an invalid model: {e}") from None

@@ -78,6 +78,22 @@ NAMES = {
         "layers.{i}.mlp.experts.down.weight": "block.{i}.mlp.mlp2_weight",
     },
 }
+
+
+class IdentityNames(dict):
+    """The canonical layout's table: every canonical name is stored under itself."""
+
+    def __missing__(self, key):
+        return key
+
+    def __contains__(self, key):
+        return True
+
+
+# This project's own layout, for configs no published layout can hold (chain steps 01-07 trained by the ladder):
+# canonical tensor names (params.py) and a config.json of ModelConfig's fields under this model_type.
+CANONICAL_MODEL_TYPE = "gptoss_from_scratch"
+NAMES["canonical"] = IdentityNames()
 HF_NAMES = NAMES  # the name it had when every layout was a Hugging Face one
 # checkpoint tensors that are not parameters, or duplicates of one (tied head)
 IGNORED = {"gpt2": ("attn.bias", "attn.masked_bias", "lm_head.weight")}

@@ -19,7 +19,7 @@ import numpy as np
 from ..errors import CheckpointError
 from ..model import Model
 from ..params import check_weights, storage_shapes
-from .config_json import config_from_hf, config_from_original, detect_layout, read_config
+from .config_json import config_from_canonical, config_from_hf, config_from_original, detect_layout, read_config
 from .layouts import FLOAT_DTYPES, FUSED_QKV, IGNORED, NAMES, ORIGINAL_DTYPES, QKV_KEYS, ST_DTYPES, TRANSPOSED, _layer_key
 from .safetensors_io import TensorStore, release_pages
 
@@ -173,7 +173,8 @@ def load_weights(path):
     hf, cpath = read_config(path)
     layout = detect_layout(hf, cpath)
     store = TensorStore(path)
-    probe = {"gpt2": ["wte.weight", "transformer.wte.weight"], "original": ["embedding.weight"]}.get(
+    probe = {"gpt2": ["wte.weight", "transformer.wte.weight"], "original": ["embedding.weight"],
+             "canonical": ["embed.weight"]}.get(
         layout, ["model.embed_tokens.weight"])
     st = next((store.dtype(p) for p in probe if p in store), None)
     if st is not None and st not in ST_DTYPES:
@@ -186,6 +187,8 @@ def load_weights(path):
         quant = "mxfp4" if "block.0.mlp.mlp1_weight.blocks" in store else "none"
         cfg = config_from_original(hf, weight_dtype=ST_DTYPES.get(st, "bfloat16"), expert_quant=quant, name=name,
                                    where=cpath)
+    elif layout == "canonical":
+        cfg = config_from_canonical(hf, where=cpath).replace(name=name)
     else:
         cfg = config_from_hf(hf, weight_dtype=ST_DTYPES.get(st, "float32"), name=name, where=cpath)
     return cfg, _map_tensors(store, cfg, layout)

