@@ -81,7 +81,7 @@ def streaming_config(cfg, window=CONTEXT):
 
 
 @torch.no_grad()
-def long_context(model, val_tokens, context=CONTEXT, factors=(1, 2, 4), max_windows=32, batch_size=4):
+def long_context(model, val_tokens, context=CONTEXT, factors=(1, 2, 4), max_windows=16, batch_size=4):
     """Validation loss at factor x the training context: {"1x": mean CE over whole windows, "2x": ..., "2x_tail":
     mean CE over the positions past the training context only, ...}, plus "streaming_4x": the 4x windows with every
     layer limited to the last `context` keys (same weights). Nats per token."""
