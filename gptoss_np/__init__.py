@@ -25,7 +25,8 @@ fast.enable()
 
 __all__ = ["ModelConfig", "YarnScaling", "chain", "get_config", "scale_down", "count_params", "weight_bytes",
            "kv_cache_bytes", "Model", "build_model", "load_model", "trace_names", "init_weights", "param_shapes",
-           "sample", "GptOssError", "CheckpointError", "ConfigError", "InputError", "get_tokenizer"]
+           "sample", "GptOssError", "CheckpointError", "ConfigError", "InputError", "get_tokenizer",
+           "default_checkpoint"]
 
 
 def build_model(cfg, seed=0, dtype="float32"):
@@ -38,6 +39,18 @@ def load_model(path, dtype="float32", progress=True):
     """Load a checkpoint directory (config.json + safetensors, single or sharded) -> Model."""
     from .formats.loader import load_model as _load
     return _load(path, dtype=dtype, progress=progress)
+
+
+def default_checkpoint():
+    """The shipped model's directory: gpt-oss-shakespeare, a small gpt-oss trained by this project (config.json,
+    MXFP4 safetensors, tokenizer files), which `load_model`, `gptoss_torch.load_model`, `get_tokenizer` and the chat
+    commands read like any gpt-oss checkpoint. Retrain it with `python -m gptoss_torch train-chat`."""
+    import os
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "models", "gpt-oss-shakespeare")
+    if not os.path.isfile(os.path.join(path, "config.json")):
+        raise CheckpointError(f"{path}: the shipped model is missing; retrain it with "
+                              f"`python -m gptoss_torch train-chat --out {path}`")
+    return path
 
 
 def get_tokenizer(name_or_checkpoint_dir):

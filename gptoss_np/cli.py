@@ -41,7 +41,51 @@ def print_table(header, rows, out=sys.stdout):
         print(line(r), file=out)
 
 
+DEMO_QUESTION = "Good morrow, my lord. What news from the court?"
+
+
+def demo(args, out=sys.stdout):
+    """The shipped model answering one line in the harmony format, through the same loader, KV cache and chat
+    pipeline that run the real gpt-oss-20b."""
+    from . import default_checkpoint
+    from .errors import GptOssError
+    from .text.chat import chat
+    try:
+        path = default_checkpoint()
+    except GptOssError as e:
+        print(f"(no trained model to show: {e})\n", file=out)
+        return
+    import json
+    import os
+    info = json.load(open(os.path.join(path, "training.json"), encoding="utf-8"))
+    print(f"gpt-oss-shakespeare, a {info['params_total'] / 1e6:.1f}M-parameter gpt-oss (every feature of the 20b: "
+          f"RoPE+YaRN, GQA, sliding windows, sinks, MoE with MXFP4 experts) trained by this project on Shakespeare's "
+          f"dialogue, answers in the harmony chat format:\n", file=out)
+    print(f"  user: {DEMO_QUESTION}", file=out)
+    out.write("  assistant: ")
+    t0 = time.perf_counter()
+    reply = chat(path, DEMO_QUESTION, max_new_tokens=args.demo_tokens, temperature=0.8, top_p=0.95, seed=args.seed,
+                 out=_Indented(out), err=open(os.devnull, "w"))
+    print(f"\n  ({len(reply.tokens)} tokens in {time.perf_counter() - t0:.1f} s; stopped at {reply.stop}; its "
+          f"analysis channel said: {reply.analysis.strip()!r})\n", file=out)
+
+
+class _Indented:
+    """Indents every new line written through it (the demo's reply)."""
+
+    def __init__(self, out):
+        self.out = out
+
+    def write(self, text):
+        self.out.write(text.replace("\n", "\n             "))
+
+    def flush(self):
+        self.out.flush()
+
+
 def walk(args):
+    if not args.no_demo:
+        demo(args)
     changes = chain_changes()
     header = ["step", "what changed", "params", "active", "weights GB", f"KV B/tok@{KV_CONTEXT}", "GFLOP/tok"]
     rows = [accounting_row(n, c, changes[n]) for n, c in chain()]
@@ -86,12 +130,24 @@ def compare(args):
     from . import load_model
     from .checks.compare import TOLERANCES, compare_traces, format_report
     from .checks.hf_reference import hf_trace
+    from .formats.config_json import detect_layout, read_config
+    hf_config, cpath = read_config(args.checkpoint)
+    layout = detect_layout(hf_config, cpath)
+    if layout not in ("gpt2", "gpt_oss", "qwen3_moe"):
+        print(f"error: {args.checkpoint}: transformers reads only the Hugging Face layouts; this is the {layout!r} "
+              "layout. Write the same weights in the HF layout (python -m gptoss_np write-checkpoint --layout hf ...) "
+              "or compare the torch twin instead (python -m gptoss_torch compare --checkpoint ...)", file=sys.stderr)
+        return 2
     model = load_model(args.checkpoint, dtype=args.dtype)
     torch_dtype = getattr(torch, args.dtype)
+    extra = {}
+    if (hf_config.get("quantization_config") or {}).get("quant_method") == "mxfp4":
+        # the reference dequantises the packed experts (exactly: E2M1 x 2^k) and runs them in this dtype
+        extra["quantization_config"] = transformers.Mxfp4Config(dequantize=True)
     # the plain "eager" paths: the reference should be the obvious math (grouped_mm has no float64 either)
     hf = transformers.AutoModelForCausalLM.from_pretrained(args.checkpoint, dtype=torch_dtype,
                                                            attn_implementation="eager",
-                                                           experts_implementation="eager").eval()
+                                                           experts_implementation="eager", **extra).eval()
     tokens = np.random.default_rng(args.seed).integers(0, model.cfg.vocab_size, args.tokens)
     _, ours = model(tokens, trace=True)
     _, ref = hf_trace(hf, tokens)
@@ -112,6 +168,8 @@ def main(argv=None):
     w = sub.add_parser("walk", help="print the chain as a table and run a forward of every step")
     w.add_argument("--tokens", type=int, default=16)
     w.add_argument("--seed", type=int, default=0)
+    w.add_argument("--no-demo", action="store_true", help="skip the trained model's answer at the start")
+    w.add_argument("--demo-tokens", type=int, default=120, help="most tokens of the demo answer (default 120)")
     from .text.chat import add_arguments as chat_arguments
     chat_arguments(sub.add_parser("chat", help="ask a gpt-oss checkpoint a question (harmony format), streaming "
                                                "the answer"))

@@ -34,12 +34,19 @@ def run(args):
     """`python -m gptoss_torch chat`: load on the device, then the oracle's chat loop with this model."""
     import sys
 
-    from gptoss_np.text.chat import chat, chat_tokenizer
+    from gptoss_np import default_checkpoint
     from gptoss_np.errors import GptOssError
+    from gptoss_np.text.chat import chat, chat_tokenizer, weights_note
 
     from . import load_model
     from .fast.mxfp4_triton import enable
+    if args.threads:
+        torch.set_num_threads(args.threads)
     try:
+        args.checkpoint = args.checkpoint or default_checkpoint()
+        note = weights_note(args.checkpoint)
+        if note:
+            print(note, file=sys.stderr)
         tokenizer = chat_tokenizer(args.checkpoint)
         model = load_model(args.checkpoint, device=args.device, dtype=args.dtype, progress=sys.stderr.isatty())
         enable(model)  # the fused MXFP4 kernel where Triton runs (no-op elsewhere)

@@ -58,10 +58,18 @@ def main(argv=None):
     h.add_argument("--device", default=None)
     h.add_argument("--dtype", default=None, choices=[None, "float32", "float64", "bfloat16"])
     h.add_argument("--context", type=int, default=4096, help="KV-cache size in tokens (default 4096)")
+    h.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: batch-1 decode of a small "
+                                                          "model gains nothing from more, and a busy machine "
+                                                          "makes spinning threads slow)")
     from .train.commands import add_ladder_arguments, add_train_arguments
     add_train_arguments(sub.add_parser("train", help="train a chain step at the ladder's scale; prints val_loss"))
     add_ladder_arguments(sub.add_parser("ladder", help="train every chain step, 3 seeds; write the results file"))
+    from .train import chat_model
+    chat_model.add_arguments(sub.add_parser("train-chat", help="train the shipped harmony chat model (gpt-oss, "
+                                                               "every feature) on Shakespeare's dialogue"))
     args = ap.parse_args(argv)
+    if args.cmd == "train-chat":
+        return chat_model.run(args)
     if args.cmd == "train":
         from .train.commands import run_train
         return run_train(args)

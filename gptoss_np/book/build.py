@@ -20,6 +20,7 @@ from pathlib import Path
 from ..accounting import (DTYPE_BYTES, count_params, flops_per_token, format_delta_table, kv_bytes_per_token,
                          kv_cache_bytes, summary, weight_bytes)
 from ..config import chain, chain_changes, get_config
+from . import ladder
 from .diagrams import _eps, block_labels, draw_comparison, mxfp4_bits_per_weight, window_phrase, wrapped
 from ..params import param_shapes
 
@@ -566,6 +567,10 @@ def regions():
         out[f"step-{step}"] = region_step(step)
     for fig, _, _ in FIGURES:
         out[f"figure-{fig}"] = region_figure(fig)
+    records = ladder.load(ROOT)
+    out["ladder-table"] = ladder.region_table(records)
+    out["ladder-long-context"] = ladder.region_long_context(records)
+    out["ladder-verdicts"] = ladder.region_verdicts(records)
     return out
 
 
@@ -624,7 +629,7 @@ def draw_figures(root=ROOT):
     out = []
     for fig, a, b in FIGURES:
         out += draw_comparison(get_config(a), get_config(b), root / "figures" / fig)
-    return out
+    return out + ladder.draw(ladder.load(root), root)
 
 
 def stale_figures(root=ROOT):
@@ -643,6 +648,11 @@ def stale_figures(root=ROOT):
                     for line in wrapped(label):
                         if f">{escape(line, quote=False)}<" not in text:
                             problems.append(f"{svg.name}: lacks {line!r} ({name})")
+    if ladder.load(root):
+        for fig in (ladder.FIGURE_CURVES, ladder.FIGURE_BARS):
+            path = root / "figures" / f"{fig}.png"
+            if not path.exists() or path.stat().st_mtime < (root / ladder.LADDER_JSON).stat().st_mtime - 1:
+                problems.append(f"{path} is missing or older than {ladder.LADDER_JSON}")
     return problems
 
 

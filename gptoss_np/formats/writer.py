@@ -604,6 +604,8 @@ def write_checkpoint(cfg, out_dir, layout="hf", seed=0, progress=True, max_shard
         _dump(os.path.join(out_dir, "config.json"), canonical_config_json(cfg))
     else:
         config, generation = hf_config(cfg, token_ids)
+        if weights is None:  # say so in the file: the chat command warns that the answers will be gibberish
+            config["gptoss_from_scratch"] = {"weights": "random", "seed": seed}
         _dump(os.path.join(out_dir, "generation_config.json"), generation, sort_keys=True)
         _dump(os.path.join(out_dir, "config.json"), config, sort_keys=True)
     return out_dir

@@ -85,6 +85,17 @@ class Reply:
         return analysis_text(self.messages)
 
 
+def weights_note(checkpoint_dir):
+    """A one-line note for checkpoints whose config.json says their weights are random (write-checkpoint's)."""
+    from ..formats.config_json import read_config
+    hf, _ = read_config(checkpoint_dir)
+    origin = hf.get("gptoss_from_scratch") if isinstance(hf.get("gptoss_from_scratch"), dict) else {}
+    if origin.get("weights") == "random":
+        return (f"[{checkpoint_dir}: random weights (seed {origin.get('seed')}), so expect gibberish; the harmony "
+                "pipeline is what runs. Leave out --checkpoint for the trained model.]")
+    return None
+
+
 def chat_tokenizer(checkpoint_dir):
     """The tokenizer for a gpt-oss checkpoint (its own files, else o200k_harmony); refuses other models."""
     from ..formats.config_json import detect_layout, read_config
@@ -96,7 +107,13 @@ def chat_tokenizer(checkpoint_dir):
                          "harmony chat format is gpt-oss's, expected model_type 'gpt_oss' or OpenAI's original "
                          "gpt-oss layout")
     # OpenAI's original/ folder carries no tokenizer files: it always means o200k_harmony
-    return get_tokenizer("o200k_harmony" if layout == "original" else checkpoint_dir)
+    tokenizer = get_tokenizer("o200k_harmony" if layout == "original" else checkpoint_dir)
+    vocab = hf.get("vocab_size")
+    if isinstance(vocab, int) and tokenizer.n_vocab > vocab:
+        raise InputError(f"--checkpoint {checkpoint_dir}: vocab_size {vocab} cannot hold the harmony tokens of its "
+                         f"tokenizer ({tokenizer.name}, {tokenizer.n_vocab} ids); write the checkpoint with "
+                         f"--vocab-size {tokenizer.n_vocab}, or leave out --checkpoint to chat with the shipped model")
+    return tokenizer
 
 
 def load_chat_model(checkpoint_dir, dtype="float32", progress=True):
@@ -177,9 +194,10 @@ def stop_reason(tokenizer, reply, context_length, max_new_tokens):
 
 def add_arguments(parser):
     """The `chat` subcommand's arguments."""
-    parser.add_argument("question", help="the user message")
-    parser.add_argument("--checkpoint", required=True, help="a gpt-oss checkpoint directory (config.json + "
-                        "safetensors; tokenizer.json if present, else the packaged o200k_harmony vocabulary)")
+    parser.add_argument("question", nargs="?", default="Good morrow, what news?", help="the user message")
+    parser.add_argument("--checkpoint", default=None, help="a gpt-oss checkpoint directory (config.json + "
+                        "safetensors; tokenizer.json if present, else the packaged o200k_harmony vocabulary); "
+                        "default: the shipped model, gptoss_np.default_checkpoint()")
     parser.add_argument("--reasoning", default="medium", choices=["low", "medium", "high"])
     parser.add_argument("--max-tokens", type=int, default=1024, help="most tokens to generate (default 1024)")
     parser.add_argument("--temperature", type=float, default=1.0, help="0 = greedy (default 1.0)")
@@ -195,9 +213,14 @@ def add_arguments(parser):
 
 def run(args, out=None, err=None):
     """The `chat` subcommand: 0 on success, 2 on bad input (the message goes to stderr)."""
+    from .. import default_checkpoint
     from ..errors import GptOssError
     err = err or sys.stderr
     try:
+        args.checkpoint = args.checkpoint or default_checkpoint()
+        note = weights_note(args.checkpoint)
+        if note:
+            print(note, file=err)
         reply = chat(args.checkpoint, args.question, reasoning=args.reasoning, max_new_tokens=args.max_tokens,
                      temperature=args.temperature, top_p=args.top_p, seed=args.seed,
                      show_analysis=args.show_analysis, developer=args.developer, out=out, err=err, dtype=args.dtype)

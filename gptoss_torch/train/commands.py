@@ -186,7 +186,8 @@ def add_ladder_arguments(ap):
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--steps", type=int, default=d.steps, help=f"optimizer steps per run (default {d.steps})")
     ap.add_argument("--only", nargs="+", default=None, help="chain steps to (re)run (default: all)")
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads per run (default 1)")
+    ap.add_argument("--jobs", type=int, default=2, help="runs at a time, one process each (default 2: one per core)")
     ap.add_argument("--json", default=LADDER_JSON, help=f"results file (default {LADDER_JSON}); records already "
                                                         "there with the same command are kept, not rerun")
     ap.add_argument("--quiet", action="store_true")
@@ -218,14 +219,37 @@ def ladder_record(result):
     return rec
 
 
-def run_ladder(args):
+def _ladder_job(a, quantized, wanted):
+    """One ladder run (in a worker process when --jobs > 1): the step's record, and 09-mxfp4's after 08."""
     import argparse
+    data = load_data(None, "bytes")
+    model, cfg, result, _ = train_one(a, data)
+    out = [ladder_record(result)]
+    if quantized:  # 09-mxfp4 = this model, its experts MXFP4-encoded after training
+        before = torch.get_num_threads()
+        torch.set_num_threads(a.threads)
+        try:
+            q = quantize_experts(model)
+            final = validation_batches(data[1], a.batch_size, CONTEXT, a.val_batches)
+            r9 = dict(result, step="09-mxfp4", config="09-mxfp4", val_loss_before_mxfp4=result["val_loss"],
+                      val_loss=evaluate(q, final), long_context=long_context(q, data[1]), command=wanted[1])
+        finally:
+            torch.set_num_threads(before)
+        r9["params_total"] = count_params(ladder_config("09-mxfp4"))["total"]
+        r9["params_active"] = count_params(ladder_config("09-mxfp4"))["active"]
+        out.append(ladder_record(r9))
+    return out
+
+
+def run_ladder(args):
+    """Every (step, variant, seed) not yet in the results file, --jobs at a time (one process each, 1 thread)."""
+    import argparse
+    from concurrent.futures import ProcessPoolExecutor
     records = []
     if os.path.exists(args.json):
         with open(args.json, encoding="utf-8") as f:
             records = json.load(f)
     done = {r["command"] for r in records}
-    data = load_data(None, "bytes")
 
     def save():
         order = {s: i for i, s in enumerate(step_names())}
@@ -233,36 +257,29 @@ def run_ladder(args):
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump(records, f, indent=1)
 
+    jobs = []
     for step, variant in ladder_runs(args.only):
         for seed in args.seeds:
+            d = TrainSettings()
             a = argparse.Namespace(step=step, variant=variant, data=None, vocab="bytes", steps=args.steps,
-                                   batch_size=TrainSettings().batch_size, lr=TrainSettings().lr,
-                                   warmup=TrainSettings().warmup, seed=seed, eval_every=TrainSettings().eval_every,
-                                   threads=args.threads, long_context=True, out=None, quiet=args.quiet,
-                                   val_batches=FINAL_EVAL_BATCHES)
+                                   batch_size=d.batch_size, lr=d.lr, warmup=d.warmup, seed=seed,
+                                   eval_every=d.eval_every, threads=args.threads, long_context=True, out=None,
+                                   quiet=True, val_batches=FINAL_EVAL_BATCHES)
             quantized = step == "08-moe" and variant is None
             wanted = [command_line(a)]
             if quantized:
                 wanted.append(command_line(argparse.Namespace(**{**vars(a), "step": "09-mxfp4"})))
-            if all(c in done for c in wanted):
-                continue
-            records[:] = [r for r in records if r["command"] not in wanted]
-            model, cfg, result, _ = train_one(a, data)
-            records.append(ladder_record(result))
-            print(f"{cfg.name} seed {seed}: val_loss {result['val_loss']:.4f} ({result['tokens_per_s']:,.0f} tok/s)",
-                  flush=True)
-            if quantized:  # 09-mxfp4 = this model, its experts MXFP4-encoded after training
-                q = quantize_experts(model)
-                train_ids, val_ids, _ = data
-                final = validation_batches(val_ids, a.batch_size, CONTEXT, a.val_batches)
-                r9 = dict(result, step="09-mxfp4", config="09-mxfp4", val_loss_before_mxfp4=result["val_loss"],
-                          val_loss=evaluate(q, final), long_context=long_context(q, val_ids),
-                          command=wanted[1])
-                r9["params_total"] = count_params(ladder_config("09-mxfp4"))["total"]
-                r9["params_active"] = count_params(ladder_config("09-mxfp4"))["active"]
-                records.append(ladder_record(r9))
-                print(f"09-mxfp4 seed {seed}: val_loss {r9['val_loss']:.4f} (before encoding "
-                      f"{r9['val_loss_before_mxfp4']:.4f})", flush=True)
+            if not all(c in done for c in wanted):
+                jobs.append((a, quantized, wanted))
+    print(f"{len(jobs)} runs to do, {args.jobs} at a time", flush=True)
+    with ProcessPoolExecutor(args.jobs) as pool:
+        futures = [pool.submit(_ladder_job, *job) for job in jobs]
+        for (a, _, wanted), fut in zip(jobs, futures):
+            new = fut.result()
+            records[:] = [r for r in records if r["command"] not in wanted] + new
+            for r in new:
+                print(f"{r['step']}{'-' + r['variant'] if r.get('variant') else ''} seed {r['seed']}: val_loss "
+                      f"{r['val_loss']:.4f} ({r['tokens_per_s']:,.0f} tok/s)", flush=True)
             save()
     save()
     print(f"{len(records)} records in {args.json}")

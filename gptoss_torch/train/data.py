@@ -5,17 +5,19 @@ import numpy as np
 import torch
 
 
-def random_batch(tokens, batch_size, context, generator):
-    """(x [B, T], y [B, T]) from windows starting at random offsets; y is x shifted by one token."""
+def random_batch(tokens, batch_size, context, generator, targets=None):
+    """(x [B, T], y [B, T]) from windows starting at random offsets; y is x shifted by one token (taken from
+    `targets` when given: the same ids with -100 where no loss is wanted, e.g. a chat's system prompt)."""
     starts = torch.randint(0, len(tokens) - context - 1, (batch_size,), generator=generator)  # [B]
     idx = starts[:, None] + torch.arange(context + 1)  # [B, T+1]
     window = tokens[idx]  # [B, T+1]
-    return window[:, :-1], window[:, 1:]
+    return window[:, :-1], (window if targets is None else targets[idx])[:, 1:]
 
 
-def validation_batches(tokens, batch_size, context, max_batches=None):
+def validation_batches(tokens, batch_size, context, max_batches=None, targets=None):
     """Consecutive, non-overlapping windows covering the validation tokens (at most max_batches batches):
-    [(x [b, T], y [b, T]), ...]. The same split always gives the same windows."""
+    [(x [b, T], y [b, T]), ...] (y from `targets` when given, as in random_batch). The same split always gives the
+    same windows."""
     n = (len(tokens) - 1) // context
     if max_batches is not None:
         n = min(n, max_batches * batch_size)
@@ -23,7 +25,8 @@ def validation_batches(tokens, batch_size, context, max_batches=None):
         raise ValueError(f"validation split of {len(tokens)} tokens is shorter than one window of {context + 1}")
     idx = torch.arange(n)[:, None] * context + torch.arange(context + 1)  # [n, T+1]
     windows = tokens[idx]
-    return [(w[:, :-1], w[:, 1:]) for w in windows.split(batch_size)]
+    ys = (windows if targets is None else targets[idx])[:, 1:]
+    return [(w[:, :-1], y) for w, y in zip(windows.split(batch_size), ys.split(batch_size))]
 
 
 def as_tensor(ids):

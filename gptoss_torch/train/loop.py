@@ -61,8 +61,9 @@ def evaluate(model, batches, aux_weight=0.0):
     total, count = 0.0, 0
     for x, y in batches:
         _, parts = model.loss(x, y)
-        total += float(parts["ce"]) * y.numel()
-        count += y.numel()
+        n = int((y != -100).sum())  # positions with a target (all of them unless masked)
+        total += float(parts["ce"]) * n
+        count += n
     model.train(was_training)
     return total / count
 
@@ -72,10 +73,12 @@ def trainable_config(cfg):
     return cfg.replace(expert_quant="none") if cfg.expert_quant == "mxfp4" else cfg
 
 
-def train(cfg, train_tokens, val_tokens, settings=None, log=None, progress=True, model=None):
+def train(cfg, train_tokens, val_tokens, settings=None, log=None, progress=True, model=None, train_targets=None,
+          val_targets=None):
     """Train a fresh `cfg` model (or `model`) on the token tensors; returns (model, history).
     history: a list of dicts {step, lr, loss, ce, aux, tokens, seconds, val_loss?}, also written to `log` (a path,
-    JSONL) when given. Deterministic on CPU: the same settings and seed give the same losses."""
+    JSONL) when given. Deterministic on CPU: the same settings and seed give the same losses. *_targets: the same ids
+    with -100 where no loss is wanted (see data.random_batch)."""
     s = settings or TrainSettings()
     threads_before = torch.get_num_threads()
     if s.threads:  # small models on a shared machine: 1 thread avoids OpenMP spinning against other processes
@@ -86,7 +89,7 @@ def train(cfg, train_tokens, val_tokens, settings=None, log=None, progress=True,
     model.train()
     opt = torch.optim.AdamW(param_groups(model, s.weight_decay), lr=s.lr, betas=s.betas, fused=False)
     data_gen = torch.Generator().manual_seed(s.seed + 1)
-    val = validation_batches(val_tokens, s.batch_size, s.context, s.eval_batches)
+    val = validation_batches(val_tokens, s.batch_size, s.context, s.eval_batches, val_targets)
     history, out = [], open(log, "w", encoding="utf-8") if log else None
     bar = None
     if progress:
@@ -98,7 +101,7 @@ def train(cfg, train_tokens, val_tokens, settings=None, log=None, progress=True,
             lr = learning_rate(step, s)
             for group in opt.param_groups:
                 group["lr"] = lr
-            x, y = random_batch(train_tokens, s.batch_size, s.context, data_gen)
+            x, y = random_batch(train_tokens, s.batch_size, s.context, data_gen, train_targets)
             loss, parts = model.loss(x, y, s.aux_weight)
             opt.zero_grad(set_to_none=True)
             loss.backward()

@@ -1,0 +1,229 @@
+"""The training ladder in the book: tables, verdicts and figures computed from benchmarks/training_ladder.json
+(written by `python -m gptoss_torch ladder`). Nothing here trains; it reads the shipped results."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from ..config import chain, chain_changes
+
+LADDER_JSON = Path("benchmarks") / "training_ladder.json"
+FIGURE_CURVES = "training-ladder-curves"
+FIGURE_BARS = "training-ladder-bars"
+SIGNIFICANT = 2.0  # a difference counts when it exceeds this many standard errors of the difference
+
+
+def load(root):
+    path = Path(root) / LADDER_JSON
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else []
+
+
+def mean_std(values):
+    m = sum(values) / len(values)
+    return m, (math.sqrt(sum((v - m) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0)
+
+
+def summarize(records):
+    """[(key, row)] in chain order, key = step or step-variant; row: n, params, tokens, mean, std, tok/s, long."""
+    order = {s: i for i, (s, _) in enumerate(chain())}
+    groups = {}
+    for r in records:
+        key = r["step"] + (f"-{r['variant']}" if r.get("variant") else "")
+        groups.setdefault(key, []).append(r)
+    out = []
+    for key, rs in sorted(groups.items(), key=lambda kv: (order[kv[1][0]["step"]], kv[1][0].get("variant") or "")):
+        vals = [r["val_loss"] for r in rs]
+        m, s = mean_std(vals)
+        long = {}
+        for k in rs[0].get("long_context", {}):
+            long[k] = mean_std([r["long_context"][k] for r in rs if k in r.get("long_context", {})])
+        speeds = sorted(r["tokens_per_s"] for r in rs)
+        row = dict(step=rs[0]["step"], variant=rs[0].get("variant"), matched=rs[0].get("matched"), n=len(rs),
+                   seeds=sorted(r["seed"] for r in rs), params_total=rs[0]["params_total"],
+                   params_active=rs[0]["params_active"], tokens=rs[0]["tokens"], mean=m, std=s, values=vals,
+                   tokens_per_s=speeds[len(speeds) // 2], long=long, records=rs)
+        if rs[0].get("val_loss_before_mxfp4") is not None:
+            diffs = [r["val_loss"] - r["val_loss_before_mxfp4"] for r in rs]
+            row["mxfp4_cost"] = mean_std(diffs)
+        out.append((key, row))
+    return out
+
+
+def difference(a, b):
+    """(b.mean - a.mean, its standard error sqrt(sa^2/na + sb^2/nb))."""
+    return b["mean"] - a["mean"], math.sqrt(a["std"] ** 2 / a["n"] + b["std"] ** 2 / b["n"])
+
+
+def word(delta, se):
+    """'better' / 'worse' when |delta| > SIGNIFICANT standard errors, else 'within noise'."""
+    if abs(delta) <= SIGNIFICANT * se:
+        return "within noise"
+    return "better" if delta < 0 else "worse"
+
+
+def region_table(records):
+    rows = summarize(records)
+    if not rows:
+        return "*No results yet: run `python -m gptoss_torch ladder`.*"
+    by = dict(rows)
+    changes = chain_changes()
+    lines = ["| step | what changed | parameters (active) | val loss, nats/byte (mean ± std) | vs previous step "
+             "| training tokens/s |", "|---|---|--:|--:|--:|--:|"]
+    prev = None
+    for key, r in rows:
+        what = changes[r["step"]] if not r["variant"] else f"variant matched in {r['matched']}"
+        base = by.get(prev) if not r["variant"] else by.get(_previous(r["step"]))
+        if r["step"] == "09-mxfp4":
+            dm, ds = r["mxfp4_cost"]
+            vs = f"{dm:+.4f} ± {ds:.4f} (paired, same runs)"
+        elif base is None:
+            vs = "—"
+        else:
+            d, se = difference(base, r)
+            vs = f"{d:+.4f} ± {se:.4f} ({word(d, se)})"
+        params = f"{r['params_total']:,}" + (f" ({r['params_active']:,})" if r["params_active"] != r["params_total"]
+                                             else "")
+        lines.append(f"| {key} | {what} | {params} | {r['mean']:.4f} ± {r['std']:.4f} | {vs} | "
+                     f"{r['tokens_per_s']:,.0f} |")
+        if not r["variant"]:
+            prev = key
+    first = rows[0][1]
+    lines.append("")
+    lines.append(f"{len(records)} runs; each trains {first['tokens']:,} byte tokens ({first['records'][0]['settings']['steps']} "
+                 f"steps of {first['records'][0]['settings']['batch_size']} × {first['records'][0]['settings']['context']}), "
+                 f"seeds {', '.join(map(str, first['seeds']))}; ± is the sample standard deviation over seeds, and a "
+                 f"difference's ± its standard error; \"within noise\" means within {SIGNIFICANT:g} standard errors. "
+                 f"Tokens/s: median over the seeds, 1 CPU thread each, measured on {first['records'][0]['machine']} "
+                 "while a second ladder process ran on the other core.")
+    return "\n".join(lines)
+
+
+def _previous(step):
+    names = [s for s, _ in chain()]
+    return names[names.index(step) - 1]
+
+
+def region_long_context(records):
+    rows = summarize(records)
+    if not rows:
+        return "*No results yet.*"
+    cols = [("1x", "1× (256)"), ("2x_tail", "2×: positions 256-511"), ("4x_tail", "4×: positions 256-1023"),
+            ("streaming_4x", "4×, streaming (every layer keeps 256 keys)")]
+    lines = ["| step | " + " | ".join(c for _, c in cols) + " |", "|---|" + "--:|" * len(cols)]
+    for key, r in rows:
+        if r["variant"]:
+            continue
+        cells = [f"{r['long'][k][0]:.3f} ± {r['long'][k][1]:.3f}" if k in r["long"] else "—" for k, _ in cols]
+        lines.append(f"| {key} | " + " | ".join(cells) + " |")
+    lines.append("")
+    lines.append("Validation loss (nats/byte, mean ± std over seeds) on 16 windows per length; the tail columns "
+                 "average only the positions the model never saw in training.")
+    return "\n".join(lines)
+
+
+def verdicts(records):
+    """[(claim, measured, verdict)] for the article's claims the ladder speaks to."""
+    rows = dict(summarize(records))
+    if "09-mxfp4" not in rows:
+        return []
+    out = []
+
+    def pair(a, b):
+        d, se = difference(rows[a], rows[b])
+        return d, se, word(d, se)
+
+    def fmt(d, se):
+        return f"{d:+.3f} ± {se:.3f} nats/byte"
+
+    d, se, w = pair("00-gpt2-xl", "01-no-dropout")
+    out.append(("Dropout hurts single-epoch training; gpt-oss drops it.", f"no dropout vs dropout 0.1: {fmt(d, se)}",
+                {"better": "supported at this scale", "within noise": "not resolved at this scale (within noise)",
+                 "worse": "not supported at this scale"}[w]))
+    d, se, w = pair("01-no-dropout", "02-rmsnorm")
+    t = rows["02-rmsnorm"]["tokens_per_s"] / rows["01-no-dropout"]["tokens_per_s"] - 1
+    out.append(("RMSNorm is cheaper than LayerNorm without hurting quality.",
+                f"{fmt(d, se)}; training speed {t:+.0%}",
+                "quality unchanged at this scale" if w != "worse" else "quality worse at this scale"))
+    d, se, w = pair("02-rmsnorm", "03-rope")
+    out.append(("RoPE works better than learned absolute positions.", f"{fmt(d, se)} ({abs(d) / max(se, 1e-12):.0f} "
+                "standard errors)", "supported at this scale" if w == "better" else "not supported at this scale"))
+    d, se, w = pair("03-rope", "04-swiglu")
+    d2, se2, w2 = pair("03-rope", "04-swiglu-params") if "04-swiglu-params" in rows else (0, 0, "—")
+    out.append(("SwiGLU is more expressive than a GELU MLP.",
+                f"with the chain's halved width (25 % fewer FFN weights): {fmt(d, se)}; matched in parameters: "
+                f"{fmt(d2, se2)}", f"halved: {w}; parameter-matched: {w2} (at this scale)"))
+    d, se, w = pair("04-swiglu", "05-gqa")
+    out.append(("Grouped-query attention saves memory at little cost in quality.", f"{fmt(d, se)} (KV heads 4 → 2)",
+                f"{w} at this scale"))
+    d, se, w = pair("05-gqa", "06-sliding-window")
+    out.append(("A sliding window on every other layer costs little quality.", fmt(d, se), f"{w} at this scale"))
+    d, se, w = pair("06-sliding-window", "07-sinks")
+    s6, s7 = rows["06-sliding-window"]["long"].get("streaming_4x"), rows["07-sinks"]["long"].get("streaming_4x")
+    stream = f"; streaming at 4× context {s6[0]:.3f} → {s7[0]:.3f}" if s6 and s7 else ""
+    out.append(("Attention sinks stabilise attention.", f"{fmt(d, se)} at the training context{stream}",
+                f"{w} at this scale; the tiny models show no attention collapse for sinks to fix"
+                if w == "within noise" else f"{w} at this scale"))
+    d, se, w = pair("07-sinks", "08-moe")
+    out.append(("A mixture of experts adds capacity at the same compute per token.",
+                f"8 experts top-4 vs dense, equal active FFN parameters: {fmt(d, se)}", f"{w} at this scale"))
+    dm, ds = rows["09-mxfp4"]["mxfp4_cost"]
+    out.append(("MXFP4 experts cost little quality.", f"encoding the trained experts: {dm:+.4f} ± {ds:.4f} nats/byte "
+                "(paired over seeds)", "supported at this scale" if dm < 0.01 else "not supported at this scale"))
+    return out
+
+
+def region_verdicts(records):
+    rows = verdicts(records)
+    if not rows:
+        return "*No results yet.*"
+    lines = ["| the article's claim (paraphrased) | measured on the ladder | verdict |", "|---|---|---|"]
+    lines += [f"| {c} | {m} | {v} |" for c, m, v in rows]
+    return "\n".join(lines)
+
+
+def draw(records, root):
+    """figures/training-ladder-curves.png (validation loss against tokens, mean over seeds, per step) and
+    figures/training-ladder-bars.png (final loss ± std per step and variant). Returns the paths."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    rows = summarize(records)
+    if not rows:
+        return []
+    out = []
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for key, r in rows:
+        if r["variant"]:
+            continue
+        curves = [rec["curve"] for rec in r["records"]]
+        xs = curves[0]["tokens"]
+        ys = [sum(c["val_loss"][i] for c in curves) / len(curves) for i in range(len(xs))]
+        ax.plot(xs, ys, marker="o", ms=3, label=key)
+    ax.set_xlabel("training tokens (bytes)")
+    ax.set_ylabel("validation loss (nats/byte)")
+    ax.set_title("The chain learning Shakespeare: validation loss, mean over seeds")
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    path = Path(root) / "figures" / f"{FIGURE_CURVES}.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    out.append(path)
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    keys = [k for k, _ in rows]
+    means = [r["mean"] for _, r in rows]
+    stds = [r["std"] for _, r in rows]
+    ax.bar(range(len(keys)), means, yerr=stds, capsize=3, color=["C1" if r["variant"] else "C0" for _, r in rows])
+    ax.set_xticks(range(len(keys)), keys, rotation=60, ha="right", fontsize=8)
+    lo = min(m - s for m, s in zip(means, stds))
+    hi = max(m + s for m, s in zip(means, stds))
+    ax.set_ylim(lo - 0.1 * (hi - lo) - 0.01, hi + 0.1 * (hi - lo) + 0.01)
+    ax.set_ylabel("final validation loss (nats/byte)")
+    ax.set_title("Final loss per step (± std over seeds; orange: matched variants)")
+    fig.tight_layout()
+    path = Path(root) / "figures" / f"{FIGURE_BARS}.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    out.append(path)
+    return out
