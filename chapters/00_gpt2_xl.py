@@ -84,8 +84,9 @@ assert n_params["total"] == by_hand == 1_557_611_200
 # The same accounting for the first and the last step of the chain, side by side: the whole journey in one
 # table. (A chapter normally prints the table between the step before it and its own; this one has no step
 # before it.) "Active" parameters are those one token touches: the embedding lookup reads one row and is not
-# counted, the tied output head is. KV bytes and FLOPs are per token, averaged over a 4096-token context (GPT-2
-# stops at its 1024).
+# counted, the tied output head is. KV bytes are per token, averaged over a 4096-token context; FLOPs are those
+# of the token at position 4096, whose attention reads 4096 keys (a sliding window caps them). GPT-2 stops at its
+# 1024.
 
 # %%
 steps = dict(gptoss_np.chain())

@@ -54,7 +54,8 @@ print(f"{prev.name} -> {cfg.name}: {chain_changes()[cfg.name]}")
 #   Each step trains a different random sub-network, which discourages units from relying on one another and
 #   fights overfitting (Srivastava et al., 2014, *Dropout: A Simple Way to Prevent Neural Networks from
 #   Overfitting*).
-# - **Where GPT-2 has it.** $p = 0.1$ in three places: the embedding sum, the attention probabilities, and the
+# - **Where GPT-2 has it.** $p = 0.1$ at four sites (three settings in its config): the embedding sum, the attention
+#   probabilities, and the
 #   output of each residual branch (attention and MLP), before it is added back.
 # - **At inference it is the identity.** A deployed model runs in eval mode, where dropout passes its input
 #   through. So removing it changes no parameter, no byte and no FLOP of inference: this step's delta table is

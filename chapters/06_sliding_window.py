@@ -104,7 +104,11 @@ print("causal_mask and sliding_window_mask == gptoss_np.attention's, on", len(ca
 #
 # "Window 128" means 128 keys, the query's own among them: positions *t* − 127 … *t*. Writing the lower bound
 # as `k >= q - W` lets in one key too many (129), an off-by-one that has shown up in real inference engines and
-# only changes outputs past position 128, where short tests never look. The guard is to count the keys in each
+# only changes outputs past position 128, where short tests never look: mlx-lm fixed its window mask for this
+# (ml-explore/mlx-lm#390, citing gpt-oss's reference code), ONNX Runtime redefined its local window to include
+# the current token (microsoft/onnxruntime#25927), Megatron-Bridge subtracted one from FlashAttention's inclusive
+# `window_size` for gpt-oss, Gemma and Mistral (NVIDIA-NeMo/Megatron-Bridge#2656), and transformers' flash-attention
+# path was reported for it (huggingface/transformers#39408). The guard is to count the keys in each
 # row. The references write the same condition three different ways (OpenAI's torch code blanks keys with
 # *s* ≤ *t* − *W*, its triton kernel keys with *s* < *t* − *W* + 1, transformers keeps *s* > *t* − *W*);
 # all three must give the same mask.

@@ -186,7 +186,13 @@ assert shapes["layers.0.mlp.experts.down.scales"][0] == (32, 2880, 2880 // 32)  
 # ## Build: encoding, and the error it makes
 #
 # The encoder picks each block's exponent as the smallest *e* with max |*w*| ≤ 6 · 2^*e* and rounds every
-# *w* / 2^*e* to the nearest grid value. A short version for clarity; the package's `mxfp4_encode` also
+# *w* / 2^*e* to the nearest grid value. That scale rule is **this project's choice**, not the format's: the
+# format only says how to decode. The OCP Microscaling spec (v1.0, §6.3) suggests *e* = ⌊log2 max |*w*|⌋ − 2
+# (2 being E2M1's largest exponent) and clamps what then exceeds 6. The two agree when max |*w*| / 2^⌊log2⌋ ≤ 1.5;
+# above that (a block maximum between 6 · 2^k and 8 · 2^k) the spec's rule keeps the finer grid and saturates the
+# largest weights at 6 · 2^k, while ours moves to the next power of two so nothing clips. Both decode with the same
+# code, and a checkpoint does not record which rule encoded it. A short version for clarity; the package's
+# `mxfp4_encode` also
 # handles exact ties (to even, as the OCP spec asks), the ends of the E8M0 range and the exact exponent of a
 # maximum that is a power of two, none of which occur with random Gaussian weights, so the two agree here.
 

@@ -94,10 +94,16 @@ def walk(args):
     others = [accounting_row(n, get_config(n), "preset") for n in ("gpt-oss-120b", "qwen3-30b-a3b")]
     print()
     print_table(header, others)
-    print(f"\n(active = parameters a token touches, counting the output head but not the embedding lookup, as "
-          f"the gpt-oss model card does; KV bytes per token averaged over a {KV_CONTEXT}-token context, cache in "
-          f"the weights' dtype; the last chain step equals the gpt-oss-20b preset: "
-          f"{chain()[-1][1] == get_config('gpt-oss-20b')})\n")
+    print(f"""
+  params         every parameter of the config
+  active         parameters one token touches: the output head counts, the embedding lookup does not (as the
+                 gpt-oss model card counts)
+  weights GB     checkpoint bytes in the storage dtypes (float32 for steps 00-07, bf16 from 08, MXFP4 experts)
+  KV B/tok@{KV_CONTEXT}  KV-cache bytes per token averaged over a {KV_CONTEXT}-token context, cache in the weights' dtype
+  GFLOP/tok      forward FLOPs of the token at position {KV_CONTEXT} (2 per multiply-add; attention over the keys
+                 it sees, a window caps them)
+the last chain step equals the gpt-oss-20b preset: {chain()[-1][1] == get_config('gpt-oss-20b')}
+""")
     print(f"Forward of every step on its scaled-down config (random weights, {args.tokens} tokens, "
           f"float32, {platform.machine()} / numpy {np.__version__}):\n")
     tokens = np.arange(args.tokens)

@@ -69,7 +69,7 @@ class ModelConfig:
     mlp_bias: bool = True  # biases on the MLP / expert projections and the router
     # embeddings, training-only parts, storage
     tie_embeddings: bool = True  # the output head reuses the token embedding matrix (GPT-2)
-    dropout: float = 0.1  # p of the three dropouts (embeddings, attention probs, residual branches); eval ignores
+    dropout: float = 0.1  # p of dropout at its four sites (embeddings, attention probs, both residual branches)
     weight_dtype: str = "float32"  # how the checkpoint stores the non-quantised weights
     expert_quant: str = "none"  # none | mxfp4 (expert matrices as 4-bit E2M1 codes + one E8M0 scale per 32)
 

@@ -15,7 +15,9 @@ Decode overflow / underflow (documented behaviour, tested):
     as IEEE ldexp (and torch.ldexp in transformers) does; e.g. at 254 the codes +-2, +-3, +-4, +-6 are +-inf.
   * other dtypes (bfloat16, float16) are a cast of the exact value: exact where representable, else +-inf / 0.
 
-Encode rounding: the block scale is the smallest power of two with max|w| <= 6 * 2**e, i.e.
+Encode rounding (this project's rule; the format fixes only the decode, and the OCP MX spec v1.0 suggests
+e = floor(log2(max|w|)) - 2 with saturation at 6 instead): the block scale is the smallest power of two with
+max|w| <= 6 * 2**e, i.e.
 e = ceil(log2(max|w| / 6)) (computed exactly via frexp), clamped to the E8M0 range [-127, 127] (bytes 0..254);
 each w / 2**e is then rounded to the nearest E2M1 magnitude with ties to the even mantissa bit (IEEE
 roundTiesToEven, as the OCP spec asks for conversions), e.g. 0.25 -> 0, 0.75 -> 1, 2.5 -> 2, 5 -> 4. The sign bit

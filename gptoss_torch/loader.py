@@ -22,7 +22,7 @@ def load_model(path, device=None, dtype=None, progress=True):
     check_mxfp4_scales(np_weights, source=str(path))
     names = list(np_weights)
     try:
-        from tqdm.auto import tqdm
+        from tqdm import tqdm
         names = tqdm(names, desc=f"loading {cfg.name} -> {device}", unit="tensor", disable=not progress)
     except ImportError:  # pragma: no cover
         pass

@@ -72,3 +72,13 @@ def test_notebook_in_sync(source):
     unexecuted = [i for i, c in enumerate(c for c in nb.cells if c.cell_type == "code") if c.execution_count is None]
     assert not unexecuted, f"{name}: code cells {unexecuted} of the notebook were never executed; {rebuild}"
     assert not _errors(nb), f"{name}: the notebook holds error outputs {_errors(nb)}; {rebuild}"
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=IDS)
+def test_stored_outputs_carry_no_local_paths_or_warnings(source):
+    """What a reader sees on a code host: no path of the machine that built it, no warning text."""
+    nb = nbformat.read(source[:-3] + ".ipynb", as_version=4)
+    text = "\n".join(str(o.get("text", "")) + str(o.get("data", {}).get("text/plain", ""))
+                     for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+    for needle in ("/root/", "/home/", "/work/", "/tmp/", "site-packages", "Warning:", "warnings.warn"):
+        assert needle not in text, f"{os.path.basename(source)}: stored output contains {needle!r}"

@@ -206,7 +206,8 @@ def _step_facts(step, prev, cfg):
         facts.append(f"KV cache: {kv_cache_bytes(cfg, 1):,} bytes per token in {cfg.weight_dtype}; "
                      f"{GB(kv_cache_bytes(cfg, cfg.context_length))} for the full {cfg.context_length:,}-token "
                      f"context.")
-        facts.append(f"Dropout p = {cfg.dropout:g} in three places; {cfg.n_layers} blocks of {cfg.n_heads} heads "
+        facts.append(f"Dropout p = {cfg.dropout:g} at four sites (embeddings, attention probabilities, both residual "
+                     f"branches); {cfg.n_layers} blocks of {cfg.n_heads} heads "
                      f"× {cfg.head_dim}; MLP hidden size {cfg.ffn_hidden:,} = {cfg.ffn_hidden / cfg.d_model:g} × "
                      f"d_model.")
     elif step == "01-no-dropout":

@@ -217,7 +217,7 @@ def load_model(path, dtype="float32", progress=True):
     if not cfg.tie_embeddings:  # the model converts only the rows it looks up (see Model._lookup_only)
         names.remove("embed.weight")
     try:
-        from tqdm.auto import tqdm
+        from tqdm import tqdm
         it = tqdm(names, desc=f"loading {cfg.name}", unit="tensor", disable=not progress or len(names) < 50)
     except ImportError:  # pragma: no cover
         it = names

@@ -572,7 +572,7 @@ def write_checkpoint(cfg, out_dir, layout="hf", seed=0, progress=True, max_shard
     source = RandomWeights(cfg, seed) if weights is None else GivenWeights(cfg, weights)
     _prepare(out_dir, overwrite)
     try:
-        from tqdm.auto import tqdm
+        from tqdm import tqdm
         bar = tqdm(total=sum(p.nbytes for p in plan), unit="B", unit_scale=True, disable=not progress,
                    desc=f"{cfg.name} ({layout})")
     except ImportError:  # pragma: no cover

@@ -93,7 +93,7 @@ def train(cfg, train_tokens, val_tokens, settings=None, log=None, progress=True,
     history, out = [], open(log, "w", encoding="utf-8") if log else None
     bar = None
     if progress:
-        from tqdm.auto import tqdm
+        from tqdm import tqdm
         bar = tqdm(total=s.steps, desc=f"train {cfg.name}", unit="step")
     t0, running = time.perf_counter(), None
     try:
