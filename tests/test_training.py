@@ -167,3 +167,20 @@ def test_training_is_deterministic_and_the_loss_falls(shakespeare_bytes):
     assert [r["loss"] for r in h1] == [r["loss"] for r in h2]  # same seed, same losses, bit for bit
     assert h1[0]["ce"] > 5.0 and h1[-1]["val_loss"] < 3.6  # from ~ln(256) = 5.55 to below unigram entropy + 0.25
     assert h1[-1]["val_loss"] < h1[14]["val_loss"]
+
+
+def test_rope_beats_learned_positions_by_more_than_the_seed_noise(shakespeare_bytes):
+    """The ladder's clearest result, in miniature: steps 02 (learned positions) and 03 (RoPE) at a tiny scale,
+    three seeds each; the gap between the means must exceed twice the standard error of the difference."""
+    from gptoss_torch.train.ladder import ladder_config, mean_std
+    train_tokens, val_tokens = shakespeare_bytes
+    s = dict(steps=80, batch_size=8, context=128, warmup=8, eval_every=80, eval_batches=4, threads=1)
+    losses = {}
+    for step in ("02-rmsnorm", "03-rope"):
+        cfg = ladder_config(step).replace(d_model=64, n_layers=2, head_dim=16, ffn_hidden=256,
+                                          layer_windows=(None, None))
+        losses[step] = [train(cfg, train_tokens, val_tokens, TrainSettings(seed=seed, **s), progress=False)[1][-1]
+                        ["val_loss"] for seed in range(3)]
+    (m2, s2), (m3, s3) = mean_std(losses["02-rmsnorm"]), mean_std(losses["03-rope"])
+    se = math.sqrt(s2 ** 2 / 3 + s3 ** 2 / 3)
+    assert m2 - m3 > 2 * se, losses

@@ -95,8 +95,9 @@ def region_table(records):
                  f"steps of {first['records'][0]['settings']['batch_size']} × {first['records'][0]['settings']['context']}), "
                  f"seeds {', '.join(map(str, first['seeds']))}; ± is the sample standard deviation over seeds, and a "
                  f"difference's ± its standard error; \"within noise\" means within {SIGNIFICANT:g} standard errors. "
-                 f"Tokens/s: median over the seeds, 1 CPU thread each, measured on {first['records'][0]['machine']} "
-                 "while a second ladder process ran on the other core.")
+                 f"Tokens/s: median over the seeds, 1 CPU thread per run, on {first['records'][0]['machine']}, with "
+                 "other training runs sharing the cores, so they compare steps only roughly; "
+                 "`benchmarks/train_throughput_cpu.md` times the steps side by side.")
     return "\n".join(lines)
 
 
