@@ -91,9 +91,12 @@ def region_table(records):
             prev = key
     first = rows[0][1]
     lines.append("")
-    lines.append(f"{len(records)} runs; each trains {first['tokens']:,} byte tokens ({first['records'][0]['settings']['steps']} "
+    runs = sum(1 for r in records if r["step"] != "09-mxfp4")
+    lines.append(f"{runs} training runs ({len(records)} records: each 09-mxfp4 record is an 08-moe run's model with its "
+                 f"experts encoded); each trains {first['tokens']:,} byte tokens ({first['records'][0]['settings']['steps']} "
                  f"steps of {first['records'][0]['settings']['batch_size']} × {first['records'][0]['settings']['context']}), "
-                 f"seeds {', '.join(map(str, first['seeds']))}; ± is the sample standard deviation over seeds, and a "
+                 f"seeds {', '.join(map(str, first['seeds']))}, at the ladder's scale (d_model 128, 4 layers, "
+                 "context 256; \"what changed\" describes the step at full size); ± is the sample standard deviation over seeds, and a "
                  f"difference's ± its standard error; \"within noise\" means within {SIGNIFICANT:g} standard errors. "
                  f"Tokens/s: median over the seeds, 1 CPU thread per run, on {first['records'][0]['machine']}, with "
                  "other training runs sharing the cores, so they compare steps only roughly; "
@@ -159,7 +162,14 @@ def verdicts(records):
     out.append(("Grouped-query attention saves memory at little cost in quality.", f"{fmt(d, se)} (KV heads 4 → 2)",
                 f"{w} at this scale"))
     d, se, w = pair("05-gqa", "06-sliding-window")
-    out.append(("A sliding window on every other layer costs little quality.", fmt(d, se), f"{w} at this scale"))
+    t5, t6 = rows["05-gqa"]["long"].get("4x_tail"), rows["06-sliding-window"]["long"].get("4x_tail")
+    tail = (f"; past the training context (positions 256-1023 of 4× windows) {t5[0]:.3f} → {t6[0]:.3f}"
+            if t5 and t6 else "")
+    extrapolates = t5 and t6 and t6[0] + SIGNIFICANT * math.sqrt(t5[1] ** 2 / 3 + t6[1] ** 2 / 3) < t5[0]
+    out.append(("A sliding window on every other layer costs little quality.", fmt(d, se) + tail,
+                f"{w} at the training context at this scale" + ("; beyond it the windowed layers keep the loss "
+                                                                  "down where full attention degrades"
+                                                                  if extrapolates else "")))
     d, se, w = pair("06-sliding-window", "07-sinks")
     s6, s7 = rows["06-sliding-window"]["long"].get("streaming_4x"), rows["07-sinks"]["long"].get("streaming_4x")
     stream = f"; streaming at 4× context {s6[0]:.3f} → {s7[0]:.3f}" if s6 and s7 else ""

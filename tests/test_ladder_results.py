@@ -1,0 +1,53 @@
+"""benchmarks/training_ladder.json, the shipped results of `python -m gptoss_torch ladder`: the fields outside checks
+rely on, three seeds for every chain step, and a command per record that the train command parses back into the
+record's exact settings (rerunning one takes minutes, so the parse is checked here and the run by hand)."""
+
+import json
+import os
+import shlex
+
+import pytest
+
+from gptoss_np import chain, count_params
+from gptoss_torch.cli import main  # noqa: F401  (the command must be importable)
+from gptoss_torch.train.commands import add_train_arguments, settings_from
+from gptoss_torch.train.ladder import ladder_config
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RECORDS = json.load(open(os.path.join(ROOT, "benchmarks", "training_ladder.json"), encoding="utf-8"))
+STEPS = [name for name, _ in chain()]
+
+
+def test_every_step_has_three_seeds_and_the_required_fields():
+    for step in STEPS:
+        seeds = sorted(r["seed"] for r in RECORDS if r["step"] == step and not r.get("variant"))
+        assert len(seeds) >= 3, (step, seeds)
+    for r in RECORDS:
+        assert r["step"] in STEPS
+        for field, kind in (("seed", int), ("params_total", int), ("params_active", int), ("tokens", int),
+                            ("val_loss", float), ("command", str)):
+            assert isinstance(r[field], kind), (field, r)
+        assert 1.0 < r["val_loss"] < 5.6  # nats per byte: below ln(256) = 5.55, above any sane limit
+
+
+@pytest.mark.parametrize("r", RECORDS, ids=[f"{r['step']}-{r.get('variant')}-{r['seed']}" for r in RECORDS])
+def test_each_command_parses_back_into_its_record(r):
+    import argparse
+    argv = shlex.split(r["command"])
+    assert argv[:4] == ["python", "-m", "gptoss_torch", "train"]
+    ap = argparse.ArgumentParser()
+    add_train_arguments(ap)
+    args = ap.parse_args(argv[4:])
+    assert (args.step, args.variant, args.seed) == (r["step"], r.get("variant"), r["seed"])
+    s = settings_from(args)
+    assert s.tokens == r["tokens"] and s.steps == r["settings"]["steps"] and s.lr == r["settings"]["lr"]
+    cfg = ladder_config(args.step, args.variant)
+    assert count_params(cfg)["total"] == r["params_total"] and count_params(cfg)["active"] == r["params_active"]
+
+
+def test_mxfp4_records_carry_the_loss_before_encoding():
+    for r in RECORDS:
+        if r["step"] == "09-mxfp4":
+            assert abs(r["val_loss"] - r["val_loss_before_mxfp4"]) < 0.05
+            twin = [q for q in RECORDS if q["step"] == "08-moe" and q["seed"] == r["seed"] and not q.get("variant")]
+            assert twin and twin[0]["val_loss"] == r["val_loss_before_mxfp4"]
