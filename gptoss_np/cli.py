@@ -62,25 +62,14 @@ def demo(args, out=sys.stdout):
           f"RoPE+YaRN, GQA, sliding windows, sinks, MoE with MXFP4 experts) trained by this project on Shakespeare's "
           f"dialogue, answers in the harmony chat format:\n", file=out)
     print(f"  user: {DEMO_QUESTION}", file=out)
-    out.write("  assistant: ")
     t0 = time.perf_counter()
-    reply = chat(path, DEMO_QUESTION, max_new_tokens=args.demo_tokens, temperature=0.8, top_p=0.95, seed=args.seed,
-                 out=_Indented(out), err=open(os.devnull, "w"))
-    print(f"\n  ({len(reply.tokens)} tokens in {time.perf_counter() - t0:.1f} s; stopped at {reply.stop}; its "
-          f"analysis channel said: {reply.analysis.strip()!r})\n", file=out)
-
-
-class _Indented:
-    """Indents every new line written through it (the demo's reply)."""
-
-    def __init__(self, out):
-        self.out = out
-
-    def write(self, text):
-        self.out.write(text.replace("\n", "\n             "))
-
-    def flush(self):
-        self.out.flush()
+    with open(os.devnull, "w") as quiet:
+        reply = chat(path, DEMO_QUESTION, max_new_tokens=args.demo_tokens, temperature=0.8, top_p=0.95,
+                     seed=args.seed, out=quiet, err=quiet)
+    answer = reply.final.strip().replace("\n", "\n             ")
+    print(f"  assistant: {answer}", file=out)
+    print(f"  ({len(reply.tokens)} tokens in {time.perf_counter() - t0:.1f} s; stopped at {reply.stop}; the analysis "
+          f"channel said: {reply.analysis.strip()!r})\n", file=out)
 
 
 def walk(args):
