@@ -43,7 +43,7 @@ from torch import nn
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 sys.path.insert(0, ROOT)
 from gptoss_np import chain  # noqa: E402
-from gptoss_np.config import chain_changes, scale_down  # noqa: E402
+from gptoss_np.config import chain_changes  # noqa: E402
 
 BATCH, CONTEXT, THREADS = 16, 256, 2
 LIMIT = 1.3  # the twin's step time at the GPT-2 step may be at most this many times the reference's

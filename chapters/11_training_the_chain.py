@@ -38,7 +38,6 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from IPython.display import Image, Markdown, display
 
 import gptoss_np

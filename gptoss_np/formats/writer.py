@@ -51,8 +51,8 @@ from .layouts import FUSED_QKV, NAMES, ORIGINAL_FIELDS, QKV_KEYS, TRANSPOSED, _l
 from ..params import param_shapes, storage_shapes
 from .safetensors_io import DTYPES, SafetensorsWriter
 
-__all__ = ["LAYOUTS", "PlanEntry", "checkpoint_plan", "family", "write_checkpoint", "main", "RandomWeights",
-           "mxfp4_encode_fast"]
+__all__ = ["LAYOUTS", "PlanEntry", "checkpoint_plan", "family", "write_checkpoint", "add_arguments", "run",
+           "RandomWeights", "GivenWeights", "mxfp4_encode_fast"]
 
 LAYOUTS = ("hf", "original", "canonical")
 INDEX = "model.safetensors.index.json"

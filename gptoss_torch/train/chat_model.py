@@ -18,7 +18,6 @@ import random
 import sys
 import time
 
-import numpy as np
 import torch
 
 from gptoss_np.accounting import count_params, weight_bytes

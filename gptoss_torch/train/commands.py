@@ -221,7 +221,6 @@ def ladder_record(result):
 
 def _ladder_job(a, quantized, wanted):
     """One ladder run (in a worker process when --jobs > 1): the step's record, and 09-mxfp4's after 08."""
-    import argparse
     data = load_data(None, "bytes")
     model, cfg, result, _ = train_one(a, data)
     out = [ladder_record(result)]
