@@ -324,6 +324,66 @@ print("greedy ids:", out)
 print("as bytes  :", bytes(out))
 
 # %% [markdown]
+# ## Random weights, then trained ones: where the sink's mass goes
+#
+# The shipped model (`gptoss_np.default_checkpoint()`, a small gpt-oss trained on Shakespeare's dialogue in the
+# harmony format) has sinks that were *learned*. Recomputing each layer's attention from the trace (queries and
+# keys after RoPE, the layer's mask and its sinks), the sink's share per head shows what training made of them,
+# beside the same architecture with random weights (sinks drawn from N(0, 1)). What it shows is true of this small
+# model at this scale; it says nothing certain about gpt-oss-20b's sinks.
+
+# %%
+from gptoss_np.text import harmony as H
+from gptoss_np.text.corpus import dialogue_pairs, shakespeare_splits
+
+shipped = gptoss_np.load_model(gptoss_np.default_checkpoint(), progress=False)
+tok = gptoss_np.get_tokenizer(gptoss_np.default_checkpoint())
+(a, line_a), (b, line_b) = dialogue_pairs(shakespeare_splits()[1])[5]  # an exchange from a held-out play
+exchange = np.array(H.render_conversation(tok, [H.system_message("low"), H.user_message(line_a),
+                                              H.Message("assistant", line_b, channel="final")]))
+
+
+def sink_shares(model, tokens):
+    """[L, Hq, T]: 1 - (attention weights over the keys) per layer, head and query, recomputed from the trace."""
+    c = model.cfg
+    _, tr = model(tokens, trace=True)
+    pos = np.arange(len(tokens))
+    out = []
+    for i in range(c.n_layers):
+        q = tr[f"layers.{i}.attn.q"]  # [T, Hq, d]
+        k = np.repeat(tr[f"layers.{i}.attn.k"], c.n_heads // c.n_kv_heads, axis=1)  # [T, Hq, d]: GQA
+        s = np.einsum("thd,shd->hts", q, k) / np.sqrt(c.head_dim)  # [Hq, T, T]
+        s = np.where(A.attention_mask(pos, pos, c.layer_windows[i]), s, -np.inf)
+        p = A.softmax_with_sink(s, model.params[f"layers.{i}.attn.sinks"].reshape(-1, 1, 1))
+        out.append(1.0 - p.sum(axis=-1))  # [Hq, T]
+    return np.stack(out)
+
+
+random_twin = gptoss_np.build_model(shipped.cfg, seed=0)
+trained, untrained = sink_shares(shipped, exchange), sink_shares(random_twin, exchange)
+assert ((trained > -1e-6) & (trained < 1 + 1e-6)).all()  # shares, up to float rounding
+print(f"{len(exchange)} tokens of a held-out exchange ({a} -> {b}); mean sink share per layer and head:")
+for name, sh in (("random", untrained), ("trained", trained)):
+    for i in range(sh.shape[0]):
+        kind = "full" if shipped.cfg.layer_windows[i] is None else f"window {shipped.cfg.layer_windows[i]}"
+        print(f"  {name:7s} layer {i} ({kind:9s}): " + "  ".join(f"{v:.3f}" for v in sh[i].mean(axis=-1)))
+fig, axes = plt.subplots(1, 2, figsize=(12, 3.4), sharey=True)
+for ax, (name, sh) in zip(axes, (("random weights", untrained), ("trained", trained))):
+    for i in range(sh.shape[0]):
+        ax.plot(sh[i].mean(axis=0), label=f"layer {i} ({'full' if shipped.cfg.layer_windows[i] is None else 'window'})")
+    ax.set_title(f"{name}: sink share, mean over heads")
+    ax.set_xlabel("query position")
+    ax.legend(fontsize=7)
+axes[0].set_ylabel("attention weight on the sink")
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# Training changes which heads lean on the sink and by how much: in this model a few heads give it a steady share
+# while most barely use it. The ladder (chapter 11) found no measurable loss difference from sinks at this scale,
+# so read this as what the mechanism does here, not as evidence that sinks are needed.
+
+# %% [markdown]
 # ## Final check
 #
 # The step adds exactly one logit per head per layer; the column and log-sum-exp forms agree with the package;

@@ -304,6 +304,52 @@ print("greedy ids:", out)
 print("as bytes  :", bytes(out))
 
 # %% [markdown]
+# ## Random weights, then trained ones: expert load and routing entropy
+#
+# On the shipped model (a small gpt-oss trained on Shakespeare's dialogue, `gptoss_np.default_checkpoint()`), the
+# trace's router points say how training spread the tokens over the experts: the share of the routing slots each
+# expert takes, per layer, and the entropy of the router's full softmax (ln E when it cannot tell experts apart,
+# lower as it becomes sure). Beside it, the same architecture with random weights. At this scale only.
+
+# %%
+from gptoss_np.text import harmony as H
+from gptoss_np.text.corpus import dialogue_pairs, shakespeare_splits
+
+shipped = gptoss_np.load_model(gptoss_np.default_checkpoint(), progress=False)
+tok = gptoss_np.get_tokenizer(gptoss_np.default_checkpoint())
+messages = []
+for (a, line_a), (b, line_b) in dialogue_pairs(shakespeare_splits()[1])[:8]:  # held-out plays
+    messages += [H.user_message(line_a), H.Message("assistant", line_b, channel="final")]
+dialogue = np.array(H.render_conversation(tok, messages))[:1024]
+
+
+def routing(model, tokens):
+    """Per layer: (load [E], share of the T*k routing slots per expert; mean entropy of softmax(router logits))."""
+    _, tr = model(tokens, trace=True)
+    out = []
+    for i in range(model.cfg.n_layers):
+        chosen, logits = tr[f"layers.{i}.router.experts"], tr[f"layers.{i}.router.logits"]
+        load = np.bincount(chosen.reshape(-1), minlength=model.cfg.n_experts) / chosen.size
+        p = np.exp(logits - logits.max(-1, keepdims=True))
+        p /= p.sum(-1, keepdims=True)
+        out.append((load, float(-(p * np.log(p + 1e-30)).sum(-1).mean())))
+    return out
+
+
+n_exp = shipped.cfg.n_experts
+print(f"{len(dialogue)} tokens of held-out dialogue; {n_exp} experts, top-{shipped.cfg.top_k}; uniform load "
+      f"{1 / n_exp:.3f}, max entropy ln E = {math.log(n_exp):.3f}")
+for name, model in (("random", gptoss_np.build_model(shipped.cfg, seed=0)), ("trained", shipped)):
+    for i, (load, ent) in enumerate(routing(model, dialogue)):
+        print(f"  {name:7s} layer {i}: load " + " ".join(f"{v:.2f}" for v in load) + f"   router entropy {ent:.3f}")
+        assert abs(load.sum() - 1) < 1e-9
+
+# %% [markdown]
+# Random routers send most tokens to a few experts and are unsure about every token (entropy near ln E). The
+# trained routers spread the load far more evenly — the load-balancing loss at work — while each token's softmax
+# became sharper: balanced in aggregate, decisive per token.
+
+# %% [markdown]
 # ## Final check
 #
 # The two routers agree; the three MoE implementations agree; the step equals "reshape, then dense → MoE"; the
