@@ -288,6 +288,51 @@ sampled = [gptoss_np.sample(row, temperature=1.0, rng=rng) for row in model32(np
 print("sampled ids at T=1, last 8 positions of a 25-token forward:", sampled)
 
 # %% [markdown]
+# ## Random weights, then trained ones: what a windowed and a full layer look at
+#
+# The shipped model (`gptoss_np.default_checkpoint()`, a small gpt-oss trained on Shakespeare's dialogue)
+# alternates windowed (64) and full layers. Its attention weights, recomputed from the trace for one head of each
+# kind over a held-out exchange, beside the same architecture with random weights: the window bounds what a layer
+# *can* read; training decides what it *does* read. At this scale only.
+
+# %%
+from gptoss_np.text import harmony as H
+from gptoss_np.text.corpus import dialogue_pairs, shakespeare_splits
+
+shipped = gptoss_np.load_model(gptoss_np.default_checkpoint(), progress=False)
+tok = gptoss_np.get_tokenizer(gptoss_np.default_checkpoint())
+(sp_a, line_a), (sp_b, line_b) = dialogue_pairs(shakespeare_splits()[1])[5]  # an exchange from a held-out play
+exchange = np.array(H.render_conversation(tok, [H.user_message(line_a),
+                                                H.Message("assistant", line_b, channel="final")]))[:160]
+
+
+def attention_weights(model, tokens, layer, head):
+    """[T, T] softmax weights of one head (with its sink in the denominator), recomputed from the trace."""
+    c = model.cfg
+    _, tr = model(tokens, trace=True)
+    q = tr[f"layers.{layer}.attn.q"][:, head]  # [T, d]
+    k = tr[f"layers.{layer}.attn.k"][:, head // (c.n_heads // c.n_kv_heads)]  # [T, d]: its GQA kv head
+    pos = np.arange(len(tokens))
+    s = np.where(A.attention_mask(pos, pos, c.layer_windows[layer]), q @ k.T / np.sqrt(c.head_dim), -np.inf)
+    return A.softmax_with_sink(s, model.params[f"layers.{layer}.attn.sinks"][head])
+
+
+random_twin = gptoss_np.build_model(shipped.cfg, seed=0)
+fig, axes = plt.subplots(2, 2, figsize=(10, 9))
+for row, (name, model) in enumerate((("random", random_twin), ("trained", shipped))):
+    for col, layer in enumerate((0, 1)):
+        w = attention_weights(model, exchange, layer, head=0)
+        assert (w[np.triu_indices(len(exchange), 1)] == 0).all()  # causal: nothing from the future
+        axes[row, col].imshow(np.sqrt(w), cmap="viridis")
+        kind = "full" if shipped.cfg.layer_windows[layer] is None else f"window {shipped.cfg.layer_windows[layer]}"
+        axes[row, col].set_title(f"{name}, layer {layer} ({kind}), head 0")
+        axes[row, col].set_xlabel("key position")
+        axes[row, col].set_ylabel("query position")
+fig.suptitle("attention weights (square root, to show the small ones)", y=1.0)
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
 # ## Final check
 #
 # The claims of this chapter, as asserts: the step changes only the window pattern; the window counts the

@@ -365,6 +365,26 @@ print("greedy ids:", out)
 print("as bytes  :", bytes(out))
 
 # %% [markdown]
+# ## On trained weights: what MXFP4 costs in loss
+#
+# Random weights can only show the rounding error. Trained models show what it costs: the ladder (chapter 11)
+# encodes each trained step-08 model's experts after training and measures the held-out loss before and after, and
+# the shipped chat model (`gptoss_np.default_checkpoint()`) was measured the same way before it was stored. At this
+# scale only: a 4-bit grid may cost more in a model whose weights carry more information per parameter.
+
+# %%
+import json
+
+ladder = json.load(open(ROOT / "benchmarks" / "training_ladder.json"))
+runs = [(r["seed"], r["val_loss_before_mxfp4"], r["val_loss"]) for r in ladder if r["step"] == "09-mxfp4"]
+for seed, before, after in runs:
+    print(f"ladder seed {seed}: {before:.4f} -> {after:.4f} nats/byte ({after - before:+.5f})")
+shipped_info = json.load(open(pathlib.Path(gptoss_np.default_checkpoint()) / "training.json"))
+print(f"shipped chat model: {shipped_info['val_loss_float']:.4f} -> {shipped_info['val_loss']:.4f} nats/token "
+      f"({shipped_info['val_loss'] - shipped_info['val_loss_float']:+.5f})")
+assert runs and all(abs(after - before) < 0.01 for _, before, after in runs)
+
+# %% [markdown]
 # ## Final check
 #
 # The decoder matches the package bit for bit; 4.25 bits per expert weight; 41.8 GB → 13.76 GB; the packed model
