@@ -86,7 +86,7 @@ def add_arguments(ap):
 
 
 def run(args):
-    from gptoss_np.text.bpe import bpe_encoding, special_token_ids, train_default_bpe, write_tokenizer_files
+    from gptoss_np.text.bpe import bpe_encoding, special_token_ids, train_default_bpe
     from gptoss_np.text.corpus import dialogue_pairs, shakespeare_splits
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
@@ -105,17 +105,13 @@ def run(args):
     before = evaluate(model, val)
     shipped = quantize_experts(model)
     after = evaluate(shipped, val)
-    ids = special_token_ids(ranks)
-    token_ids = {"bos": ids["<|startoftext|>"], "eos": [ids["<|return|>"], ids["<|endoftext|>"], ids["<|call|>"]],
-                 "pad": ids["<|endoftext|>"]}
-    write_trained(shipped, args.out, cfg=shipped.cfg, token_ids=token_ids)
-    write_tokenizer_files(ranks, args.out)
+    write_trained(shipped, args.out, cfg=shipped.cfg, ranks=ranks)
     size = sum(os.path.getsize(os.path.join(args.out, f)) for f in os.listdir(args.out))
     info = {"name": cfg.name, "command": f"python -m gptoss_torch train-chat --out {args.out} --steps {args.steps} "
                                          f"--seed {args.seed}",
             "params_total": count_params(cfg)["total"], "params_active": count_params(cfg)["active"],
             "weight_bytes": weight_bytes(shipped.cfg)["total"], "directory_bytes": size,
-            "train_tokens": s.tokens, "train_examples": int((train_targets[1:] == ids["<|return|>"]).sum()),
+            "train_tokens": s.tokens, "train_examples": int((train_targets[1:] == special_token_ids(ranks)["<|return|>"]).sum()),
             "val_loss_float": before, "val_loss": after, "seconds": time.perf_counter() - t0,
             "curve": [{"tokens": r["tokens"], "train": r["ce"], **({"val": r["val_loss"]} if "val_loss" in r else {})}
                       for r in history[9::10]],

@@ -4,6 +4,7 @@ training, long-context evaluation, a checkpoint, a JSONL log and a loss plot. Th
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -87,14 +88,32 @@ def command_line(args):
     return " ".join(shlex.quote(p) for p in parts)
 
 
-def train_one(args, data=None, log=None):
-    """Train and evaluate as the arguments say, on args.threads torch threads; returns (model, cfg, result, ranks)."""
+@contextlib.contextmanager
+def torch_threads(n):
+    """Run a block on n torch threads, then restore the count."""
     before = torch.get_num_threads()
-    torch.set_num_threads(args.threads)
+    torch.set_num_threads(n)
     try:
-        return _train_one(args, data, log)
+        yield
     finally:
         torch.set_num_threads(before)
+
+
+def train_one(args, data=None, log=None):
+    """Train and evaluate as the arguments say, on args.threads torch threads; returns (model, cfg, result, ranks)."""
+    with torch_threads(args.threads):
+        return _train_one(args, data, log)
+
+
+def encoded(model, result, val_ids, args):
+    """(the model with its experts MXFP4-encoded, `result` updated: val_loss after encoding, the float model's as
+    val_loss_before_mxfp4, long-context losses of the encoded model when asked)."""
+    q = quantize_experts(model)
+    final = validation_batches(val_ids, args.batch_size, CONTEXT, args.val_batches)
+    result = dict(result, val_loss_before_mxfp4=result["val_loss"], val_loss=evaluate(q, final))
+    if args.long_context:
+        result["long_context"] = long_context(q, val_ids)
+    return q, result
 
 
 def _train_one(args, data, log):
@@ -109,16 +128,15 @@ def _train_one(args, data, log):
     seconds = time.perf_counter() - t0
     final_batches = validation_batches(val_ids, s.batch_size, s.context, args.val_batches)
     val = evaluate(model, final_batches)
+    params = count_params(cfg)
     result = {"step": args.step, "variant": args.variant, "seed": args.seed, "config": cfg.name,
-              "params_total": count_params(cfg)["total"], "params_active": count_params(cfg)["active"],
+              "params_total": params["total"], "params_active": params["active"],
               "tokens": s.tokens, "train_seconds": seconds, "tokens_per_s": s.tokens / seconds,
               "val_loss": val, "history": history, "command": command_line(args),
               "settings": dataclasses.asdict(s), "threads": s.threads or torch.get_num_threads(), "machine": machine()}
     if cfg.expert_quant == "mxfp4":  # trained in float; the storage format is applied now
-        result["val_loss_before_mxfp4"] = val
-        model = quantize_experts(model)
-        result["val_loss"] = evaluate(model, final_batches)
-    if args.long_context:
+        model, result = encoded(model, result, val_ids, args)
+    elif args.long_context:
         result["long_context"] = long_context(model, val_ids)
     return model, cfg, result, ranks
 
@@ -135,14 +153,7 @@ def run_train(args):
         os.makedirs(out, exist_ok=True)
     model, cfg, result, ranks = train_one(args, log=os.path.join(out, "log.jsonl") if out else None)
     if out:
-        token_ids = None
-        if ranks is not None:
-            from gptoss_np.text.bpe import special_token_ids, write_tokenizer_files
-            write_tokenizer_files(ranks, out)
-            ids = special_token_ids(ranks)
-            token_ids = {"bos": ids["<|startoftext|>"], "eos": [ids["<|return|>"], ids["<|endoftext|>"],
-                                                                ids["<|call|>"]], "pad": ids["<|endoftext|>"]}
-        _, layout = write_trained(model, out, cfg=model.cfg, token_ids=token_ids)
+        _, layout = write_trained(model, out, cfg=model.cfg, ranks=ranks)
         plot_history(result["history"], os.path.join(out, "loss.png"), title=f"{cfg.name} (seed {args.seed})")
         with open(os.path.join(out, "result.json"), "w", encoding="utf-8") as f:
             json.dump({k: v for k, v in result.items() if k != "history"}, f, indent=1)
@@ -225,17 +236,11 @@ def _ladder_job(a, quantized, wanted):
     model, cfg, result, _ = train_one(a, data)
     out = [ladder_record(result)]
     if quantized:  # 09-mxfp4 = this model, its experts MXFP4-encoded after training
-        before = torch.get_num_threads()
-        torch.set_num_threads(a.threads)
-        try:
-            q = quantize_experts(model)
-            final = validation_batches(data[1], a.batch_size, CONTEXT, a.val_batches)
-            r9 = dict(result, step="09-mxfp4", config="09-mxfp4", val_loss_before_mxfp4=result["val_loss"],
-                      val_loss=evaluate(q, final), long_context=long_context(q, data[1]), command=wanted[1])
-        finally:
-            torch.set_num_threads(before)
-        r9["params_total"] = count_params(ladder_config("09-mxfp4"))["total"]
-        r9["params_active"] = count_params(ladder_config("09-mxfp4"))["active"]
+        with torch_threads(a.threads):
+            _, r9 = encoded(model, result, data[1], a)
+        params = count_params(ladder_config("09-mxfp4"))
+        r9.update(step="09-mxfp4", config="09-mxfp4", command=wanted[1], params_total=params["total"],
+                  params_active=params["active"])
         out.append(ladder_record(r9))
     return out
 

@@ -43,12 +43,28 @@ def checkpoint_layout(cfg):
         return "canonical"
 
 
-def write_trained(model, out_dir, cfg=None, layout=None, token_ids=None, overwrite=True, progress=False):
+def harmony_token_ids(ranks):
+    """config.json's special-token ids for a BPE with the harmony specials (gpt-oss's choices): bos <|startoftext|>,
+    eos <|return|>, <|endoftext|>, <|call|>, pad <|endoftext|>."""
+    from gptoss_np.text.bpe import special_token_ids
+    ids = special_token_ids(ranks)
+    return {"bos": ids["<|startoftext|>"], "eos": [ids["<|return|>"], ids["<|endoftext|>"], ids["<|call|>"]],
+            "pad": ids["<|endoftext|>"]}
+
+
+def write_trained(model, out_dir, cfg=None, layout=None, ranks=None, overwrite=True, progress=False):
     """Write `model`'s weights as a checkpoint of `cfg` (default: model.cfg) in `layout` (default: the published
     layout that holds the config, else the canonical one). For an MXFP4 cfg the float experts are encoded on the way
-    (or written as they are when the model holds them packed). Returns (out_dir, layout)."""
+    (or written as they are when the model holds them packed). With `ranks` (a trained BPE) its tokenizer files are
+    written beside the weights and config.json names its special tokens. Returns (out_dir, layout)."""
     cfg = cfg or model.cfg
     layout = layout or checkpoint_layout(cfg)
+    token_ids = None
+    if ranks is not None:
+        from gptoss_np.text.bpe import write_tokenizer_files
+        token_ids = harmony_token_ids(ranks)
     write_checkpoint(cfg, out_dir, layout=layout, weights=model.canonical_weights(), token_ids=token_ids,
                      overwrite=overwrite, progress=progress)
+    if ranks is not None:
+        write_tokenizer_files(ranks, out_dir)
     return out_dir, layout
