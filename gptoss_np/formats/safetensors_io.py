@@ -5,6 +5,14 @@ name to {"dtype", "shape", "data_offsets": [begin, end]} (plus an optional
 "__metadata__" of str -> str), then the data section; offsets are relative to the
 start of the data section at byte 8 + N.
 
+Reading follows the reference reader's rules (huggingface/safetensors, `read_metadata` and
+`Metadata::validate`): N at most 100 MB, checked before the header is read; the tensors,
+sorted by data_offsets, cover the data section exactly: the first starts at 0, each starts
+where the previous one ends (no gap, no overlap), and the last ends at the end of the file
+(no trailing bytes). Padding spaces inside the header (8-byte alignment) are legal JSON
+whitespace. Only regular files are opened: a FIFO, a device or a directory is refused before
+any read.
+
 Reading memory-maps the file, so `get()` costs no copy and no RAM beyond the pages
 touched. Writing streams one tensor at a time, so peak memory is one tensor.
 """
@@ -22,6 +30,7 @@ import ml_dtypes
 import numpy as np
 
 from ..errors import CheckpointError
+from .json_io import check_regular_file, parse_json, read_json
 
 __all__ = [
     "DTYPES",
@@ -66,6 +75,7 @@ _DTYPE_RANK = {
 }
 
 _HEADER_LEN_BYTES = 8
+MAX_HEADER_BYTES = 100_000_000  # the reference reader's cap (MAX_HEADER_SIZE), checked before reading the header
 _METADATA_KEY = "__metadata__"
 _INDEX_NAME = "model.safetensors.index.json"
 _SINGLE_NAME = "model.safetensors"
@@ -166,35 +176,43 @@ class SafetensorsFile:
         self.metadata: dict[str, str] = {}
         self._entries: dict[str, _Entry] = {}
         self._data_start = 0
+        self._identity = None  # (size, mtime, inode) when the header was read
         self._map: np.memmap | None = None  # opened on first get()
         self._parse_header()
 
     def _parse_header(self) -> None:
         path = self.path
+        check_regular_file(path, "safetensors file")  # before open(): opening a FIFO would block
         try:
-            file_size = os.path.getsize(path)
             with open(path, "rb") as f:
+                st = os.fstat(f.fileno())
+                file_size = st.st_size
                 head = f.read(_HEADER_LEN_BYTES)
                 if len(head) < _HEADER_LEN_BYTES:
                     raise CheckpointError(
-                        f"{path}: file is {file_size} bytes, expected at least "
+                        f"{path}: truncated: file is {file_size} bytes, expected at least "
                         f"{_HEADER_LEN_BYTES} (the header length); not a safetensors file"
                     )
                 (n,) = struct.unpack("<Q", head)
+                if n > MAX_HEADER_BYTES:
+                    raise CheckpointError(
+                        f"{path}: header length {n} bytes; expected at most {MAX_HEADER_BYTES} "
+                        f"(the reference reader's cap); corrupt or not a safetensors file"
+                    )
                 if n > file_size - _HEADER_LEN_BYTES:
                     raise CheckpointError(
-                        f"{path}: header length {n} is larger than the "
+                        f"{path}: truncated: header length {n} is larger than the "
                         f"{file_size - _HEADER_LEN_BYTES} bytes after it (file has "
-                        f"{file_size} bytes); truncated or not a safetensors file"
+                        f"{file_size} bytes); expected a complete safetensors file"
                     )
                 raw = f.read(n)
         except OSError as e:
             raise CheckpointError(f"{path}: cannot read safetensors file: {e}") from e
 
         try:
-            header = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise CheckpointError(f"{path}: header is not valid UTF-8 JSON: {e}") from e
+            header = parse_json(raw, "header")
+        except CheckpointError as e:
+            raise CheckpointError(f"{path}: header is not valid UTF-8 JSON ({e})") from None
         if not isinstance(header, dict):
             raise CheckpointError(
                 f"{path}: header must be a JSON object, found {type(header).__name__}"
@@ -203,8 +221,10 @@ class SafetensorsFile:
         self.metadata = _validate_metadata(header.pop(_METADATA_KEY, None), path)
         self._entries = {name: _parse_entry(path, name, info) for name, info in header.items()}
         self._data_start = _HEADER_LEN_BYTES + n
+        self._identity = (st.st_size, st.st_mtime_ns, st.st_ino)
         self._check_bounds(file_size)
         self._check_overlaps()
+        self._check_coverage(file_size)
 
     def _check_bounds(self, file_size: int) -> None:
         if not self._entries:
@@ -229,6 +249,45 @@ class SafetensorsFile:
                     f"{self.path}: tensors {n0!r} [{b0}, {e0}) and {n1!r} [{b1}, {e1}) "
                     f"overlap; expected disjoint byte ranges"
                 )
+
+    def _check_coverage(self, file_size: int) -> None:
+        """The reference reader's rule: sorted by data_offsets, each tensor starts where the previous one ends,
+        from 0 to the end of the file. A header length one byte short of padding spaces would otherwise parse
+        and shift every tensor by one byte."""
+        end, previous = 0, "the start of the data section"
+        for begin, stop, name in sorted((e.begin, e.end, n) for n, e in self._entries.items()):
+            if begin != end:
+                kind = f"a gap of {begin - end} bytes" if begin > end else "an overlap"
+                raise CheckpointError(
+                    f"{self.path}: tensor {name!r} starts at data offset {begin} but {previous} ends at "
+                    f"{end} ({kind}); expected the tensors, sorted by data_offsets, to cover the data "
+                    f"section contiguously"
+                )
+            end, previous = stop, f"tensor {name!r}"
+        size = file_size - self._data_start
+        if size != end:
+            raise CheckpointError(
+                f"{self.path}: {size - end} bytes after the last tensor (the tensors end at data offset "
+                f"{end}, the data section holds {size}); expected the tensors to cover it exactly: a wrong "
+                f"header length, appended data or a damaged file"
+            )
+
+    def _open_map(self) -> np.memmap:
+        """Map the file, refusing one that changed since its header was read: reading a mapped page past the
+        end of a file that shrank kills the process with SIGBUS, so the size is checked on the open descriptor
+        that is mapped. (A file truncated later, while a model holds the map, still does: see loader.py.)"""
+        try:
+            with open(self.path, "rb") as f:
+                st = os.fstat(f.fileno())
+                now = (st.st_size, st.st_mtime_ns, st.st_ino)
+                if now != self._identity:
+                    raise CheckpointError(
+                        f"{self.path}: file changed since its header was read ({self._identity[0]} bytes, "
+                        f"now {st.st_size}); expected it unchanged while loading: load the checkpoint again"
+                    )
+                return np.memmap(f, dtype=np.uint8, mode="r")
+        except OSError as e:
+            raise CheckpointError(f"{self.path}: cannot map safetensors file: {e}") from e
 
     def _entry(self, name) -> _Entry:
         try:
@@ -258,7 +317,7 @@ class SafetensorsFile:
         """A read-only view of the tensor straight into the file map (no copy)."""
         e = self._entry(name)
         if self._map is None:
-            self._map = np.memmap(self.path, dtype=np.uint8, mode="r")
+            self._map = self._open_map()
         start = self._data_start + e.begin
         raw = self._map[start : self._data_start + e.end]
         # np.asarray drops the memmap subclass (whose ops would return memmaps) while
@@ -282,15 +341,13 @@ class TensorStore:
 
         index_path = os.path.join(self.directory, _INDEX_NAME)
         single_path = os.path.join(self.directory, _SINGLE_NAME)
-        if os.path.isfile(index_path):
+        # lexists, not isfile: a directory, FIFO or dangling link under these names is an error, never skipped
+        if os.path.lexists(index_path):
             self._load_index(index_path)
-        elif os.path.isfile(single_path):
+        elif os.path.lexists(single_path):
             self._add_file(single_path)
         else:
-            names = sorted(
-                n for n in os.listdir(self.directory)
-                if n.endswith(".safetensors") and os.path.isfile(os.path.join(self.directory, n))
-            )
+            names = sorted(n for n in os.listdir(self.directory) if n.endswith(".safetensors"))
             if not names:
                 self._raise_no_safetensors()
             for n in names:
@@ -330,11 +387,7 @@ class TensorStore:
             self._key_to_file[key] = path
 
     def _load_index(self, index_path: str) -> None:
-        try:
-            with open(index_path, encoding="utf-8") as f:
-                index = json.load(f)
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise CheckpointError(f"{index_path}: cannot read index JSON: {e}") from e
+        index = read_json(index_path, "shard index")
         weight_map = index.get("weight_map") if isinstance(index, dict) else None
         if not isinstance(weight_map, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in weight_map.items()
@@ -345,8 +398,14 @@ class TensorStore:
         # Headers are small, so check the whole index up front: a missing shard or a
         # wrong mapping should fail at load time, not halfway through a forward pass.
         for key, fname in weight_map.items():
+            parts = fname.replace("\\", "/").split("/")
+            if not fname or os.path.isabs(fname) or os.pardir in parts:
+                raise CheckpointError(
+                    f"{index_path}: maps tensor {key!r} to {fname!r}; expected a file name inside "
+                    f"{self.directory} (no absolute path, no '..')"
+                )
             path = os.path.join(self.directory, fname)
-            if path not in self._files and not os.path.isfile(path):
+            if path not in self._files and not os.path.lexists(path):
                 raise CheckpointError(
                     f"{index_path}: maps tensor {key!r} to {fname}, but {path} does not exist"
                 )
@@ -356,6 +415,18 @@ class TensorStore:
                     f"such tensor"
                 )
             self._key_to_file[key] = path
+        # ...and every tensor of a shard must be one the index gives it: a stray or duplicated tensor (perhaps
+        # with other values than the copy the index names) means the files and the index disagree.
+        for path, sf in self._files.items():
+            extra = [k for k in sf.keys() if self._key_to_file.get(k) != path]
+            if extra:
+                other = self._key_to_file.get(extra[0])
+                why = f"the index maps it to {other}" if other else "the index does not list it"
+                raise CheckpointError(
+                    f"{path}: holds {len(extra)} tensor(s) that {index_path} does not map to this file, "
+                    f"e.g. {extra[0]!r} ({why}); expected each shard to hold exactly the tensors the index "
+                    f"gives it"
+                )
 
     def _file(self, name) -> SafetensorsFile:
         try:
