@@ -8,7 +8,6 @@ import pytest
 from gptoss_np.cli import main as cli_main
 from gptoss_np import config, count_params, get_config, kv_cache_bytes, weight_bytes
 from gptoss_np.book import build as book
-from gptoss_np.book.diagrams import PART_KEYS, block_labels, draw_comparison
 
 BOOK = book.ROOT / "book.md"
 
@@ -73,30 +72,22 @@ def test_every_chapter_notebook_is_linked(text):
         assert f"(chapters/{stem}.ipynb)" in text, stem
 
 
-# ---- diagrams follow the config ---------------------------------------------------------------------------------
+# ---- the chain table names the KV cache's dtype -----------------------------------------------------------------
 
-def test_block_labels_follow_the_config():
-    oss = get_config("gpt-oss-20b")
-    a, b = block_labels(oss), block_labels(oss.replace(n_experts=64))
-    differ = [PART_KEYS[i] for i, (x, y) in enumerate(zip(a, b)) if x != y]
-    assert differ == ["ffn"]
-    assert "64 experts" in b[PART_KEYS.index("ffn")] and "32 experts" in a[PART_KEYS.index("ffn")]
-    att = PART_KEYS.index("attention")
-    assert "sliding 128 on 12 of 24 layers" in a[att]
-    assert "full causal on all 24 layers" in block_labels(oss.replace(layer_windows=()))[att]
-
-
-def test_draw_comparison_writes_the_config_into_the_svg(tmp_path):
-    oss = get_config("gpt-oss-20b")
-    png1, svg1 = draw_comparison(oss, oss, tmp_path / "same")
-    png2, svg2 = draw_comparison(oss, oss.replace(n_experts=64, name="oss-64"), tmp_path / "changed")
-    assert png1.exists() and png2.exists()
-    s1, s2 = svg1.read_text(encoding="utf-8"), svg2.read_text(encoding="utf-8")
-    assert s1 != s2
-    assert ">MoE: 64 experts, top-4 per token<" in s2 and ">MoE: 64 experts" not in s1
-    # deterministic: the same drawing twice gives the same bytes
-    _, svg3 = draw_comparison(oss, oss, tmp_path / "again")
-    assert svg3.read_bytes() == svg1.read_bytes()
+def test_chain_table_kv_columns_name_the_dtype():
+    table = book.region_chain_table()
+    rows = {line.split("|")[1].strip().split("]")[0].lstrip("["): [c.strip() for c in line.split("|")[2:-1]]
+            for line in table.splitlines() if line.startswith("| [")}
+    kv, kv_bf16 = 4, 5  # columns after "step": what changed, params, active, weights GB, KV (dtype), KV in bf16
+    # GPT-2 XL: k and v, 48 layers x 1,600 wide, 4 bytes in float32 (2 in bfloat16); every layer is full
+    assert rows["00-gpt2-xl"][kv] == f"{2 * 48 * 1600 * 4:,} (float32)"
+    assert rows["00-gpt2-xl"][kv_bf16] == f"{2 * 48 * 1600 * 2:,}"
+    # gpt-oss-20b at 4,096 tokens: 12 full layers hold 4,096 keys, 12 windowed ones 128; 8 KV heads x 64, bf16
+    oss = 2 * 8 * 64 * 2 * (12 * 4096 + 12 * 128) / 4096
+    assert rows["09-mxfp4"][kv] == f"{oss:,.0f} (bfloat16)" == rows["09-mxfp4"][kv_bf16] + " (bfloat16)"
+    # in one dtype, the MoE step's reshape (48 -> 24 layers, 5 -> 8 KV heads) cuts the cache by a fifth only
+    before, after = (int(rows[s][kv_bf16].replace(",", "")) for s in ("07-sinks", "08-moe"))
+    assert round(1 - after / before, 2) == 0.2
 
 
 # ---- fact-check verdicts, re-derived from the shapes ---------------------------------------------------------------

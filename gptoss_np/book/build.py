@@ -21,7 +21,7 @@ from ..accounting import (DTYPE_BYTES, count_params, flops_per_token, format_del
                          kv_cache_bytes, summary, weight_bytes)
 from ..config import chain, chain_changes, get_config
 from . import ladder
-from .diagrams import _eps, block_labels, draw_comparison, mxfp4_bits_per_weight, window_phrase, wrapped
+from .diagrams import _eps, draw_comparison, drawn_lines, mxfp4_bits_per_weight, window_phrase
 from ..params import param_shapes
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -181,19 +181,23 @@ def region_chain_table():
     rows = []
     for step, cfg in chain():
         p, wb, ctx = count_params(cfg), weight_bytes(cfg), _ctx(cfg)
+        kv_bf16 = kv_bytes_per_token(cfg, ctx, DTYPE_BYTES["bfloat16"])
         rows.append([f"[{step}](chapters/{stems[step]}.ipynb)", changes[step], B(p["total"]), B(p["active"]),
-                     f"{wb['total'] / 1e9:.2f}", f"{kv_bytes_per_token(cfg, ctx):,.0f}", f"{ctx:,}",
-                     f"{flops_per_token(cfg, ctx) / 1e9:.2f}"])
-    header = ["step", "what changed", "params", "active", "weights GB", "KV bytes/token", "at context",
-              "GFLOP/token"]
+                     f"{wb['total'] / 1e9:.2f}", f"{kv_bytes_per_token(cfg, ctx):,.0f} ({cfg.weight_dtype})",
+                     f"{kv_bf16:,.0f}", f"{ctx:,}", f"{flops_per_token(cfg, ctx) / 1e9:.2f}"])
+    header = ["step", "what changed", "params", "active", "weights GB", "KV bytes/token (cache dtype)",
+              "KV bytes/token in bfloat16", "at context", "GFLOP/token"]
     size = lambda c: (count_params(c)["total"], weight_bytes(c)["total"])
     grew = [f"{step} ({count_params(b)['total'] - count_params(a)['total']:+,} parameters)"
             for (_, a), (step, b) in zip(chain(), chain()[1:]) if any(y > x for x, y in zip(size(a), size(b)))]
     note = (f"Steps where parameters or stored bytes grow: {', '.join(grew) or 'none'}. KV bytes per token are "
-            f"averaged over a context of {KV_CONTEXT:,} tokens, or the model's whole context when it is shorter; the cache is kept in the weights' dtype. GFLOP/token is the forward cost of one "
-            f"token at that position (matrix multiplies and attention scores). GB = 10⁹ bytes. The last step's config "
-            f"equals the gpt-oss-20b preset: {chain()[-1][1] == get_config('gpt-oss-20b')}.")
-    return md_table(header, rows, ["---", "---"] + ["--:"] * 6) + "\n\n" + note
+            f"averaged over a context of {KV_CONTEXT:,} tokens, or the model's whole context when it is shorter. "
+            f"The cache is kept in the weights' dtype, named in brackets, so that column also drops when the dtype "
+            f"shrinks; the bfloat16 column holds every step to one dtype, so it moves only with layers, KV heads "
+            f"and windows. GFLOP/token is the forward cost of one token at that position (matrix multiplies and "
+            f"attention scores). GB = 10⁹ bytes. The last step's config equals the gpt-oss-20b preset: "
+            f"{chain()[-1][1] == get_config('gpt-oss-20b')}.")
+    return md_table(header, rows, ["---", "---"] + ["--:"] * 7) + "\n\n" + note
 
 
 def _step_facts(step, prev, cfg):
@@ -332,8 +336,10 @@ def region_figure(name):
     for fig, a, b in FIGURES:
         if fig == name:
             return (f"![{a} and {b} block by block](figures/{fig}.png)\n\n"
-                    f"*{a} (left) and {b} (right), drawn by `gptoss_np.book.diagrams` from the two configs; highlighted "
-                    f"boxes differ, bold lines are the ones the other model lacks. Vector version: "
+                    f"*{a} (left) and {b} (right), drawn by `gptoss_np.book.diagrams` from the two configs; an orange "
+                    f"row differs from the same row of the other model, a plain one is the same in both, a dashed box is a part the model does not have. RoPE is the "
+                    f"bar under q and k inside attention; the bands in the block are its layers, coloured by "
+                    f"attention window. Vector version: "
                     f"[figures/{fig}.svg](figures/{fig}.svg).*")
     raise KeyError(name)
 
@@ -634,7 +640,7 @@ def draw_figures(root=ROOT):
 
 
 def stale_figures(root=ROOT):
-    """Problems with the figures on disk: a missing file, or an SVG lacking a line of its configs' current labels
+    """Problems with the figures on disk: a missing file, or an SVG lacking a line of its configs' current text
     (cheap, and independent of the matplotlib version, unlike comparing bytes)."""
     problems = []
     for fig, a, b in FIGURES:
@@ -645,10 +651,9 @@ def stale_figures(root=ROOT):
         if svg.exists():
             text = svg.read_text(encoding="utf-8")
             for name in (a, b):
-                for label in block_labels(get_config(name)):
-                    for line in wrapped(label):
-                        if f">{escape(line, quote=False)}<" not in text:
-                            problems.append(f"{svg.name}: lacks {line!r} ({name})")
+                for line in drawn_lines(get_config(name)):
+                    if f">{escape(line, quote=False)}<" not in text:
+                        problems.append(f"{svg.name}: lacks {line!r} ({name})")
     if ladder.load(root):
         for fig in (ladder.FIGURE_CURVES, ladder.FIGURE_BARS):
             path = root / "figures" / f"{fig}.png"

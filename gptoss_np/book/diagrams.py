@@ -1,30 +1,61 @@
 """Side-by-side block diagrams of two configs, drawn with matplotlib from the config objects alone.
 
-Every word and number in a box comes from `block_parts(cfg)`; the layout only stacks the boxes. Boxes whose text
-differs between the two models are highlighted, so a config change shows up in the figure without anyone
-touching this file. Output is deterministic (fixed SVG hash salt, no dates or software versions in the files).
+The diagram is data first: `boxes(cfg)` lists the boxes of one model, each a list of facts (one row of text, or a
+drawn element: the q/k/v cells with RoPE's bar under q and k only, the layer stack as one band per layer). Both
+models get the same boxes and facts in the same order, so row i of one column faces row i of the other, and
+`highlights(cfg_a, cfg_b)` marks exactly the rows whose content differs. The drawing only places what the spec
+says: a highlighted row gets an orange background (an SVG element with id `diff.<side>.<slot>.<fact>`, which
+tests/test_diagrams.py compares with the spec), every other row is plain. Output is deterministic (fixed SVG hash
+salt, no dates or software versions in the files).
 
-    block_labels(cfg)                     -> [box text, ...] in a fixed order (embedding ... context)
-    draw_comparison(cfg_a, cfg_b, stem)   -> writes stem.png and stem.svg, returns the two paths
+    boxes(cfg)                            -> [Box(key, facts, stage), ...] (embedding ... storage)
+    highlights(cfg_a, cfg_b)              -> {(box key, fact key): the two rows differ}
+    drawn_lines(cfg)                      -> every line of text the diagram writes for cfg
+    draw_comparison(cfg_a, cfg_b, stem)   -> writes stem.png and stem.svg, returns the paths
 """
 
 from __future__ import annotations
 
 import textwrap
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..accounting import count_params, weight_bytes
 from ..mxfp4 import mxfp4_bytes
 
-# the order of the boxes; every model gets the same keys so that row i of one column faces row i of the other
-PART_KEYS = ("embedding", "positions", "layers", "norm", "attention", "ffn", "final_norm", "head", "vocab",
-             "context", "storage")
-
 WRAP = 44  # characters per line in a box (the box width below fits this at FONT_SIZE)
+WRAP_BAR = 30  # characters per line in RoPE's bar, which spans the q and k cells only
 FONT_SIZE = 10.5
-SAME_FILL, SAME_EDGE = "#eef2f7", "#5b6b7f"
-DIFF_FILL, DIFF_EDGE, DIFF_TEXT = "#ffe3c2", "#c05600", "#a02c00"
+BOX_FILL, BOX_EDGE = "#eef2f7", "#5b6b7f"
+DIFF_FILL, DIFF_TEXT = "#ffd6a8", "#a02c00"
+ROPE_FILL, ROPE_EDGE = "#dcd3f5", "#5a3fb0"
+FULL_BAND = "#5b6b7f"
+WINDOW_BANDS = ("#46b3a3", "#e0b43c", "#c05fa0")  # one colour per distinct window size
 SVG_SALT = "gptoss-from-scratch"
+
+
+@dataclass(frozen=True)
+class Fact:
+    """One row of a box. `value` is what is compared with the other model (the text unless given); `style` says how
+    it is drawn: a text line, the box title, the q/k/v cells, RoPE's bar under q and k, or the layer bands."""
+
+    key: str
+    text: str  # "" = nothing drawn on this side (the other model may have it)
+    style: str = "line"  # line | title | qkv | rope | bands
+    value: object = None
+
+    @property
+    def compared(self):
+        return self.text if self.value is None else self.value
+
+
+@dataclass(frozen=True)
+class Box:
+    """A box of the diagram. `stage=False`: drawn dashed and empty-looking, a part this model does not have."""
+
+    key: str
+    facts: tuple
+    stage: bool = True
 
 
 # ---- the text of each box ---------------------------------------------------------------------------------------
@@ -83,69 +114,106 @@ def mxfp4_bits_per_weight() -> float:
     return mxfp4_bytes(32) * 8 / 32
 
 
-def block_parts(cfg) -> list:
-    """[(key, box text), ...] in PART_KEYS order, every value read from `cfg`."""
+def boxes(cfg) -> list:
+    """The diagram of one model as data: [Box, ...] in drawing order, every fact read from `cfg`. Every model
+    gets the same box keys and, within a box, the same fact keys ("" where it lacks the fact)."""
     D, V = cfg.d_model, cfg.vocab_size
-    parts = {}
-    parts["embedding"] = (f"Token embedding {_n(V)} × {_n(D)}\n"
-                          + ("tied: the output head reuses it" if cfg.tie_embeddings else "untied (own table)"))
-    if cfg.positions == "learned":
-        parts["positions"] = (f"Learned absolute positions\n{_n(cfg.context_length)} × {_n(D)} table, "
-                              "added to the embedding")
+    rope = cfg.positions == "rope"
+    tied = cfg.tie_embeddings
+    out = [Box("embedding", (Fact("title", "Token embedding", "title"), Fact("size", f"{_n(V)} × {_n(D)}"),
+                             Fact("tied", "tied: the output head reuses it" if tied else "untied (own table)")))]
+    if rope:
+        out.append(Box("positions", (Fact("title", "no position table", "title"),
+                                     Fact("size", "positions enter attention: RoPE"),), stage=False))
     else:
-        pos = f"RoPE θ = {_n(cfg.rope_theta)} (half-split)\nno position parameters"
+        out.append(Box("positions", (Fact("title", "Learned absolute positions", "title"),
+                                     Fact("size", f"{_n(cfg.context_length)} × {_n(D)} table, added to the "
+                                                  "embedding"))))
+    out.append(Box("layers", (
+        Fact("title", f"Transformer block × {cfg.n_layers}", "title"),
+        Fact("bands", window_phrase(cfg), "bands", value=tuple(cfg.layer_windows)),
+        Fact("residual", "pre-norm, residual adds"),
+        Fact("dropout", f"dropout {cfg.dropout:g}" if cfg.dropout else "no dropout"))))
+    out.append(Box("norm", (Fact("title", _norm_name(cfg), "title"), Fact("eps", f"ε = {_eps(cfg.norm_eps)}"))))
+    gqa = cfg.n_kv_heads != cfg.n_heads
+    heads = (f"{cfg.n_heads} query / {cfg.n_kv_heads} KV heads × {cfg.head_dim}" if gqa
+             else f"{cfg.n_heads} heads × {cfg.head_dim}")
+    width = (f"width {_n(cfg.q_dim)} = d_model" if cfg.q_dim == D else
+             f"width {_n(cfg.q_dim)} ≠ d_model {_n(D)}")
+    if rope:
         y = cfg.rope_scaling
-        if y is not None:
-            pos += f"\nYaRN ×{y.factor:g}: {_n(y.original_context)} → {_n(cfg.context_length)} tokens"
-        else:
-            pos += "\nno YaRN scaling"
-        parts["positions"] = pos
-    parts["layers"] = (f"Transformer block × {cfg.n_layers}\npre-norm, residual adds, "
-                       + (f"dropout {cfg.dropout:g}" if cfg.dropout else "no dropout"))
-    parts["norm"] = f"{_norm_name(cfg)}, ε = {_eps(cfg.norm_eps)}"
-    if cfg.n_kv_heads == cfg.n_heads:
-        att = f"Multi-head attention\n{cfg.n_heads} heads × {cfg.head_dim}"
+        rot = f"RoPE rotates q and k: θ = {_n(cfg.rope_theta)}, half-split"
+        yarn = (f"YaRN ×{y.factor:g}: {_n(y.original_context)} → {_n(cfg.context_length)} tokens" if y
+                else "no YaRN scaling")
     else:
-        att = (f"Grouped-query attention\n{cfg.n_heads} query / {cfg.n_kv_heads} KV heads × {cfg.head_dim}")
-    if cfg.q_dim != D:
-        att += f"\nattention width {_n(cfg.q_dim)} ≠ d_model {_n(D)}"
-    att += "\n" + window_phrase(cfg)
-    att += "\n" + ("learned sink logit per head" if cfg.sinks else "no sinks")
-    att += "\n" + ("biases on q, k, v, o" if cfg.attn_bias else "no biases")
-    att += "\n" + ("QK-norm (RMSNorm per head)" if cfg.qk_norm else "no QK-norm")
-    parts["attention"] = att
+        rot, yarn = "no rotation: positions were added at the input", ""
+    windows = sorted({w for w in cfg.layer_windows if w is not None})
+    mask = ("causal mask: " + " or ".join(f"last {_n(w)} keys" for w in windows) + " on sliding layers, all on "
+            "full ones" if windows else "causal mask: all previous keys")
+    out.append(Box("attention", (
+        Fact("title", "Grouped-query attention" if gqa else "Multi-head attention", "title"),
+        Fact("heads", heads), Fact("width", width),
+        Fact("qkv", "q|k|v", "qkv"),
+        Fact("qk_norm", "QK-norm (RMSNorm per head) on q, k" if cfg.qk_norm else "no QK-norm"),
+        Fact("rope", rot, "rope"), Fact("yarn", yarn), Fact("mask", mask),
+        Fact("sinks", "learned sink logit per head" if cfg.sinks else "no sinks"),
+        Fact("bias", "biases on q, k, v, o" if cfg.attn_bias else "no biases"))))
     bias = "biases" if cfg.mlp_bias else "no biases"
     if cfg.ffn == "dense":
-        parts["ffn"] = f"Dense MLP {_ffn_shape(cfg)}\n{_activation(cfg)}\n{bias}"
+        ffn = (Fact("title", "Dense MLP", "title"), Fact("experts", ""), Fact("shape", _ffn_shape(cfg)),
+               Fact("activation", _activation(cfg)), Fact("router", ""), Fact("bias", bias))
     else:
         order = {"topk_softmax": f"router: top-{cfg.top_k} logits, then softmax",
                  "softmax_topk": f"router: softmax over {cfg.n_experts}, top-{cfg.top_k}, renormalise"}[cfg.router]
-        parts["ffn"] = (f"MoE: {cfg.n_experts} experts, top-{cfg.top_k} per token\n"
-                        f"expert {_ffn_shape(cfg)}\n{_activation(cfg)}\n{order}\n{bias}")
-    parts["final_norm"] = f"Final {_norm_name(cfg)}, ε = {_eps(cfg.norm_eps)}"
-    parts["head"] = (f"Linear output head {_n(D)} → {_n(V)}\n"
-                     + ("tied to the token embedding" if cfg.tie_embeddings else "separate matrix, no bias"))
-    parts["vocab"] = f"Vocabulary {_n(V)}"
-    parts["context"] = f"Context {_n(cfg.context_length)} tokens"
-    storage = f"Weights stored as {cfg.weight_dtype}"
-    if cfg.expert_quant == "mxfp4":
-        storage += f"\nexcept experts: MXFP4, {mxfp4_bits_per_weight():g} bits per weight"
-    parts["storage"] = storage
-    return [(k, parts[k]) for k in PART_KEYS]
+        ffn = (Fact("title", "Mixture of experts", "title"),
+               Fact("experts", f"{cfg.n_experts} experts, top-{cfg.top_k} per token"),
+               Fact("shape", f"expert {_ffn_shape(cfg)}"), Fact("activation", _activation(cfg)),
+               Fact("router", order), Fact("bias", bias))
+    out.append(Box("ffn", ffn))
+    out.append(Box("final_norm", (Fact("title", "Final " + _norm_name(cfg), "title"),
+                                  Fact("eps", f"ε = {_eps(cfg.norm_eps)}"))))
+    out.append(Box("head", (Fact("title", "Linear output head", "title"), Fact("size", f"{_n(D)} → {_n(V)}"),
+                            Fact("tied", "tied to the token embedding" if tied else "separate matrix, no bias"))))
+    out.append(Box("vocab", (Fact("size", f"Vocabulary {_n(V)}"),)))
+    out.append(Box("context", (Fact("size", f"Context {_n(cfg.context_length)} tokens"),)))
+    out.append(Box("storage", (
+        Fact("dtype", f"Weights stored as {cfg.weight_dtype}"),
+        Fact("experts", f"except experts: MXFP4, {mxfp4_bits_per_weight():g} bits per weight"
+             if cfg.expert_quant == "mxfp4" else ""))))
+    return out
 
 
-def block_labels(cfg) -> list:
-    """The text of each box, in PART_KEYS order (embedding, positions, layers, norm, attention, ffn, final norm,
-    output head, vocab, context, storage)."""
-    return [text for _, text in block_parts(cfg)]
+def highlights(cfg_a, cfg_b) -> dict:
+    """{(box key, fact key): True where the two models' rows differ}, for every row of the diagram."""
+    a, b = boxes(cfg_a), boxes(cfg_b)
+    out = {}
+    for box_a, box_b in zip(a, b, strict=True):
+        for fa, fb in zip(box_a.facts, box_b.facts, strict=True):
+            assert (box_a.key, fa.key) == (box_b.key, fb.key), "boxes() must give every model the same rows"
+            out[box_a.key, fa.key] = fa.compared != fb.compared
+    return out
 
 
-def wrapped(text: str) -> list:
-    """The lines a box shows: each label line wrapped at WRAP characters."""
+def wrapped(text: str, width=WRAP) -> list:
+    """The lines a row shows: each text line wrapped at `width` characters."""
     out = []
     for line in text.split("\n"):
-        out.extend(textwrap.wrap(line, WRAP) or [""])
+        out.extend(textwrap.wrap(line, width) or [""])
     return out
+
+
+def _lines(fact) -> list:
+    """The text lines a fact draws (none for an empty fact; the q/k/v cells draw their letters)."""
+    if not fact.text:
+        return []
+    if fact.style == "qkv":
+        return fact.text.split("|")
+    return wrapped(fact.text, WRAP_BAR if fact.style == "rope" else WRAP)
+
+
+def drawn_lines(cfg) -> list:
+    """Every line of text the diagram writes for `cfg` (book --check looks for each one in the SVG)."""
+    return [line for box in boxes(cfg) for fact in box.facts for line in _lines(fact)]
 
 
 def headline(cfg) -> str:
@@ -158,58 +226,79 @@ def headline(cfg) -> str:
 # ---- drawing ------------------------------------------------------------------------------------------------------
 
 LINE_H = 0.20  # inches per text line at FONT_SIZE
-PAD = 0.16  # vertical padding inside a box
+PAD = 0.12  # vertical padding inside a box
 GAP = 0.30  # between boxes (room for an arrow)
 COL_W = 4.9  # inches per model column
 BOX_W = 4.4
 MARGIN = 0.35
+QKV_H, BAND_H = 0.30, 0.24  # the q/k/v cells; the layer bands
 
 
-def _rows(parts_a, parts_b):
-    """Row heights shared by both columns, so that the same part sits at the same height in both."""
-    la, lb = dict(parts_a), dict(parts_b)
-    return {k: PAD * 2 + LINE_H * max(len(wrapped(la[k])), len(wrapped(lb[k]))) for k in PART_KEYS}
+def _row_height(fa, fb) -> float:
+    """A row's height: the larger of the two sides, so that the rows of both columns line up."""
+    def h(f):
+        n = len(_lines(f))
+        if f.style == "qkv":
+            return QKV_H + 0.08
+        if f.style == "rope":
+            return LINE_H * n + 0.14 if n else 0
+        if f.style == "bands":
+            return BAND_H + 0.1 + LINE_H * n
+        return LINE_H * n
+    return max(h(fa), h(fb))
 
 
-def _layout(heights):
-    """Top y (inches from the top) of every drawn element: embedding, positions, block frame (header, norm,
-    attention, norm, ffn), final norm, head, then vocab | context side by side, then storage."""
+def _layout(boxes_a, boxes_b):
+    """(row heights {(box, fact): h}, box heights {box: h}, top y of every slot, total height). The slots are the
+    boxes in forward order, with the block's norm drawn twice (before attention and before the FFN) and a
+    residual add after each sub-layer; vocab, context and storage are facts about the whole model, drawn last."""
+    rows, heights = {}, {}
+    for ba, bb in zip(boxes_a, boxes_b):
+        for fa, fb in zip(ba.facts, bb.facts):
+            rows[ba.key, fa.key] = _row_height(fa, fb)
+        heights[ba.key] = 2 * PAD + sum(rows[ba.key, f.key] for f in ba.facts)
     y, pos = 1.15, {}  # room for the title and headline
     for key in ("embedding", "positions"):
         pos[key] = y
         y += heights[key] + GAP
     pos["frame"] = y
     y += 0.12
-    pos["layers"] = y
-    y += heights["layers"] + GAP
-    for key in ("norm1", "attention", "plus1", "norm2", "ffn", "plus2"):
-        pos[key] = y
-        if key.startswith("plus"):
+    for slot in ("layers", "norm1", "attention", "plus1", "norm2", "ffn", "plus2"):
+        pos[slot] = y
+        if slot.startswith("plus"):
             y += 0.30 + GAP * 0.6
         else:
-            y += heights[key.rstrip("12")] + GAP
+            y += heights[slot.rstrip("12")] + GAP
     pos["frame_end"] = y - GAP * 0.6
     y = pos["frame_end"] + GAP
     for key in ("final_norm", "head"):
         pos[key] = y
         y += heights[key] + GAP
-    for key in ("vocab", "context", "storage"):  # facts about the whole model, not steps of the forward
+    for key in ("vocab", "context", "storage"):
         pos[key] = y
         y += heights[key] + GAP * 0.5
-    y += 0.45  # legend below
-    return pos, y
+    return rows, heights, pos, y + 0.75  # room for the legend
 
 
-def draw_comparison(cfg_a, cfg_b, path_stem):
-    """Draw cfg_a (left) and cfg_b (right) block by block; save path_stem.png and path_stem.svg; return paths."""
+def _band_colours(*cfgs) -> dict:
+    """{window (None = full): colour}, the same in both columns."""
+    windows = sorted({w for c in cfgs for w in c.layer_windows if w is not None})
+    colours = {w: WINDOW_BANDS[i % len(WINDOW_BANDS)] for i, w in enumerate(windows)}
+    colours[None] = FULL_BAND
+    return colours
+
+
+def draw_comparison(cfg_a, cfg_b, path_stem, formats=("png", "svg")):
+    """Draw cfg_a (left) and cfg_b (right) box by box; save path_stem.png and .svg (or `formats`); return the
+    paths."""
     import matplotlib
     from matplotlib.figure import Figure
     from matplotlib.patches import Circle, FancyBboxPatch, Rectangle
 
-    parts_a, parts_b = block_parts(cfg_a), block_parts(cfg_b)
-    heights = _rows(parts_a, parts_b)
-    heights["norm1"] = heights["norm2"] = heights["norm"]
-    pos, total_h = _layout(heights)
+    boxes_a, boxes_b = boxes(cfg_a), boxes(cfg_b)
+    differs = highlights(cfg_a, cfg_b)
+    rows, heights, pos, total_h = _layout(boxes_a, boxes_b)
+    colours = _band_colours(cfg_a, cfg_b)
     width = 2 * COL_W + 2 * MARGIN
 
     rc = {"svg.hashsalt": SVG_SALT, "svg.fonttype": "none", "font.family": "DejaVu Sans", "font.size": FONT_SIZE,
@@ -221,44 +310,82 @@ def draw_comparison(cfg_a, cfg_b, path_stem):
         ax.set_ylim(total_h, 0)  # y grows downwards, in inches
         ax.axis("off")
 
-        def box(x, y, w, h, text, other, bold=False):
-            """A box; lines absent from the other model's box are drawn bold in the highlight colour."""
-            diff = text != other
-            fill, edge = (DIFF_FILL, DIFF_EDGE) if diff else (SAME_FILL, SAME_EDGE)
-            ax.add_patch(FancyBboxPatch((x, y), w, h, boxstyle="round,pad=0,rounding_size=0.08",
-                                        facecolor=fill, edgecolor=edge, linewidth=1.3 if diff else 0.9))
-            lines, theirs = wrapped(text), set(wrapped(other))
+        def text(x, y, s, diff, bold=False, **kw):
+            ax.text(x, y, s, ha=kw.pop("ha", "center"), va="center", color=DIFF_TEXT if diff else "black",
+                    fontweight="bold" if (bold or diff) else "normal", **kw)
+
+        def draw_fact(cfg, fact, x, y, h, diff, gid):
+            """One row at top y, height h, across the box at x; highlighted (with an id) when it differs."""
+            lines, cx = _lines(fact), x + BOX_W / 2
+            if diff:  # inset a little, so that two highlighted rows in a row stay two
+                ax.add_patch(Rectangle((x + 0.06, y + 0.015), BOX_W - 0.12, h - 0.03, facecolor=DIFF_FILL,
+                                       edgecolor="none", gid=gid))
+                if not lines:  # the other model has this row, this one has nothing there
+                    text(cx, y + h / 2, "—", True)
+                    return
+            if fact.style == "qkv":  # three cells; RoPE's bar (the next rows) sits under q and k only
+                cw = (BOX_W - 0.6) / 3
+                for i, name in enumerate(lines):
+                    cx_i = x + 0.3 + cw * (i + 0.5)
+                    ax.add_patch(Rectangle((cx_i - cw / 2 + 0.05, y + 0.04), cw - 0.1, QKV_H, facecolor="white",
+                                           edgecolor=BOX_EDGE, linewidth=0.8))
+                    text(cx_i, y + 0.04 + QKV_H / 2, name, False, bold=True)
+                return
+            if fact.style == "rope" and lines:
+                bw = 2 * (BOX_W - 0.6) / 3 - 0.1  # under the q and k cells
+                bx = x + 0.35
+                dashed = cfg.positions != "rope"
+                ax.add_patch(FancyBboxPatch((bx, y + 0.04), bw, h - 0.08, boxstyle="round,pad=0,rounding_size=0.06",
+                                            facecolor="white" if dashed else ROPE_FILL, edgecolor=ROPE_EDGE,
+                                            linestyle="--" if dashed else "-", linewidth=0.9))
+                top = y + h / 2 - LINE_H * len(lines) / 2
+                for i, line in enumerate(lines):
+                    text(bx + bw / 2, top + LINE_H * (i + 0.5), line, diff)
+                return
+            if fact.style == "bands":  # one cell per layer, coloured by its window
+                n, bw = cfg.n_layers, BOX_W - 0.5
+                for i, w in enumerate(cfg.layer_windows):
+                    ax.add_patch(Rectangle((x + 0.25 + bw * i / n, y + 0.05), bw / n, BAND_H, facecolor=colours[w],
+                                           edgecolor="white", linewidth=0.6))
+                y, h = y + BAND_H + 0.1, h - BAND_H - 0.1
             top = y + h / 2 - LINE_H * len(lines) / 2
             for i, line in enumerate(lines):
-                new = line not in theirs
-                ax.text(x + w / 2, top + LINE_H * (i + 0.5), line, ha="center", va="center",
-                        color=DIFF_TEXT if new else "black",
-                        fontweight="bold" if (bold or new) else "normal")
+                text(cx, top + LINE_H * (i + 0.5), line, diff, bold=fact.style == "title")
+
+        def draw_box(cfg, side, slot, box, x, y):
+            h = heights[box.key]
+            ax.add_patch(FancyBboxPatch((x, y), BOX_W, h, boxstyle="round,pad=0,rounding_size=0.08",
+                                        facecolor=BOX_FILL if box.stage else "white", edgecolor=BOX_EDGE,
+                                        linestyle="-" if box.stage else "--", linewidth=0.9))
+            ry = y + PAD
+            for fact in box.facts:
+                rh = rows[box.key, fact.key]
+                if rh:
+                    diff = differs[box.key, fact.key]
+                    draw_fact(cfg, fact, x, ry, rh, diff, f"diff.{side}.{slot}.{fact.key}")
+                ry += rh
 
         def arrow(x, y0, y1):
             ax.annotate("", xy=(x, y1), xytext=(x, y0),
                         arrowprops=dict(arrowstyle="-|>", color="#333333", lw=1.0, shrinkA=0, shrinkB=0))
 
-        for col, (cfg, parts) in enumerate(((cfg_a, parts_a), (cfg_b, parts_b))):
-            labels = dict(parts)
-            others = dict(parts_b if col == 0 else parts_a)
+        for col, (cfg, bxs) in enumerate(((cfg_a, boxes_a), (cfg_b, boxes_b))):
+            side = "ab"[col]
+            by_key = {b.key: b for b in bxs}
             x0 = MARGIN + col * COL_W
             cx = x0 + COL_W / 2
             bx = cx - BOX_W / 2
             ax.text(cx, 0.38, cfg.name, ha="center", va="center", fontsize=FONT_SIZE + 4, fontweight="bold")
-            ax.text(cx, 0.75, headline(cfg), ha="center", va="center", fontsize=FONT_SIZE - 0.5,
-                    color="#333333")
-            # the block frame: a dashed rectangle around the repeated sub-layers
-            fx, fw = x0 + 0.1, COL_W - 0.2
+            ax.text(cx, 0.75, headline(cfg), ha="center", va="center", fontsize=FONT_SIZE - 0.5, color="#333333")
+            fx, fw = x0 + 0.1, COL_W - 0.2  # the block frame: a dashed rectangle around the repeated sub-layers
             ax.add_patch(Rectangle((fx, pos["frame"]), fw, pos["frame_end"] - pos["frame"], fill=False,
                                    linestyle="--", edgecolor="#7a7a7a", linewidth=0.9))
-            order = [("embedding", "embedding"), ("positions", "positions"), ("layers", "layers"),
-                     ("norm1", "norm"), ("attention", "attention"), ("plus1", None), ("norm2", "norm"),
-                     ("ffn", "ffn"), ("plus2", None), ("final_norm", "final_norm"), ("head", "head")]
+            order = ("embedding", "positions", "layers", "norm1", "attention", "plus1", "norm2", "ffn", "plus2",
+                     "final_norm", "head")
             prev_bottom = None
-            for slot, key in order:
+            for slot in order:
                 y = pos[slot]
-                if key is None:  # the residual add: a circled plus, fed by a bypass line on the left
+                if slot.startswith("plus"):  # the residual add: a circled plus, fed by a bypass line on the left
                     r = 0.15
                     ax.add_patch(Circle((cx, y + r), r, facecolor="white", edgecolor="#333333", lw=1.0))
                     ax.text(cx, y + r, "+", ha="center", va="center", fontsize=FONT_SIZE + 2)
@@ -268,25 +395,33 @@ def draw_comparison(cfg_a, cfg_b, path_stem):
                     arrow(cx, prev_bottom, y)
                     prev_bottom = y + 2 * r
                     continue
-                h = heights[slot]
+                box = by_key[slot.rstrip("12")]
                 if prev_bottom is not None:
                     arrow(cx, prev_bottom, y)
-                box(bx, y, BOX_W, h, labels[key], others[key], bold=(slot == "layers"))
-                prev_bottom = y + h
+                draw_box(cfg, side, slot, box, bx, y)
+                prev_bottom = y + heights[box.key]
             for key in ("vocab", "context", "storage"):
-                box(bx, pos[key], BOX_W, heights[key], labels[key], others[key])
-        # legend
-        ly = total_h - 0.32
-        legend = ((DIFF_FILL, DIFF_EDGE, "box differs (bold: lines the other model lacks)"),
-                  (SAME_FILL, SAME_EDGE, "same in both"))
-        for i, (fill, edge, text) in enumerate(legend):
-            lx = MARGIN + 0.3 + i * 5.2
-            ax.add_patch(Rectangle((lx, ly - 0.1), 0.35, 0.2, facecolor=fill, edgecolor=edge))
-            ax.text(lx + 0.5, ly, text, va="center", ha="left")
+                draw_box(cfg, side, key, by_key[key], bx, pos[key])
+        # legend: what the colours mean, all of it true by construction (tests/test_diagrams.py checks the ids)
+        ly = total_h - 0.55
+        items = [(DIFF_FILL, "-", "row differs from the other model's (—: not in this one)"),
+                 ("white", "--", "dashed: a part this model does not have")]
+        for i, (fill, style, label) in enumerate(items):
+            lx = MARGIN + 0.3 + i * 5.0
+            ax.add_patch(Rectangle((lx, ly - 0.1), 0.35, 0.2, facecolor=fill, edgecolor=BOX_EDGE, linestyle=style))
+            ax.text(lx + 0.5, ly, label, va="center", ha="left")
+        ly += 0.32
+        bands = [(colours[w], "layer with a sliding window of " + _n(w)) for w in colours if w is not None]
+        bands.append((FULL_BAND, "full-causal layer (one band per layer)"))
+        for i, (fill, label) in enumerate(bands):
+            lx = MARGIN + 0.3 + i * 5.0
+            ax.add_patch(Rectangle((lx, ly - 0.1), 0.35, 0.2, facecolor=fill, edgecolor="white"))
+            ax.text(lx + 0.5, ly, label, va="center", ha="left")
 
         stem = Path(path_stem)
         stem.parent.mkdir(parents=True, exist_ok=True)
-        png, svg = Path(f"{stem}.png"), Path(f"{stem}.svg")
-        fig.savefig(png, dpi=120, metadata={"Software": None})
-        fig.savefig(svg, metadata={"Date": None, "Creator": None})
-    return png, svg
+        metadata = {"png": {"Software": None}, "svg": {"Date": None, "Creator": None}}
+        paths = tuple(Path(f"{stem}.{fmt}") for fmt in formats)
+        for fmt, path in zip(formats, paths):
+            fig.savefig(path, dpi=120, metadata=metadata[fmt])
+    return paths
