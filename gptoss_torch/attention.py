@@ -44,6 +44,22 @@ def attention(q, k, v, allowed, sinks=None, dropout_p=0.0, scale=None):
     return out.transpose(1, 2)  # [B, T, Hq, d]
 
 
+def decode_attention(q, k, v, allowed, sinks=None, scale=None):
+    """One query per sequence, scores and softmax in float32 at least (a bf16 sink or score would round away the
+    small differences a long context is made of); the sink is an extra logit column dropped after the softmax.
+    q [B, 1, Hq, d], k/v [B, S, Hkv, d], allowed [1, S] bool, sinks [Hq] -> [B, 1, Hq, d] in q's dtype."""
+    B, _, Hq, d = q.shape
+    Hkv = k.shape[2]
+    qf = at_least_float32(q).view(B, Hkv, Hq // Hkv, d) * (scale or d ** -0.5)  # [B, Hkv, G, d]: h = kv * G + g
+    s = torch.matmul(qf, at_least_float32(k).permute(0, 2, 3, 1))  # [B, Hkv, G, S]
+    s = torch.where(allowed[0], s, float("-inf"))
+    if sinks is not None:
+        s = torch.cat([s, sinks.to(s.dtype).view(1, Hkv, Hq // Hkv, 1).expand(B, -1, -1, -1)], dim=-1)
+    p = torch.softmax(s, dim=-1)[..., :k.shape[1]]  # [B, Hkv, G, S]: the sink's share dropped
+    o = torch.matmul(p, at_least_float32(v).transpose(1, 2))  # [B, Hkv, G, d]
+    return o.reshape(B, 1, Hq, d).to(q.dtype)
+
+
 class Attention(nn.Module):
     """q/k/v/o projections (nn.Linear, [out, in]), optional QK-norm weights and sinks, under the canonical names
     `layers.{i}.attn.{q,k,v,o}.weight/.bias`, `.q_norm.weight`, `.k_norm.weight`, `.sinks`."""
@@ -76,6 +92,10 @@ class Attention(nn.Module):
             q, k = apply_rope(q, *cos_sin), apply_rope(k, *cos_sin)
         if record is not None:
             record("attn.q", q), record("attn.k", k), record("attn.v", v)
+        if layer_cache is not None and T == 1:  # decode: the window only on sliding layers, float32 scores
+            k_all, v_all, k_pos = layer_cache.decode(k, v, pos)
+            o = decode_attention(q, k_all, v_all, attention_mask(pos, k_pos, self.window), self.sinks)
+            return self.o(o.reshape(B, T, cfg.q_dim))  # [B, T, D]
         k_all, v_all, k_pos = (k, v, pos) if layer_cache is None else layer_cache.extend(k, v, pos)
         drop = cfg.dropout if self.training else 0.0
         o = attention(q, k_all, v_all, attention_mask(pos, k_pos, self.window), self.sinks, drop)  # [B, T, Hq, d]

@@ -26,6 +26,13 @@ class LayerCache:
         self._write(k[:, -keep:], v[:, -keep:], pos[-keep:], pos[-keep:] % self.n_slots)
         return keys, values, kpos
 
+    def decode(self, k, v, pos):
+        """One new token: store it, then attend over the stored slots only. On a sliding layer the token overwrites
+        position pos - window, which the window has just dropped, so the ring alone holds every visible key.
+        k/v [B, 1, Hkv, d], pos [1] -> (k [B, S, Hkv, d], v, positions [S])."""
+        self._write(k, v, pos, pos if self.window is None else pos % self.n_slots)
+        return self.k, self.v, self.pos
+
     def _write(self, k, v, pos, slots):
         self.k.index_copy_(1, slots, k)
         self.v.index_copy_(1, slots, v)

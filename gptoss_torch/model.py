@@ -21,6 +21,8 @@ from .moe import MoE, load_balancing_loss
 from .norms import Norm
 from .rope import rope_cos_sin, rope_frequencies
 
+ATTN_TEMP_BYTES = 1 << 28  # one prefill score tensor at most (256 MiB; the softmax and the mask are of its size)
+
 
 class Block(nn.Module):
     """Pre-norm block: x + attn(norm(x)), then x + ffn(norm(x)); `layers.{i}.*` in the canonical names."""
@@ -139,22 +141,54 @@ class Model(nn.Module):
             raise InputError(f"tokens: a batch of {B} sequence(s) for a cache made for batch={cache.batch}")
         return tokens.to(self.device, torch.long)
 
-    def forward(self, tokens, trace=False, cache=None, positions=None):
-        """Checked entry point: tokens [T] or [B, T] (any integer dtype) -> logits [T, V] / [B, T, V] (, trace)."""
+    def forward(self, tokens, trace=False, cache=None, positions=None, prefill_chunk=None):
+        """Checked entry point: tokens [T] or [B, T] (any integer dtype) -> logits [T, V] / [B, T, V] (, trace).
+
+        A prompt whose attention scores would pass ATTN_TEMP_BYTES runs in chunks of queries through a KV cache (a
+        temporary one when none is given), so attention temporaries stay bounded at any length; `prefill_chunk`
+        sets the chunk's length instead. The result is the one-shot forward's, to rounding (tested)."""
         start = cache.length if cache is not None else 0
         tokens = self._check_tokens(tokens, start, cache)
         single = tokens.ndim == 1
         batch = tokens[None] if single else tokens  # [B, T]
-        T = batch.shape[1]
-        pos = positions if positions is not None else torch.arange(start, start + T, device=self.device)
-        tr = {} if trace else None
-        logits = self.run(batch, pos, cache, tr)
-        if cache is not None:
-            cache.length += T
+        B, T = batch.shape
+        chunk = prefill_chunk or self.prefill_rows(B, T if cache is None else cache.max_tokens)
+        if positions is None and T > chunk:
+            logits, tr = self._prefill_in_chunks(batch, start, chunk, cache, trace)
+        else:
+            pos = positions if positions is not None else torch.arange(start, start + T, device=self.device)
+            tr = {} if trace else None
+            logits = self.run(batch, pos, cache, tr)
+            if cache is not None:
+                cache.length += T
         if single:
             logits = logits[0]
             tr = None if tr is None else {k: v[0] for k, v in tr.items()}
         return (logits, tr) if trace else logits
+
+    def prefill_rows(self, batch, slots):
+        """How many queries at a time keep every layer's [B, Hq, rows, keys + 1] scores (float32 at least) under
+        ATTN_TEMP_BYTES, with `slots` keys on full layers; a sliding layer sees at most its window + rows <= slots."""
+        window = max([w for w in self.cfg.layer_windows if w is not None], default=0)
+        keys = slots + min(window, slots)
+        itemsize = max(4, self.dtype.itemsize)
+        return max(1, ATTN_TEMP_BYTES // (batch * self.cfg.n_heads * (keys + 1) * itemsize))
+
+    def _prefill_in_chunks(self, batch, start, chunk, cache, trace):
+        """run() over [B, chunk] slices of the prompt through `cache` (or a temporary one); -> (logits, trace)."""
+        B, T = batch.shape
+        if cache is None:
+            cache = KVCache(self.cfg, T, self.dtype, self.device, B)
+        logits, traces = [], []
+        for i in range(0, T, chunk):
+            n = min(chunk, T - i)
+            tr = {} if trace else None
+            logits.append(self.run(batch[:, i:i + n], torch.arange(start + i, start + i + n, device=self.device),
+                                   cache, tr))
+            cache.length += n
+            traces.append(tr)
+        tr = {name: torch.cat([t[name] for t in traces], dim=1) for name in traces[0]} if trace else None
+        return torch.cat(logits, dim=1), tr  # [B, T, V]
 
     def run(self, tokens, pos, cache=None, trace=None, aux=None):
         """The forward on device tensors, no Python-side checks (what a CUDA graph captures).

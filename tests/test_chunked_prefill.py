@@ -1,0 +1,123 @@
+"""Chunked prefill: a long prompt runs through the KV cache a chunk of queries at a time, so the attention
+temporaries stay under gptoss_torch.model.ATTN_TEMP_BYTES at any length, and gives every trace point of the NumPy
+oracle's one-shot forward (float64, past the sliding window, with sinks). And the decode step's attention scores
+are float32 even when the model is bf16."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import gptoss_np
+from gptoss_np import get_config, scale_down
+from gptoss_torch import model as model_module
+from gptoss_torch.attention import attention_mask, decode_attention
+from gptoss_torch.model import Model
+
+TOKENS = (np.arange(23) * 37 + 5) % 256  # 23 tokens: several times the tiny window of 4
+
+
+def twins(name="gpt-oss-20b", seed=1):
+    cfg = scale_down(get_config(name), window=4)
+    w = gptoss_np.init_weights(cfg, seed=seed)
+    assert np.abs(w["layers.0.attn.sinks"]).min() > 0 if cfg.sinks else True  # the sinks really take part
+    return gptoss_np.Model(cfg, w, dtype="float64"), Model.from_numpy(cfg, w, dtype=torch.float64)
+
+
+def worst(ref, test):
+    """max over trace points of max |test - ref| / max |ref|."""
+    assert set(ref) == set(test), set(ref) ^ set(test)
+    errs = {}
+    for name, a in ref.items():
+        b = test[name].numpy()
+        if np.issubdtype(a.dtype, np.integer):  # router.experts: the same set per token
+            errs[name] = float((np.sort(a, -1) != np.sort(b, -1)).sum())
+        else:
+            errs[name] = float(np.abs(a - b).max() / max(np.abs(a).max(), 1e-30))
+    return max(errs.items(), key=lambda kv: kv[1])
+
+
+@pytest.mark.parametrize("name,chunk", [("gpt-oss-20b", 1), ("gpt-oss-20b", 5), ("gpt-oss-20b", 22),
+                                        ("qwen3-30b-a3b", 7)])
+def test_chunked_prefill_gives_every_trace_point_of_the_oracle(name, chunk):
+    oracle, twin = twins(name)
+    _, ref = oracle(TOKENS, trace=True)
+    logits, trace = twin(torch.as_tensor(TOKENS), trace=True, prefill_chunk=chunk)
+    assert worst(ref, trace)[1] <= 1e-12, worst(ref, trace)
+    assert logits.shape == (len(TOKENS), twin.cfg.vocab_size)
+
+
+def test_chunked_prefill_into_a_cache_then_decode():
+    """A prompt prefilled in chunks after a first turn, then decoded token by token: the full forward's logits."""
+    oracle, twin = twins()
+    full = oracle(TOKENS)
+    cache = twin.new_cache(32)
+    parts = [twin(torch.as_tensor(TOKENS[:3]), cache=cache),
+             twin(torch.as_tensor(TOKENS[3:17]), cache=cache, prefill_chunk=4)]
+    parts += [twin(torch.as_tensor(TOKENS[i:i + 1]), cache=cache) for i in range(17, len(TOKENS))]
+    assert cache.length == len(TOKENS)
+    assert np.abs(torch.cat(parts).numpy() - full).max() <= 1e-12 * np.abs(full).max()
+
+
+def test_attention_temporaries_stay_under_the_budget(monkeypatch):
+    """With a budget of a few score rows the prompt is split on its own; every attention call's score tensor and
+    additive mask stay under it, and the logits are the one-shot ones."""
+    oracle, twin = twins()
+    budget = 6 * twin.cfg.n_heads * 2 * (len(TOKENS) + 1) * 8  # about 6 float64 query rows over 2x the keys
+    seen = []
+    sdpa = F.scaled_dot_product_attention
+
+    def spy(q, k, v, attn_mask=None, **kw):  # q [B, Hq, T, d], k [B, Hkv, S, d], float mask [Hq, T, S]
+        seen.append((q.shape[2], q.shape[0] * q.shape[1] * q.shape[2] * k.shape[2] * q.element_size(),
+                     attn_mask.nbytes))
+        return sdpa(q, k, v, attn_mask=attn_mask, **kw)
+
+    monkeypatch.setattr(model_module, "ATTN_TEMP_BYTES", budget)
+    monkeypatch.setattr(F, "scaled_dot_product_attention", spy)
+    logits = twin(torch.as_tensor(TOKENS))
+    rows = max(r for r, _, _ in seen)
+    assert 1 < rows < len(TOKENS)  # it was chunked, and not one query at a time
+    assert max(max(s, m) for _, s, m in seen) <= budget
+    full = oracle(TOKENS)
+    assert np.abs(logits.numpy() - full).max() <= 1e-12 * np.abs(full).max()
+    seen.clear()
+    monkeypatch.setattr(model_module, "ATTN_TEMP_BYTES", 1 << 28)
+    twin(torch.as_tensor(TOKENS))
+    assert [r for r, _, _ in seen] == [len(TOKENS)] * twin.cfg.n_layers  # a short prompt still runs in one shot
+
+
+def test_full_size_prefill_rows_bound_the_scores():
+    """gpt-oss-20b's shapes: at any prompt length one chunk's float32 scores stay under 256 MiB."""
+    cfg = get_config("gpt-oss-20b")
+    with torch.device("meta"):
+        model = Model(cfg)
+    for slots in (2048, 4096, 32768, 131072):
+        rows = model.prefill_rows(1, slots)
+        assert rows >= 1 and rows * cfg.n_heads * (slots + 128 + 1) * 4 <= model_module.ATTN_TEMP_BYTES
+
+
+def test_decode_scores_are_float32_in_a_bf16_model():
+    """Near-equal large scores and a sink: float32 scores keep the softmax to bf16's output rounding, bf16 scores
+    (spacing 0.5 at 100) would not. Reference: float64 on the same bf16 inputs."""
+    g = torch.Generator().manual_seed(0)
+    B, S, Hq, Hkv, d = 1, 300, 4, 2, 16
+    q = torch.full((B, 1, Hq, d), 2.5, dtype=torch.float64)
+    k = (2.5 + 0.02 * torch.randn(B, S, Hkv, d, generator=g, dtype=torch.float64))  # scores ~ 100 +- 1
+    v = torch.randn(B, S, Hkv, d, generator=g, dtype=torch.float64)
+    sinks = torch.tensor([99.9, 100.3, 98.7, 100.05], dtype=torch.float64)
+    allowed = attention_mask(torch.tensor([S - 1]), torch.arange(S), None)
+    q16, k16, v16, s16 = (t.to(torch.bfloat16) for t in (q, k, v, sinks))
+    scale = 1.0  # q . k = 2.5 * 2.5 * 16 = 100 before the noise: the scores are near 100
+
+    def reference(score_dtype):
+        qf, kf, vf = (t.double() for t in (q16, k16, v16))
+        s = torch.einsum("bhd,bshd->bhs", qf[:, 0], kf.repeat_interleave(Hq // Hkv, dim=2)) * scale
+        s = torch.cat([s, s16.double().view(1, Hq, 1).expand(B, Hq, 1)], -1).to(score_dtype).double()
+        p = torch.softmax(s, -1)[..., :S]
+        return torch.einsum("bhs,bshd->bhd", p, vf.repeat_interleave(Hq // Hkv, dim=2))
+
+    ref = reference(torch.float64)
+    out = decode_attention(q16, k16, v16, allowed, s16, scale)
+    assert out.dtype == torch.bfloat16
+    assert (out[:, 0].double() - ref).abs().max() <= 2 ** -8 * ref.abs().max()
+    assert (reference(torch.bfloat16) - ref).abs().max() > 4 * 2 ** -8 * ref.abs().max()  # what bf16 scores cost
