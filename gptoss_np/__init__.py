@@ -26,7 +26,7 @@ fast.enable()
 __all__ = ["ModelConfig", "YarnScaling", "chain", "get_config", "scale_down", "count_params", "weight_bytes",
            "kv_cache_bytes", "Model", "build_model", "load_model", "trace_names", "init_weights", "param_shapes",
            "sample", "GptOssError", "CheckpointError", "ConfigError", "InputError", "get_tokenizer",
-           "default_checkpoint"]
+           "default_checkpoint", "trained_checkpoint"]
 
 
 def build_model(cfg, seed=0, dtype="float32"):
@@ -41,16 +41,31 @@ def load_model(path, dtype="float32", progress=True):
     return _load(path, dtype=dtype, progress=progress)
 
 
+# the models shipped in gptoss_np/models/ (package data), each with the command that retrains it
+SHIPPED = {"gpt-oss-shakespeare": "python -m gptoss_torch train-chat --out {path}",
+           "gpt2-shakespeare": "python -m gptoss_torch train --step 00-gpt2-xl --vocab bpe --dtype bfloat16 "
+                               "--release --out {path}"}
+
+
+def trained_checkpoint(name):
+    """The directory of a model this project trained and ships (a key of SHIPPED): "gpt-oss-shakespeare" (the
+    default checkpoint) or "gpt2-shakespeare", chain step 00 (GPT-2's architecture at the ladder's scale, Hugging
+    Face GPT-2 layout, bf16). Its training.json says how it was trained."""
+    import os
+    if name not in SHIPPED:
+        raise InputError(f"trained_checkpoint: name {name!r}; expected one of {sorted(SHIPPED)}")
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "models", name)
+    if not os.path.isfile(os.path.join(path, "config.json")):
+        raise CheckpointError(f"{path}: the shipped model is missing; retrain it with "
+                              f"`{SHIPPED[name].format(path=path)}`")
+    return path
+
+
 def default_checkpoint():
     """The shipped model's directory: gpt-oss-shakespeare, a small gpt-oss trained by this project (config.json,
     MXFP4 safetensors, tokenizer files), which `load_model`, `gptoss_torch.load_model`, `get_tokenizer` and the chat
     commands read like any gpt-oss checkpoint. Retrain it with `python -m gptoss_torch train-chat`."""
-    import os
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "models", "gpt-oss-shakespeare")
-    if not os.path.isfile(os.path.join(path, "config.json")):
-        raise CheckpointError(f"{path}: the shipped model is missing; retrain it with "
-                              f"`python -m gptoss_torch train-chat --out {path}`")
-    return path
+    return trained_checkpoint("gpt-oss-shakespeare")
 
 
 def get_tokenizer(name_or_checkpoint_dir):

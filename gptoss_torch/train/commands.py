@@ -16,7 +16,7 @@ import time
 import numpy as np
 import torch
 
-from gptoss_np.accounting import count_params
+from gptoss_np.accounting import count_params, weight_bytes
 
 from .data import as_tensor, validation_batches
 from .export import quantize_experts, write_trained
@@ -46,6 +46,10 @@ def add_train_arguments(ap):
                     help=f"batches of 16 x 256 held-out tokens behind val_loss (default {FINAL_EVAL_BATCHES})")
     ap.add_argument("--long-context", action="store_true", help="also evaluate at 1x/2x/4x context and streaming")
     ap.add_argument("--out", default=None, help="directory for the checkpoint, log.jsonl, loss.png, result.json")
+    ap.add_argument("--dtype", default=None, choices=["float32", "bfloat16"],
+                    help="the checkpoint's stored weight dtype (default: the step's; training runs in float32)")
+    ap.add_argument("--release", action="store_true", help="with --out: write a model to ship (the checkpoint, its "
+                                                           "tokenizer and training.json; no log, plot or result.json)")
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -81,10 +85,14 @@ def command_line(args):
             parts += [flag, str(value)]
     if args.vocab != "bytes":
         parts += ["--vocab", args.vocab]
+    if getattr(args, "dtype", None):
+        parts += ["--dtype", args.dtype]
     if args.data:
         parts += ["--data", args.data]
     if args.long_context:
         parts += ["--long-context"]
+    if getattr(args, "release", False):
+        parts += ["--release", "--out", args.out]
     return " ".join(shlex.quote(p) for p in parts)
 
 
@@ -149,11 +157,19 @@ def machine():
 
 def run_train(args):
     out = args.out
+    if args.release and not out:
+        raise SystemExit("train: --release needs --out DIR (the directory of the model to ship)")
     if out:
         os.makedirs(out, exist_ok=True)
-    model, cfg, result, ranks = train_one(args, log=os.path.join(out, "log.jsonl") if out else None)
-    if out:
-        _, layout = write_trained(model, out, cfg=model.cfg, ranks=ranks)
+    data = load_data(args.data, args.vocab)
+    model, cfg, result, ranks = train_one(args, data, log=os.path.join(out, "log.jsonl") if out and not args.release
+                                          else None)
+    if args.release:
+        with torch_threads(args.threads):
+            write_release(model, out, result, ranks, data[1], args)
+    elif out:
+        stored = model.cfg.replace(weight_dtype=args.dtype) if args.dtype else model.cfg
+        _, layout = write_trained(model, out, cfg=stored, ranks=ranks)
         plot_history(result["history"], os.path.join(out, "loss.png"), title=f"{cfg.name} (seed {args.seed})")
         with open(os.path.join(out, "result.json"), "w", encoding="utf-8") as f:
             json.dump({k: v for k, v in result.items() if k != "history"}, f, indent=1)
@@ -167,6 +183,36 @@ def run_train(args):
         print(f"val_loss_before_mxfp4 {result['val_loss_before_mxfp4']:.6f}")
     print(f"val_loss {result['val_loss']:.6f}")
     return 0
+
+
+def write_release(model, out, result, ranks, val_ids, args):
+    """A model to ship in `out`: its checkpoint (weights stored as args.dtype, default the config's), its tokenizer
+    files and training.json (size, parameters, budget, val loss as trained and as stored, the loss curve and the
+    command that retrains it)."""
+    from ..loader import load_model
+    cfg = model.cfg.replace(weight_dtype=args.dtype) if args.dtype else model.cfg
+    write_trained(model, out, cfg=cfg, ranks=ranks)
+    final = validation_batches(val_ids, args.batch_size, CONTEXT, args.val_batches)
+    stored = evaluate(load_model(out, progress=False), final)
+    names = [f for f in os.listdir(out) if f != "training.json"]
+    h = result["history"]
+    info = {"name": os.path.basename(os.path.normpath(out)), "step": result["step"], "command": result["command"],
+            "params_total": result["params_total"], "params_active": result["params_active"],
+            "weight_dtype": cfg.weight_dtype, "weight_bytes": weight_bytes(cfg)["total"],
+            "directory_bytes": sum(os.path.getsize(os.path.join(out, f)) for f in names),
+            "train_tokens": result["tokens"], "settings": result["settings"], "val_loss_float32": result["val_loss"],
+            "val_loss": stored,
+            "seconds": result["train_seconds"], "machine": result["machine"],
+            "curve": [{"tokens": r["tokens"], "train": r["ce"], **({"val": r["val_loss"]} if "val_loss" in r else {})}
+                      for r in h[4::5]],
+            "loss": "cross-entropy in nats per token on the held-out split (the four held-out plays; with --data, the "
+                    "file's last 10%): val_loss of the weights as stored (weight_dtype), val_loss_float32 as trained",
+            "note": f"trained with {result['threads']} thread(s) on a shared machine: 'seconds' is not a speed "
+                    "measurement"}
+    with open(os.path.join(out, "training.json"), "w", encoding="utf-8") as f:
+        json.dump(info, f, indent=1)
+    print(f"wrote {out}: {info['directory_bytes'] / 1e6:.2f} MB ({cfg.weight_dtype} weights) and training.json; "
+          f"val_loss as stored {stored:.6f}", file=sys.stderr)
 
 
 def plot_history(history, path, title=""):
