@@ -19,10 +19,10 @@ FP4 = np.array([0, .5, 1, 1.5, 2, 3, 4, 6, -0., -.5, -1, -1.5, -2, -3, -4, -6], 
 
 
 def mxfp4_decode(blocks, scales):
-    """W[r, 32g + i] = FP4[code i of block g] * 2^(scale - 127); two codes a byte, low nibble first."""
-    codes = np.stack([blocks & 0x0F, blocks >> 4], axis=-1)  # [out, G, 16] -> [out, G, 16, 2]
-    w = np.ldexp(FP4[codes].reshape(*scales.shape, 32), scales[..., None].astype(np.int32) - 127)  # [out, G, 32]
-    return w.reshape(scales.shape[0], -1)  # [out, 32 G]
+    """W[r, 32g + i] = FP4[code i of block g] * 2^(scale_g - 127); two codes a byte, low nibble first."""
+    codes = np.stack([blocks & 0x0F, blocks >> 4], axis=-1).reshape(*scales.shape, 32)  # [out, G, 16] -> [out, G, 32]
+    w = FP4[codes] * np.ldexp(np.float32(1), scales[..., None].astype(np.int32) - 127)  # [out, G, 32]: exact
+    return w.reshape(len(scales), -1)  # [out, 32 G]
 
 
 def rms_norm(x, weight, eps):

@@ -102,6 +102,14 @@ def test_command_prints_the_greedy_reply():
     assert out.getvalue() == enc.decode(list(ref)) + "\n"
 
 
+def test_mxfp4_decode_equals_the_oracles_for_every_byte_and_scale():
+    """All 256 code bytes under every scale byte 0..254, bit for bit (scales 253, 254 overflow float32 to inf)."""
+    blocks = np.tile(np.arange(256, dtype=np.uint8).reshape(16, 16), (255, 1, 1))  # [255, 16, 16]
+    scales = np.repeat(np.arange(255, dtype=np.uint8), 16).reshape(255, 16)  # [255, 16]
+    with np.errstate(over="ignore"):
+        assert np.array_equal(oss_page.mxfp4_decode(blocks, scales), gptoss_np.mxfp4.mxfp4_decode(blocks, scales))
+
+
 def test_loader_refuses_other_checkpoints(written):
     with pytest.raises(CheckpointError, match=r"config\.json: model_type 'qwen3_moe'.*expected model_type 'gpt_oss'"):
         oss_page.load(written["qwen3"])
