@@ -19,14 +19,17 @@ import hashlib
 import importlib.util
 import json
 import os
+import re
 import struct
 import tempfile
 import unicodedata
 import warnings
 
+import numpy as np
 import tiktoken
 
 from ..errors import CheckpointError, InputError
+from ..formats.json_io import MAX_JSON_BYTES, check_regular_file, read_json
 
 # ---- what tiktoken expects: source URLs (they name its cache files) and SHA-256 of the file contents ----------
 
@@ -87,8 +90,29 @@ NAMES = ("o200k_harmony", "o200k_base", "gpt2", "qwen3")
 MODEL_TYPE_TOKENIZER = {"gpt_oss": "o200k_harmony", "gpt2": "gpt2", "qwen3_moe": "qwen3", "qwen3": "qwen3"}
 
 
+# tiktoken's regex engine (fancy-regex) keeps one backtracking entry per character of a whitespace run that
+# `\s+(?!\S)` tries and panics past 1,000,000 of them (a pyo3 PanicException, a BaseException, not an Exception):
+# a 1 MB run of spaces. Runs longer than this are cut into pieces of this length, each encoded on its own.
+MAX_WHITESPACE_RUN = 100_000
+WHITESPACE_RUN = re.compile(r"\s+")  # Python's \s holds every character of the Rust regex's \s (and 0x1C-0x1F)
+
+
+def whitespace_chunks(text, max_run=MAX_WHITESPACE_RUN):
+    """`text` cut only inside whitespace runs longer than `max_run`, every `max_run` characters of the run: text
+    without such a run is one chunk (its encoding is tiktoken's, unchanged); a longer run may get other tokens than
+    one unbounded split would give, and only that run."""
+    h = max(max_run // 2, 1)  # such a run covers a whole text[k*h:(k+1)*h]: a fast look before the full scan
+    if not any(text[k:k + h].isspace() for k in range(0, len(text) - h + 1, h)):
+        return [text]
+    cuts = [0]
+    for m in WHITESPACE_RUN.finditer(text):
+        cuts += range(m.start() + max_run, m.end(), max_run)
+    return [text[a:b] for a, b in zip(cuts, cuts[1:] + [len(text)])]
+
+
 class Tokenizer(tiktoken.Encoding):
-    """A tiktoken.Encoding that remembers where its vocabulary came from and, for Qwen, NFC-normalises its input."""
+    """A tiktoken.Encoding that remembers where its vocabulary came from, for Qwen NFC-normalises its input, and
+    encodes text of any length (whitespace_chunks) with every encoder failure an InputError."""
 
     def __init__(self, name, *, pat_str, mergeable_ranks, special_tokens, explicit_n_vocab=None, nfc=False,
                  source=""):
@@ -100,17 +124,32 @@ class Tokenizer(tiktoken.Encoding):
         """The text the BPE sees: NFC-normalised for Qwen's tokenizer, unchanged otherwise."""
         return unicodedata.normalize("NFC", text) if self.nfc else text
 
+    def _chunked(self, encode, text, **kw):
+        """[encode(chunk, **kw) for each whitespace chunk of the normalised text]; a panic of the Rust encoder
+        becomes an InputError naming the text."""
+        try:
+            return [encode(chunk, **kw) for chunk in whitespace_chunks(self.normalize(text))]
+        except BaseException as e:
+            if type(e).__module__ != "pyo3_runtime":  # KeyboardInterrupt, tiktoken's ValueErrors, ... pass through
+                raise
+            raise InputError(f"text ({len(text)} characters): tiktoken's encoder ({self.name}) panicked: {e}; "
+                             "expected text its regex engine can split") from None
+
     def encode(self, text, **kw):
-        return super().encode(self.normalize(text), **kw)
+        return [t for part in self._chunked(super().encode, text, **kw) for t in part]
 
     def encode_ordinary(self, text):
-        return super().encode_ordinary(self.normalize(text))
+        return [t for part in self._chunked(super().encode_ordinary, text) for t in part]
 
     def encode_to_numpy(self, text, **kw):
-        return super().encode_to_numpy(self.normalize(text), **kw)
+        parts = self._chunked(super().encode_to_numpy, text, **kw)
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
     def encode_with_unstable(self, text, **kw):
-        return super().encode_with_unstable(self.normalize(text), **kw)
+        *head, last = whitespace_chunks(self.normalize(text))  # only the end of the last chunk can be unstable
+        stable, completions = self._chunked(super().encode_with_unstable, last, **kw)[0]
+        encode = super().encode
+        return [t for chunk in head for t in self._chunked(encode, chunk, **kw)[0]] + stable, completions
 
     def __getstate__(self):
         return {"name": self.name, "pat_str": self._pat_str, "mergeable_ranks": self._mergeable_ranks,
@@ -443,11 +482,7 @@ def uses_nfc(normalizer, where):
 
 def tokenizer_from_json(path, model_type=None):
     """A Tokenizer from a Hugging Face byte-level BPE tokenizer.json (ids are the tiktoken ranks)."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CheckpointError(f"{path}: not readable JSON ({e})") from None
+    data = read_json(path, "tokenizer.json")
     model = data.get("model") if isinstance(data, dict) else None
     if not isinstance(model, dict) or model.get("type", "BPE") != "BPE" or "vocab" not in model:
         raise CheckpointError(f"{path}: expected a byte-level BPE tokenizer (model.type 'BPE' with a vocab)")
@@ -475,13 +510,15 @@ def tokenizer_from_json(path, model_type=None):
 def tokenizer_from_vocab_merges(directory):
     """A Tokenizer from GPT-2-style vocab.json + merges.txt."""
     vocab_path, merges_path = os.path.join(directory, "vocab.json"), os.path.join(directory, "merges.txt")
+    vocab = read_json(vocab_path, "vocab.json")
+    size = check_regular_file(merges_path, "merges.txt")
+    if size > MAX_JSON_BYTES:
+        raise CheckpointError(f"{merges_path}: merges.txt is {size} bytes; expected at most {MAX_JSON_BYTES}")
     try:
-        with open(vocab_path, encoding="utf-8") as f:
-            vocab = json.load(f)
         with open(merges_path, encoding="utf-8") as f:
             merges = parse_merges(f.read(), merges_path)
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CheckpointError(f"{directory}: vocab.json / merges.txt not readable ({e})") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{merges_path}: merges.txt not readable as UTF-8 text ({e})") from None
     ranks, specials = ranks_from_vocab(vocab, merges, (), vocab_path)
     return make_tokenizer("gpt2:vocab.json", GPT2_PATTERN, ranks, specials, directory, where=vocab_path)
 
