@@ -154,7 +154,8 @@ print(f"{len(prompt)} tokens, sliding_window {config['sliding_window']}, float32
 print(format_report(reports["float32"], "gptoss_np", "one page"))
 
 # %% [markdown]
-# The same errors along the network, in both dtypes: flat, with no layer where they start to grow.
+# The same errors along the network, in both dtypes (exact zeros drawn at 1e-18): flat, with no layer where they
+# start to grow.
 
 # %%
 fig, ax = plt.subplots(figsize=(13, 3.4))
