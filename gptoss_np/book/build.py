@@ -36,7 +36,8 @@ CHAPTERS = (  # (notebook stem, chain step or None)
     ("00_gpt2_xl", "00-gpt2-xl"), ("01_no_dropout", "01-no-dropout"), ("02_rmsnorm", "02-rmsnorm"),
     ("03_rope_yarn", "03-rope"), ("04_swiglu", "04-swiglu"), ("05_gqa", "05-gqa"),
     ("06_sliding_window", "06-sliding-window"), ("07_attention_sinks", "07-sinks"), ("08_moe", "08-moe"),
-    ("09_mxfp4", "09-mxfp4"), ("10_gpt_oss_vs_qwen3", None),
+    ("09_mxfp4", "09-mxfp4"), ("10_gpt_oss_vs_qwen3", None), ("11_training_the_chain", None),
+    ("12_harmony_and_torch", None), ("13_gpt_oss_on_one_page", None),
 )
 
 # The seed article's numbers, as it states them (the claims under test; the sentences are paraphrased below).
