@@ -1,10 +1,10 @@
 """load_model for the torch twin: the oracle's loader reads and checks the checkpoint (both layouts, every
-family); this moves the canonical tensors to the device, converting float tensors to the compute dtype once
-and keeping MXFP4 experts packed (uint8)."""
+family; names, shapes, dtypes, finite values, MXFP4 scales); this moves the canonical tensors to the device,
+converting float tensors to the compute dtype once and keeping MXFP4 experts packed (uint8)."""
 
 import torch
 
-from gptoss_np.formats.loader import check_mxfp4_scales, load_weights
+from gptoss_np.formats.loader import float_max, load_weights, overflow_error
 from gptoss_np.params import check_weights, is_expert_matrix
 
 from .model import Model, to_torch
@@ -19,7 +19,6 @@ def load_model(path, device=None, dtype=None, progress=True):
     dtype = dtype or (torch.bfloat16 if device.type == "cuda" else torch.float32)
     cfg, np_weights = load_weights(path)
     check_weights(cfg, np_weights, source=str(path))
-    check_mxfp4_scales(np_weights, source=str(path))
     names = list(np_weights)
     try:
         from tqdm import tqdm
@@ -31,5 +30,7 @@ def load_model(path, device=None, dtype=None, progress=True):
         a = np_weights[n]
         if is_expert_matrix(n) and not hasattr(a, "__array__"):  # lazily stacked experts (Qwen3): materialise
             a = a[list(range(a.shape[0]))]
-        weights[n] = to_torch(a, device, None if n.endswith((".blocks", ".scales")) else dtype)
+        t = weights[n] = to_torch(a, device, None if n.endswith((".blocks", ".scales")) else dtype)
+        if t.is_floating_point() and torch.finfo(t.dtype).max < float_max(a.dtype) and not torch.isfinite(t).all():
+            raise overflow_error(path, n, a.dtype, str(t.dtype).removeprefix("torch."), torch.finfo(t.dtype).max)
     return Model.from_tensors(cfg, weights, device, dtype)

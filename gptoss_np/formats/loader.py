@@ -9,11 +9,22 @@ layout and pointing at `original/` loads the original one.
 Name translation lives in one table per layout (layouts.py); config.json is parsed in config_json.py. Tensors are memory-mapped: float tensors are
 converted to the compute dtype once, with a progress bar; MXFP4 expert blocks/scales stay packed and mapped, and
 float experts are converted only for the experts a token is routed to.
+
+Values are checked at load (check_values): every float tensor the model reads must be finite, and every MXFP4 scale
+at most MAX_FINITE_SCALE, so a corrupt file fails here with the tensor named, never as NaN logits later.
+
+Files that change under a running model: the loader re-checks each file's size, mtime and inode when it maps it, so a
+file rewritten between reading its header and mapping it is refused. Afterwards the NumPy model keeps some tensors
+mapped (MXFP4 experts, an untied embedding, float experts): replacing a file by renaming a new one over it, as
+downloads and our writer do, is harmless (the map keeps the old file), but truncating or rewriting it in place kills
+the process with SIGBUS on the next read of a vanished page, and other in-place edits change the weights silently.
+Don't edit checkpoint files in place while a model runs. The torch twin copies every tensor at load and is immune.
 """
 
-import json
+import bisect
 import os
 
+import ml_dtypes
 import numpy as np
 
 from ..errors import CheckpointError
@@ -21,6 +32,7 @@ from ..model import Model
 from ..params import check_weights, storage_shapes
 from .config_json import config_from_canonical, config_from_hf, config_from_original, detect_layout, read_config
 from .layouts import FLOAT_DTYPES, FUSED_QKV, IGNORED, NAMES, ORIGINAL_DTYPES, QKV_KEYS, ST_DTYPES, TRANSPOSED, _layer_key
+from .json_io import read_json
 from .safetensors_io import TensorStore, release_pages
 
 
@@ -36,6 +48,7 @@ class StackedExperts:
         shapes = [store.shape(n) for n in names_per_expert[0]]
         self.shape = (len(names_per_expert), sum(s[0] for s in shapes), shapes[0][1])
         self.dtype = store.get(names_per_expert[0][0]).dtype
+        first = names_per_expert[0][0]
         for names in names_per_expert:
             for n, want in zip(names, shapes):
                 if store.shape(n) != want:
@@ -44,6 +57,9 @@ class StackedExperts:
                 if store.dtype(n) not in FLOAT_DTYPES:
                     raise CheckpointError(f"{store.directory}: tensor {n!r} has dtype {store.dtype(n)}; expected a "
                                           f"float dtype ({', '.join(FLOAT_DTYPES)})")
+                if store.dtype(n) != store.dtype(first):  # stacking F16 with BF16 fails (no common dtype)
+                    raise CheckpointError(f"{store.file_of(n)}: tensor {n!r} has dtype {store.dtype(n)}; expected "
+                                          f"{store.dtype(first)} like {first!r}: one dtype for all experts of a layer")
 
     CACHE_BYTES = 1 << 30  # fused [gate | up] copies kept for reuse, up to 1 GiB per stack
 
@@ -110,6 +126,11 @@ def _map_tensors(store, cfg, layout):
                     if n not in store:
                         store.get(n)  # raises a CheckpointError naming the missing tensor and close matches
                     used.add(n)
+            part = (want[1] // len(names[0]), want[2])  # gate and up [F, D] each (not only their sum); down [D, F]
+            for n in names[0]:  # StackedExperts checks every other expert against expert 0
+                if tuple(store.shape(n)) != part:
+                    raise CheckpointError(f"{store.directory}: tensor {n!r} has shape {tuple(store.shape(n))}; "
+                                          f"config {cfg.name!r} expects {part}")
             weights[name] = StackedExperts(store, names)
             continue
         src = prefix + src
@@ -148,13 +169,9 @@ def check_dtypes_json(path, store):
     """dtypes.json beside an original config is optional (OpenAI's loader never reads it: the safetensors headers
     carry the dtypes); when present it must agree with them, so a mixed-up download is caught by name."""
     dpath = os.path.join(os.fspath(path), "dtypes.json")
-    if not os.path.exists(dpath):
+    if not os.path.lexists(dpath):
         return
-    try:
-        with open(dpath, encoding="utf-8") as f:
-            table = json.load(f)
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CheckpointError(f"{dpath}: not valid JSON ({e})") from None
+    table = read_json(dpath, "dtypes.json")
     if not isinstance(table, dict):
         raise CheckpointError(f"{dpath}: expected a JSON object of tensor name -> dtype, found {type(table).__name__}")
     for name, kind in table.items():
@@ -169,7 +186,8 @@ def check_dtypes_json(path, store):
 
 
 def load_weights(path):
-    """(ModelConfig, canonical weight dict of lazy arrays) for a checkpoint directory."""
+    """(ModelConfig, canonical weight dict of lazy arrays) for a checkpoint directory; names, shapes and values
+    checked (check_values)."""
     hf, cpath = read_config(path)
     layout = detect_layout(hf, cpath)
     store = TensorStore(path)
@@ -191,26 +209,109 @@ def load_weights(path):
         cfg = config_from_canonical(hf, where=cpath).replace(name=name)
     else:
         cfg = config_from_hf(hf, weight_dtype=ST_DTYPES.get(st, "float32"), name=name, where=cpath)
-    return cfg, _map_tensors(store, cfg, layout)
+    weights = _map_tensors(store, cfg, layout)
+    check_values(store, weights)
+    return cfg, weights
 
 
-def check_mxfp4_scales(weights, source):
-    """E8M0 255 is NaN: scan every MXFP4 scale once at load (they are 1/16 of the blocks' bytes), so a corrupt
-    expert fails here rather than in the middle of a generation that happens to route to it."""
+# ---- values -------------------------------------------------------------------------------------------------
+
+# A float is NaN or +-inf iff its exponent bits are all ones, i.e. iff its bit pattern, read as a signed integer, is
+# above the largest positive finite one (+inf, NaN) or, read as unsigned, above the largest negative finite one
+# (-inf, -NaN). Two max-reductions per chunk, no temporaries: ~15x faster than np.isfinite on bfloat16.
+_FINITE_BITS = {  # dtype -> (signed view, largest finite positive pattern, unsigned view, largest finite negative)
+    "BF16": (np.int16, 0x7F7F, np.uint16, 0xFF7F),
+    "F16": (np.int16, 0x7BFF, np.uint16, 0xFBFF),
+    "F32": (np.int32, 0x7F7F_FFFF, np.uint32, 0xFF7F_FFFF),
+    "F64": (np.int64, 0x7FEF_FFFF_FFFF_FFFF, np.uint64, 0xFFEF_FFFF_FFFF_FFFF),
+}
+# The largest E8M0 scale whose decoded values, up to E2M1's 6.0 * 2**(s - 127), stay finite in float32 and bfloat16
+# (both top out near 2**128): 252. 253 and 254 overflow to inf, 255 is NaN.
+MAX_FINITE_SCALE = 127 + int(np.floor(np.log2(min(float(np.finfo(np.float32).max),
+                                                  float(ml_dtypes.finfo(ml_dtypes.bfloat16).max)) / 6.0)))
+_CHUNK_BYTES = 1 << 22  # scanned at a time, its file pages released after: RSS stays flat on a 20b load
+
+
+def _chunks(a):
+    """Flat pieces of the contiguous mapped tensor `a`, each one's file pages released once it has been read."""
+    flat = a.reshape(-1)
+    step = max(1, _CHUNK_BYTES // a.itemsize)
+    for start in range(0, flat.size, step):
+        piece = flat[start:start + step]
+        yield start, piece
+        release_pages(piece)
+
+
+def _sources(store, weights):
+    """stored tensor name -> the canonical names read from it. Each canonical weight is a view (slice, transpose)
+    into one stored tensor, whose first byte tells which, or a lazy stack of stored tensors (StackedExperts)."""
+    spans = sorted((a.ctypes.data, k) for k in store.keys() if (a := store.get(k)).nbytes)
+    starts = [p for p, _ in spans]
+    out = {}
     for name, w in weights.items():
-        if name.endswith(".scales"):
-            bad = np.flatnonzero(np.asarray(w).reshape(-1) == 255)
-            if bad.size:
-                where = tuple(int(i) for i in np.unravel_index(bad[0], w.shape))
-                raise CheckpointError(f"{source}: MXFP4 scales {name!r} hold {bad.size} byte(s) of 255 (NaN in E8M0),"
-                                      f" first at index {where}; expected exponents 0..254")
+        if isinstance(w, StackedExperts):
+            keys = [k for ks in w.names for k in ks]
+        else:
+            keys = [spans[bisect.bisect_right(starts, w.ctypes.data) - 1][1]] if w.size else []
+        for k in keys:
+            out.setdefault(k, []).append(name)
+    return out
+
+
+def _first_bad(a, bad):
+    """(count, index, value) of the elements of stored tensor `a` where bad(piece) is True, read in chunks."""
+    count, first = 0, None
+    for start, piece in _chunks(a):
+        hits = np.flatnonzero(bad(piece))
+        if hits.size and first is None:
+            first = start + int(hits[0])
+        count += hits.size
+    index = tuple(int(i) for i in np.unravel_index(first, a.shape))
+    return count, index, a[index]
+
+
+def check_values(store, weights):
+    """Every float tensor the model reads must be finite and every MXFP4 scale at most MAX_FINITE_SCALE: scanned
+    once at load, in chunks straight from the file map (~2-5 GB/s), so a corrupt tensor fails here, named, rather
+    than as NaN logits in a generation that happens to route to it."""
+    for key, names in _sources(store, weights).items():
+        dtype, a = store.dtype(key), store.get(key)
+        read_as = f"(read as {', '.join(sorted(set(names)))})"
+        if dtype == "U8" and names[0].endswith(".scales"):
+            if max((int(p.max()) for _, p in _chunks(a)), default=0) > MAX_FINITE_SCALE:
+                count, index, value = _first_bad(a, lambda p: p > MAX_FINITE_SCALE)
+                why = "NaN in E8M0" if value == 255 else \
+                    f"its values up to 6.0 * 2**{int(value) - 127} overflow float32 to inf"
+                raise CheckpointError(
+                    f"{store.file_of(key)}: MXFP4 scales {key!r} {read_as} hold {count} byte(s) above "
+                    f"{MAX_FINITE_SCALE}, first {int(value)} at index {index} ({why}); expected exponents "
+                    f"0..{MAX_FINITE_SCALE}, whose decoded values stay finite")
+        elif dtype in _FINITE_BITS:
+            signed, top, unsigned, utop = _FINITE_BITS[dtype]
+            if any(p.view(signed).max() > top or p.view(unsigned).max() > utop for _, p in _chunks(a)):
+                count, index, value = _first_bad(a, lambda p: (p.view(signed) > top) | (p.view(unsigned) > utop))
+                raise CheckpointError(
+                    f"{store.file_of(key)}: tensor {key!r} {read_as} holds {count} NaN/inf value(s), first "
+                    f"{float(value)} at index {index}; expected finite weights")
+
+
+def float_max(dtype) -> float:
+    """The largest finite value of a NumPy float dtype (bfloat16 included)."""
+    return float(ml_dtypes.finfo(dtype).max)
+
+
+def overflow_error(source, name, stored, target, target_max):
+    """The error for a finite stored tensor that overflows to inf in the compute dtype (float64 -> float32,
+    float32 -> bfloat16 or float16): the loaders check the converted copy whenever the compute dtype is narrower."""
+    return CheckpointError(f"{source}: tensor {name!r} ({stored}) holds values beyond {target}'s range "
+                           f"(+-{target_max:.4g}), which become inf when converted; expected weights that fit the "
+                           f"compute dtype")
 
 
 def load_model(path, dtype="float32", progress=True):
     """Model for a checkpoint directory; float tensors converted to `dtype` once (with a progress bar)."""
     cfg, weights = load_weights(path)
     check_weights(cfg, weights, source=str(path))  # names, shapes, dtypes: before anything is converted
-    check_mxfp4_scales(weights, source=str(path))
     dtype = np.dtype(dtype)
     names = [n for n in weights if not n.endswith((".blocks", ".scales")) and ".mlp.experts." not in n or
              n.endswith(".bias")]
@@ -223,7 +324,10 @@ def load_model(path, dtype="float32", progress=True):
         it = names
     for n in it:
         src = weights[n]
-        weights[n] = np.asarray(src, dtype=dtype)
+        with np.errstate(over="ignore"):  # checked just below, with the tensor named
+            weights[n] = np.asarray(src, dtype=dtype)
+        if float_max(dtype) < float_max(src.dtype) and not np.isfinite(weights[n]).all():
+            raise overflow_error(path, n, src.dtype, dtype, float_max(dtype))
         if weights[n] is not src and not np.shares_memory(weights[n], src):
             release_pages(src)  # the bf16 pages were read once for the copy: drop them from RSS (page cache keeps them)
     return Model(cfg, weights, dtype=dtype, source=str(path))
