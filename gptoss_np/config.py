@@ -7,10 +7,14 @@ real published values (sources: the model cards and the Hugging Face / OpenAI co
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Optional
 
+import numpy as np
+
 from .errors import ConfigError
+from .params import param_shapes
 
 NORMS = ("layernorm", "rmsnorm")
 POSITIONS = ("learned", "rope")
@@ -19,6 +23,66 @@ FFNS = ("dense", "moe")
 ROUTERS = ("topk_softmax", "softmax_topk")
 QUANTS = ("none", "mxfp4")
 DTYPES = ("float32", "bfloat16")
+
+INT_FIELDS = ("vocab_size", "context_length", "d_model", "n_layers", "n_heads", "n_kv_heads", "head_dim", "ffn_hidden",
+              "n_experts", "top_k")
+FLOAT_FIELDS = ("norm_eps", "rope_theta", "swiglu_alpha", "swiglu_limit", "dropout")
+BOOL_FIELDS = ("qk_norm", "sinks", "attn_bias", "mlp_bias", "tie_embeddings")
+ENUMS = {"norm": NORMS, "positions": POSITIONS, "activation": ACTIVATIONS, "ffn": FFNS, "router": ROUTERS,
+         "expert_quant": QUANTS, "weight_dtype": DTYPES}
+_finite = (lambda v: v < math.inf)
+FLOAT_RANGES = {  # field: (lower test, upper test, what is expected)
+    "norm_eps": (lambda v: v > 0, lambda v: v < 1, "a number in (0, 1)"),
+    "rope_theta": (lambda v: v > 1, _finite, "a finite number > 1 (RoPE's base wavelength)"),
+    "swiglu_alpha": (lambda v: v > 0, _finite, "a finite number > 0"),
+    "swiglu_limit": (lambda v: v > 0, _finite, "a finite number > 0"),
+    "dropout": (lambda v: v >= 0, lambda v: v < 1, "0 <= p < 1"),
+}
+# Size bounds, checked before anything per layer is built. No dimension of a real model nears 2**31 - 1, which
+# 32-bit indices (safetensors tools, GPU kernels) cannot pass. Parameters: at most 1e13, ten times the largest
+# published open-weight models (~1e12), counted as accounting.count_params counts them. Tensors: at most 1e6, each
+# expert's matrices counted one by one as Qwen3 stores them (the largest published MoE checkpoints hold ~1e5).
+MAX_SIZE = 2**31 - 1
+MAX_PARAMS = 10**13
+MAX_TENSORS = 10**6
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+
+def _is_number(v) -> bool:
+    """An int or a float, not a bool, not NaN (the range tests refuse infinities)."""
+    return _is_int(v) or (isinstance(v, (float, np.floating)) and not math.isnan(v))
+
+
+class _OneLayer:
+    """A config seen with n_layers = 1: param_shapes of it gives one layer's shapes without building them all."""
+
+    n_layers = 1
+
+    def __init__(self, cfg):
+        self._cfg = cfg
+
+    def __getattr__(self, name):
+        return getattr(self._cfg, name)
+
+
+def _sizes(cfg) -> tuple:
+    """(parameters, tensors, the size field behind most parameters) of `cfg`: param_shapes of one layer, its layer
+    entries times n_layers (the total accounting.count_params gives); tensors count each expert's matrices one by
+    one (Qwen3's storage)."""
+    params = tensors = 0
+    by_field = {"n_layers": 0, "vocab_size": 0, "context_length": 0}
+    for name, shape in param_shapes(_OneLayer(cfg)).items():
+        times = cfg.n_layers if name.startswith("layers.") else 1
+        n = times * math.prod(shape)
+        params += n
+        tensors += times * (shape[0] if ".mlp.experts." in name else 1)
+        f = "n_layers" if name.startswith("layers.") else \
+            "context_length" if name.startswith("pos_embed") else "vocab_size"
+        by_field[f] += n
+    return params, tensors, max(by_field, key=by_field.get)
 
 
 @dataclass(frozen=True)
@@ -74,43 +138,105 @@ class ModelConfig:
     expert_quant: str = "none"  # none | mxfp4 (expert matrices as 4-bit E2M1 codes + one E8M0 scale per 32)
 
     def __post_init__(self):
-        windows = tuple(self.layer_windows) if self.layer_windows else (None,) * self.n_layers
+        self._check_fields()  # sizes bounded before the per-layer default below is built
+        windows = self.layer_windows
+        if windows is None or (isinstance(windows, (tuple, list)) and not windows):
+            windows = (None,) * self.n_layers  # no pattern given: every layer attends to the whole context
+        elif isinstance(windows, (tuple, list)):
+            windows = tuple(int(w) if _is_int(w) else w for w in windows)
         object.__setattr__(self, "layer_windows", windows)
-        self.validate()
+        self._check_windows()
+        for f in INT_FIELDS:  # numpy integers and integral JSON numbers become plain Python numbers
+            object.__setattr__(self, f, int(getattr(self, f)))
+        for f in FLOAT_FIELDS:
+            object.__setattr__(self, f, float(getattr(self, f)))
+        y = self.rope_scaling
+        if y is not None:
+            object.__setattr__(self, "rope_scaling", YarnScaling(float(y.factor), int(y.original_context),
+                                                                 float(y.beta_fast), float(y.beta_slow), y.truncate))
 
     # ---- checks -------------------------------------------------------------------------------------------
     def validate(self) -> None:
-        """Raise ConfigError naming the field and what was expected."""
+        """Raise ConfigError naming the field and what was expected: every field's type and range, the sizes
+        bounded (MAX_SIZE, MAX_PARAMS, MAX_TENSORS) before anything is allocated, the switches consistent."""
+        self._check_fields()
+        self._check_windows()
 
+    def _bad(self, field_name, value, expected):
+        """A ConfigError for `field_name`; .field, .value and .expected let a config.json reader name its key."""
+        shown = repr(value) if len(repr(value)) <= 200 else repr(value)[:200] + "..."
+        err = ConfigError(f"{self.name}: {field_name}={shown}; expected {expected}")
+        err.field, err.value, err.expected = field_name, value, expected
+        raise err
+
+    def _check_fields(self):
         def need(cond, field_name, expected):
             if not cond:
-                raise ConfigError(f"{self.name}: {field_name}={getattr(self, field_name)!r}; expected {expected}")
+                self._bad(field_name, getattr(self, field_name), expected)
 
-        for f in ("vocab_size", "context_length", "d_model", "n_layers", "n_heads", "n_kv_heads", "head_dim",
-                  "ffn_hidden"):
-            need(isinstance(getattr(self, f), int) and getattr(self, f) > 0, f, "a positive int")
-        need(self.norm in NORMS, "norm", f"one of {NORMS}")
-        need(self.positions in POSITIONS, "positions", f"one of {POSITIONS}")
-        need(self.activation in ACTIVATIONS, "activation", f"one of {ACTIVATIONS}")
-        need(self.ffn in FFNS, "ffn", f"one of {FFNS}")
-        need(self.router in ROUTERS, "router", f"one of {ROUTERS}")
-        need(self.expert_quant in QUANTS, "expert_quant", f"one of {QUANTS}")
-        need(self.weight_dtype in DTYPES, "weight_dtype", f"one of {DTYPES}")
+        if not isinstance(self.name, str):
+            self._bad("name", self.name, "a str")
+        for f in INT_FIELDS:
+            v = getattr(self, f)
+            least = 0 if f in ("n_experts", "top_k") else 1
+            need(_is_int(v) and least <= v <= MAX_SIZE, f, f"an int in {least}..{MAX_SIZE}")
+        for f, choices in ENUMS.items():
+            need(isinstance(getattr(self, f), str) and getattr(self, f) in choices, f, f"one of {choices}")
+        for f in BOOL_FIELDS:
+            need(isinstance(getattr(self, f), bool), f, "true or false (a bool)")
+        for f, (lo, hi, expected) in FLOAT_RANGES.items():
+            v = getattr(self, f)
+            need(_is_number(v) and lo(v) and hi(v), f, expected)
         need(self.n_heads % self.n_kv_heads == 0, "n_kv_heads", f"a divisor of n_heads={self.n_heads}")
-        need(len(self.layer_windows) == self.n_layers, "layer_windows", f"{self.n_layers} entries (one per layer)")
-        need(all(w is None or (isinstance(w, int) and w > 0) for w in self.layer_windows), "layer_windows",
-             "entries None (full) or a positive int (window)")
-        need(0.0 <= self.dropout < 1.0, "dropout", "0 <= p < 1")
+        y = self.rope_scaling
         if self.positions == "rope":
             need(self.head_dim % 2 == 0, "head_dim", "even (RoPE rotates pairs)")
+            need(y is None or isinstance(y, YarnScaling), "rope_scaling", "None or a YarnScaling")
+        else:
+            need(y is None, "rope_scaling", "None for learned positions (YaRN rescales RoPE)")
+        if y is not None:
+            self._check_yarn(y)
         if self.ffn == "moe":
             need(self.n_experts > 0, "n_experts", "> 0 for ffn='moe'")
             need(0 < self.top_k <= self.n_experts, "top_k", f"in 1..n_experts={self.n_experts}")
         else:
+            need(self.n_experts == 0, "n_experts", "0 for a dense ffn")
+            need(self.top_k == 0, "top_k", "0 for a dense ffn")
             need(self.expert_quant == "none", "expert_quant", "'none' for a dense ffn (only experts are quantised)")
         if self.expert_quant == "mxfp4":
             need(self.d_model % 32 == 0 and self.ffn_hidden % 32 == 0, "expert_quant",
                  "d_model and ffn_hidden multiples of 32 (MXFP4 blocks of 32 along the input axis)")
+        params, tensors, largest = _sizes(self)
+        sizes = ", ".join(f"{f}={getattr(self, f)}" for f in INT_FIELDS)
+        if params > MAX_PARAMS:
+            self._bad(largest, getattr(self, largest), f"a model of at most {MAX_PARAMS:.0e} parameters; {sizes} give "
+                      f"{params:.3e} (as accounting.count_params counts them)")
+        if tensors > MAX_TENSORS:
+            self._bad("n_layers", self.n_layers, f"a model of at most {MAX_TENSORS:.0e} tensors (each expert's "
+                      f"matrices counted one by one); {sizes} give {tensors:.3e}")
+
+    def _check_yarn(self, y):
+        def need(cond, sub, expected):
+            if not cond:
+                self._bad(f"rope_scaling.{sub}", getattr(y, sub), expected)
+
+        need(_is_number(y.factor) and 1 <= y.factor <= MAX_SIZE, "factor", f"a number in 1..{MAX_SIZE}")
+        need(_is_int(y.original_context) and 1 <= y.original_context <= MAX_SIZE, "original_context",
+             f"an int in 1..{MAX_SIZE}")
+        for sub in ("beta_fast", "beta_slow"):
+            need(_is_number(getattr(y, sub)) and 0 < getattr(y, sub) < math.inf, sub, "a finite number > 0")
+        need(y.beta_fast > y.beta_slow, "beta_fast", f"> beta_slow={y.beta_slow!r} (the ramp runs from beta_fast "
+             "rotations down to beta_slow)")
+        need(isinstance(y.truncate, bool), "truncate", "true or false (a bool)")
+
+    def _check_windows(self):
+        w = self.layer_windows
+        if not isinstance(w, tuple):
+            self._bad("layer_windows", w, "a list with one entry per layer")
+        if len(w) != self.n_layers:
+            self._bad("layer_windows", w, f"{self.n_layers} entries (one per layer)")
+        if not all(x is None or (_is_int(x) and 1 <= x <= MAX_SIZE) for x in w):
+            self._bad("layer_windows", w, f"entries None (full) or an int in 1..{MAX_SIZE} (window)")
 
     # ---- derived sizes --------------------------------------------------------------------------------------
     @property
@@ -140,10 +266,15 @@ class ModelConfig:
         d = dict(d)
         unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
-            raise ConfigError(f"unknown ModelConfig field(s) {sorted(unknown)}")
-        if d.get("rope_scaling") is not None and not isinstance(d["rope_scaling"], YarnScaling):
-            d["rope_scaling"] = YarnScaling(**d["rope_scaling"])
-        d["layer_windows"] = tuple(d.get("layer_windows", ()))
+            raise ConfigError(f"unknown ModelConfig field(s) {sorted(unknown)}; expected some of "
+                              f"{[f.name for f in dataclasses.fields(cls)]}")
+        y = d.get("rope_scaling")
+        if isinstance(y, dict):
+            unknown = set(y) - {f.name for f in dataclasses.fields(YarnScaling)}
+            if unknown:
+                raise ConfigError(f"rope_scaling: unknown YarnScaling field(s) {sorted(unknown)}; expected some of "
+                                  f"{[f.name for f in dataclasses.fields(YarnScaling)]}")
+            d["rope_scaling"] = YarnScaling(**y)
         return cls(**d)
 
 

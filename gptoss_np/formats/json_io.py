@@ -52,7 +52,7 @@ def parse_json(raw, where, max_depth=MAX_JSON_DEPTH):
     except RecursionError:
         raise CheckpointError(f"{where}: JSON nested too deeply; expected at most {max_depth} levels") from None
     except ValueError as e:
-        raise CheckpointError(f"{where}: invalid JSON: {e}") from e
+        raise CheckpointError(f"{where}: not valid JSON: {e}") from e
     if _depth(value, max_depth) > max_depth:
         raise CheckpointError(f"{where}: JSON nested more than {max_depth} levels deep; expected at most {max_depth}")
     return value
@@ -66,7 +66,7 @@ def read_json(path, what="JSON file", max_bytes=MAX_JSON_BYTES, max_depth=MAX_JS
         raise CheckpointError(f"{path}: {what} is {size} bytes; expected at most {max_bytes}")
     try:
         with open(path, "rb") as f:
-            raw = f.read(max_bytes + 1)
+            raw = f.read(size + 1)  # a buffer of the file's size (one of max_bytes would be allocated whole)
     except OSError as e:
         raise CheckpointError(f"{path}: cannot read {what}: {e.strerror or e}") from e
     return parse_json(raw, path, max_depth)

@@ -48,7 +48,8 @@ NAMES = {
         "final_norm.weight": "model.norm.weight",
         "layers.{i}.attn_norm.weight": "model.layers.{i}.input_layernorm.weight",
         "layers.{i}.ffn_norm.weight": "model.layers.{i}.post_attention_layernorm.weight",
-        **{f"layers.{{i}}.attn.{a}.weight": f"model.layers.{{i}}.self_attn.{a}_proj.weight" for a in "qkvo"},
+        **{f"layers.{{i}}.attn.{a}.{t}": f"model.layers.{{i}}.self_attn.{a}_proj.{t}"
+           for a in "qkvo" for t in ("weight", "bias")},  # biases: attention_bias=true
         "layers.{i}.attn.q_norm.weight": "model.layers.{i}.self_attn.q_norm.weight",
         "layers.{i}.attn.k_norm.weight": "model.layers.{i}.self_attn.k_norm.weight",
         "layers.{i}.mlp.router.weight": "model.layers.{i}.mlp.gate.weight",

@@ -486,7 +486,8 @@ def hf_config(cfg, token_ids=None):
              "num_attention_heads": cfg.n_heads, "num_experts_per_tok": cfg.top_k, "num_hidden_layers": cfg.n_layers,
              "num_key_value_heads": cfg.n_kv_heads, "num_local_experts": cfg.n_experts,
              "output_router_logits": False, "pad_token_id": _tok(199999, V), "rms_norm_eps": cfg.norm_eps,
-             "rope_scaling": _rope_dict(y) if y else None, "rope_theta": _num(cfg.rope_theta),
+             # null would read as gpt-oss's default YaRN in transformers (and in config_json)
+             "rope_scaling": _rope_dict(y) if y else {"rope_type": "default"}, "rope_theta": _num(cfg.rope_theta),
              "router_aux_loss_coef": 0.9, "sliding_window": window or 128, "swiglu_limit": cfg.swiglu_limit,
              "tie_word_embeddings": False, "transformers_version": "4.55.0.dev0", "use_cache": True,
              "vocab_size": V}
