@@ -56,8 +56,9 @@ print(f"o200k_harmony: {o200k.n_vocab:,} ids; the shipped model's tokenizer: {sm
 # %% [markdown]
 # ## Explain
 #
-# Sources: OpenAI's format guide ([openai/harmony, `docs/format.md`](https://github.com/openai/harmony/blob/main/docs/format.md),
-# also the cookbook article "OpenAI Harmony Response Format") and tiktoken's `o200k_harmony` encoding.
+# Sources: OpenAI's format guide, `docs/format.md` in
+# [openai/harmony](https://github.com/openai/harmony/blob/main/docs/format.md) (also the cookbook article "OpenAI
+# Harmony Response Format"), and tiktoken's `o200k_harmony` encoding.
 #
 # - **A message** is `<|start|>` header `<|message|>` content `<|end|>`. The header is the role (`system`,
 #   `developer`, `user`, `assistant`, or a tool's name), for the assistant also `<|channel|>` and a channel name,
