@@ -272,8 +272,9 @@ def _first_bad(a, bad):
 
 def check_values(store, weights):
     """Every float tensor the model reads must be finite and every MXFP4 scale at most MAX_FINITE_SCALE: scanned
-    once at load, in chunks straight from the file map (~2-5 GB/s), so a corrupt tensor fails here, named, rather
-    than as NaN logits in a generation that happens to route to it."""
+    once at load, in chunks straight from the file map, so a corrupt tensor fails here, named, rather than as NaN
+    logits in a generation that happens to route to it. Cost: 2.5-8 GB/s on one core of a busy 2-vCPU VM (warm
+    page cache), i.e. 0.5-1.5 s for gpt-oss-20b's 3.6 GB of bf16 tensors and 0.6 GB of scales."""
     for key, names in _sources(store, weights).items():
         dtype, a = store.dtype(key), store.get(key)
         read_as = f"(read as {', '.join(sorted(set(names)))})"

@@ -254,22 +254,22 @@ class SafetensorsFile:
         """The reference reader's rule: sorted by data_offsets, each tensor starts where the previous one ends,
         from 0 to the end of the file. A header length one byte short of padding spaces would otherwise parse
         and shift every tensor by one byte."""
-        end, previous = 0, "the start of the data section"
+        end, previous = 0, "the data section starts"
         for begin, stop, name in sorted((e.begin, e.end, n) for n, e in self._entries.items()):
             if begin != end:
                 kind = f"a gap of {begin - end} bytes" if begin > end else "an overlap"
                 raise CheckpointError(
-                    f"{self.path}: tensor {name!r} starts at data offset {begin} but {previous} ends at "
-                    f"{end} ({kind}); expected the tensors, sorted by data_offsets, to cover the data "
-                    f"section contiguously"
+                    f"{self.path}: tensor {name!r} starts at data offset {begin}; expected {end}, where "
+                    f"{previous} ({kind}): the tensors, sorted by data_offsets, must cover the data section "
+                    f"contiguously"
                 )
-            end, previous = stop, f"tensor {name!r}"
+            end, previous = stop, f"tensor {name!r} ends"
         size = file_size - self._data_start
         if size != end:
             raise CheckpointError(
-                f"{self.path}: {size - end} bytes after the last tensor (the tensors end at data offset "
-                f"{end}, the data section holds {size}); expected the tensors to cover it exactly: a wrong "
-                f"header length, appended data or a damaged file"
+                f"{self.path}: {size - end} trailing byte(s) after the last tensor (the tensors end at data "
+                f"offset {end}, the data section holds {size}); expected the tensors to cover it exactly: a "
+                f"wrong header length, appended data or a damaged file"
             )
 
     def _open_map(self) -> np.memmap:
