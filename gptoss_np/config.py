@@ -224,7 +224,7 @@ class ModelConfig:
         need(_is_int(y.original_context) and 1 <= y.original_context <= MAX_SIZE, "original_context",
              f"an int in 1..{MAX_SIZE}")
         for sub in ("beta_fast", "beta_slow"):
-            need(_is_number(getattr(y, sub)) and 0 < getattr(y, sub) < math.inf, sub, "a finite number > 0")
+            need(_is_number(getattr(y, sub)) and 0 < getattr(y, sub) <= MAX_SIZE, sub, f"a number in (0, {MAX_SIZE}]")
         need(y.beta_fast > y.beta_slow, "beta_fast", f"> beta_slow={y.beta_slow!r} (the ramp runs from beta_fast "
              "rotations down to beta_slow)")
         need(isinstance(y.truncate, bool), "truncate", "true or false (a bool)")

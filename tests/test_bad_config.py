@@ -141,6 +141,7 @@ CASES = [
     ("gpt_oss", {f"{ROPE}.factor": DROP}, f"{ROPE}.factor"),
     ("gpt_oss", {f"{ROPE}.beta_slow": 0}, f"{ROPE}.beta_slow"),
     ("gpt_oss", {f"{ROPE}.beta_fast": 0.5}, f"{ROPE}.beta_fast"),  # below beta_slow = 1: an inverted ramp
+    ("gpt_oss", {f"{ROPE}.beta_fast": 1e308}, f"{ROPE}.beta_fast"),  # log(0) in the ramp's ends
     ("gpt_oss", {f"{ROPE}.truncate": "no"}, f"{ROPE}.truncate"),
     ("gpt_oss", {f"{ROPE}.original_max_position_embeddings": 0}, f"{ROPE}.original_max_position_embeddings"),
     ("gpt_oss", {f"{ROPE}.mscale": 1.0}, f"{ROPE}.mscale"),
@@ -163,6 +164,7 @@ CASES = [
      "num_hidden_layers"),
     ("original", {"num_hidden_layers": 0}, "num_hidden_layers"),
     ("original", {"sliding_window": 0}, "sliding_window"),
+    ("original", {"sliding_window": None}, "sliding_window"),
     ("original", {"rope_theta": "150000"}, "rope_theta"),
     ("original", {"rope_scaling_factor": 0.1}, "rope_scaling_factor"),
     ("original", {"rope_scaling_factor": "32"}, "rope_scaling_factor"),
@@ -178,6 +180,8 @@ CASES = [
     ("canonical", {"config.rope_scaling.mscale": 1.0}, "mscale"),
     ("canonical", {"config.n_embd": 32}, "n_embd"),
     ("canonical", {"config": [1]}, "config"),
+    ("canonical", {"config.norm_eps": DROP}, "config.norm_eps"),
+    ("canonical", {"config.rope_scaling.truncate": DROP}, "config.rope_scaling.truncate"),
 ]
 
 

@@ -355,8 +355,10 @@ def config_from_original(oc, weight_dtype="bfloat16", expert_quant="mxfp4", name
         n_experts=f.get("num_experts", "n_experts"), top_k=f.get("experts_per_token", "top_k"),
         router="topk_softmax", mlp_bias=True, tie_embeddings=False, dropout=0.0, weight_dtype=weight_dtype,
         expert_quant=expert_quant)
-    return f.checked(cfg.replace, layer_windows=alternating_windows(cfg.n_layers, f.get("sliding_window",
-                                                                                         "layer_windows")))
+    window = f.get("sliding_window", "layer_windows")
+    if window is None:  # alternating_windows would make every layer full
+        f.fail("sliding_window", window, "a positive int: the window of the even layers")
+    return f.checked(cfg.replace, layer_windows=alternating_windows(cfg.n_layers, window))
 
 
 def canonical_config_json(cfg):
@@ -380,4 +382,10 @@ def config_from_canonical(d, where="config.json"):
         f.src.update({f"rope_scaling.{k}": (f"config.rope_scaling.{k}", v) for k, v in y.items()})
     elif y is not None:
         f.fail("config.rope_scaling", y, "an object of YarnScaling fields, or null")
+    # we write every field: a missing one would silently take ModelConfig's default (GPT-2 XL's)
+    for prefix, cls, given in (("config.", ModelConfig, fields), ("config.rope_scaling.", YarnScaling, y or None)):
+        missing = [x.name for x in dataclasses.fields(cls) if x.compare and given is not None and x.name not in given]
+        if missing:
+            raise ConfigFieldError(f"{where}: missing field(s) {[prefix + m for m in missing]}; expected every "
+                                   f"{cls.__name__} field (canonical_config_json writes them all)")
     return f.checked(ModelConfig.from_dict, d=fields)
