@@ -185,6 +185,12 @@ CASES = [
 ]
 
 
+@pytest.mark.parametrize("layout", list(LAYOUTS) + ["original", "canonical"])
+def test_the_unedited_checkpoints_load(tiny, layout):  # so that each case below fails by its edit alone
+    for load in LOADERS.values():
+        assert load(tiny[layout]).cfg.n_layers == 2
+
+
 @pytest.mark.parametrize("layout, changes, field", CASES,
                          ids=[f"{c[0]}-{'-'.join(c[1])}-{i}" for i, c in enumerate(CASES)])
 def test_bad_config_is_a_config_error_naming_file_and_field(tiny, tmp_path, layout, changes, field):
