@@ -17,8 +17,21 @@ import numpy as np
 from . import build_model, chain, count_params, get_config, scale_down, weight_bytes
 from .accounting import flops_per_token, kv_bytes_per_token
 from .config import chain_changes
+from .errors import GptOssError, InputError
 
 KV_CONTEXT = 4096
+
+
+def check_seed(args):
+    """--seed, where a verb has one, is a seed NumPy takes: an integer >= 0."""
+    if getattr(args, "seed", None) is not None and args.seed < 0:
+        raise InputError(f"--seed {args.seed}: expected an integer >= 0")
+
+
+def check_tokens(value, context_length):
+    """--tokens: how many tokens to run, 1..context_length."""
+    if not 1 <= value <= context_length:
+        raise InputError(f"--tokens {value}: expected an integer from 1 to the context length, {context_length}")
 
 
 def fmt_b(n):
@@ -48,7 +61,6 @@ def demo(args, out=sys.stdout):
     """The shipped model answering one line in the harmony format, through the same loader, KV cache and chat
     pipeline that run the real gpt-oss-20b."""
     from . import default_checkpoint
-    from .errors import GptOssError
     from .text.chat import chat
     try:
         path = default_checkpoint()
@@ -73,6 +85,8 @@ def demo(args, out=sys.stdout):
 
 
 def walk(args):
+    steps = [(name, scale_down(cfg)) for name, cfg in chain() + [("qwen3-30b-a3b", get_config("qwen3-30b-a3b"))]]
+    check_tokens(args.tokens, min(small.context_length for _, small in steps))
     if not args.no_demo:
         demo(args)
     changes = chain_changes()
@@ -97,8 +111,7 @@ the last chain step equals the gpt-oss-20b preset: {chain()[-1][1] == get_config
           f"float32, {platform.machine()} / numpy {np.__version__}):\n")
     tokens = np.arange(args.tokens)
     run_rows = []
-    for name, cfg in chain() + [("qwen3-30b-a3b", get_config("qwen3-30b-a3b"))]:
-        small = scale_down(cfg)
+    for name, small in steps:
         model = build_model(small, seed=args.seed)
         t0 = time.perf_counter()
         logits = model(tokens % small.vocab_size)
@@ -134,6 +147,7 @@ def compare(args):
               "or compare the torch twin instead (python -m gptoss_torch compare --checkpoint ...)", file=sys.stderr)
         return 2
     model = load_model(args.checkpoint, dtype=args.dtype)
+    check_tokens(args.tokens, model.cfg.context_length)
     torch_dtype = getattr(torch, args.dtype)
     extra = {}
     if (hf_config.get("quantization_config") or {}).get("quant_method") == "mxfp4":
@@ -178,16 +192,21 @@ def main(argv=None):
     from .book.build import add_arguments as book_arguments
     book_arguments(sub.add_parser("book", help="regenerate book.md's tables and the figures (--check: verify)"))
     args = ap.parse_args(argv)
-    if args.cmd == "chat":
-        from .text.chat import run
-        return run(args)
-    if args.cmd == "write-checkpoint":
-        from .formats.writer import run
-        return run(args)
-    if args.cmd == "book":
-        from .book.build import run
-        return run(args)
-    return walk(args) if args.cmd == "walk" else compare(args)
+    try:
+        check_seed(args)
+        if args.cmd == "chat":
+            from .text.chat import run
+            return run(args)
+        if args.cmd == "write-checkpoint":
+            from .formats.writer import run
+            return run(args)
+        if args.cmd == "book":
+            from .book.build import run
+            return run(args)
+        return walk(args) if args.cmd == "walk" else compare(args)
+    except GptOssError as e:  # bad input of any verb: one line, exit 2
+        print(f"error: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

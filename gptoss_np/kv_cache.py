@@ -3,6 +3,8 @@ future query can still see, its own key being added at its own step)."""
 
 import numpy as np
 
+from .errors import InputError
+
 
 class LayerCache:
     """Keys/values [n, Hkv, d] of one layer with their absolute positions [n]; grows by doubling."""
@@ -35,9 +37,16 @@ class LayerCache:
 
 
 class KVCache:
-    """One LayerCache per layer and the number of tokens seen so far (the next token's position)."""
+    """One LayerCache per layer, the number of tokens seen so far (the next token's position) and the most it may
+    hold, `max_tokens` (1..context_length; None: context_length)."""
 
-    def __init__(self, cfg, dtype=np.float32):
+    def __init__(self, cfg, dtype=np.float32, max_tokens=None):
+        max_tokens = cfg.context_length if max_tokens is None else max_tokens
+        if not isinstance(max_tokens, (int, np.integer)) or isinstance(max_tokens, bool) or \
+                not 1 <= max_tokens <= cfg.context_length:
+            raise InputError(f"max_tokens={max_tokens!r}; expected an integer from 1 to context_length="
+                             f"{cfg.context_length} (or None for all of it)")
+        self.max_tokens = int(max_tokens)
         self.layers = [LayerCache(cfg.n_kv_heads, cfg.head_dim, w, dtype) for w in cfg.layer_windows]
         self.length = 0
 

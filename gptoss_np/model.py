@@ -76,30 +76,44 @@ class Model:
         gpt-oss) and convert the rows a batch looks up."""
         return name == "embed.weight" and not self.cfg.tie_embeddings
 
-    def new_cache(self):
-        return KVCache(self.cfg, self.dtype)
+    def new_cache(self, max_tokens=None):
+        """An empty KV cache; `max_tokens` (1..context_length, default context_length) caps the tokens it may hold
+        (it grows as they come: nothing is allocated up front)."""
+        return KVCache(self.cfg, self.dtype, max_tokens)
 
     # ---- input checks --------------------------------------------------------------------------------------
-    def _check_tokens(self, tokens, start):
-        t = np.asarray(tokens)
+    def _check_tokens(self, tokens, start, cache=None):
+        """tokens: a non-empty 1-D sequence of ids of any integer dtype (unsigned included) or Python ints -> int64
+        [T], after checking each id against vocab_size and the room left in the context and the cache. A batch
+        ([B, T]) is the torch twin's; here it is refused."""
+        V = self.cfg.vocab_size
+        try:
+            t = np.asarray(tokens)
+        except (TypeError, ValueError) as e:  # ragged nesting
+            raise InputError(f"tokens: expected a non-empty 1-D array of token ids, got a {type(tokens).__name__} "
+                             f"that is not an array ({e})") from None
         if t.ndim != 1 or t.size == 0:
-            raise InputError(f"tokens: expected a non-empty 1-D array of token ids, got shape {t.shape}")
-        if not np.issubdtype(t.dtype, np.integer):
+            raise InputError(f"tokens: expected a non-empty 1-D array of token ids, got shape {t.shape}"
+                             + (" (one sequence here: batches [B, T] run on gptoss_torch)" if t.ndim == 2 else ""))
+        ints = t.dtype == object and all(type(v) is int for v in t)  # NumPy keeps ints past 64 bits as objects
+        if not ints and not np.issubdtype(t.dtype, np.integer):
             raise InputError(f"tokens: expected integer token ids, got dtype {t.dtype}")
-        bad = (t < 0) | (t >= self.cfg.vocab_size)
+        bad = np.array([not 0 <= v < V for v in t]) if ints else (t < 0) | (t >= V)
         if bad.any():
             i = int(np.argmax(bad))
-            raise InputError(f"tokens[{i}] = {int(t[i])} is out of range: vocab_size is {self.cfg.vocab_size} "
-                             f"(ids 0..{self.cfg.vocab_size - 1})")
-        if start + t.size > self.cfg.context_length:
+            raise InputError(f"tokens[{i}] = {int(t[i])} is out of range: vocab_size is {V} (ids 0..{V - 1})")
+        limit = self.cfg.context_length if cache is None else min(self.cfg.context_length, cache.max_tokens)
+        if start + t.size > limit:
             raise InputError(f"tokens: {start} cached + {t.size} new = {start + t.size} positions exceed "
-                             f"context_length={self.cfg.context_length} of {self.cfg.name!r}")
+                             f"context_length={self.cfg.context_length} of {self.cfg.name!r}"
+                             + (f" or the cache's max_tokens={cache.max_tokens}" if limit < self.cfg.context_length
+                                else ""))
         return t.astype(np.int64)
 
     # ---- the forward -----------------------------------------------------------------------------------------
     def __call__(self, tokens, trace=False, cache=None):
         start = cache.length if cache is not None else 0
-        tokens = self._check_tokens(tokens, start)
+        tokens = self._check_tokens(tokens, start, cache)
         cfg, p = self.cfg, self.params
         tr = {} if trace else None
         pos = np.arange(start, start + len(tokens))  # [T] absolute positions

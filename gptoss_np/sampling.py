@@ -32,21 +32,42 @@ def top_p_filter(probs, top_p):
     return out / out.sum()
 
 
+def is_number(x, integer=False):
+    """Whether `x` is a real (or, with integer=True, an integer) Python or NumPy number; bools are not."""
+    kinds = (int, np.integer) if integer else (int, float, np.integer, np.floating)
+    return isinstance(x, kinds) and not isinstance(x, (bool, np.bool_))
+
+
 def sample(logits, temperature=1.0, top_p=1.0, rng=None):
-    """temperature 0 -> greedy; else draw from softmax(logits / T), restricted to the top-p nucleus."""
-    if temperature < 0 or not np.isfinite(temperature):
-        raise InputError(f"temperature={temperature}; expected a finite value >= 0")
-    if not 0.0 < top_p <= 1.0:
-        raise InputError(f"top_p={top_p}; expected 0 < top_p <= 1")
-    logits = np.asarray(logits, dtype=np.float64)
-    if np.isnan(logits).any() or not np.isfinite(logits).any():
-        raise InputError(f"logits: expected finite values (at least one), got {np.isnan(logits).sum()} NaN of "
-                         f"{logits.size}")
+    """temperature 0 -> greedy; else draw from softmax(logits / T), restricted to the top-p nucleus.
+
+    -inf logits are never drawn; +inf ones are certain (softmax's limit): a draw is uniform among them, greedy takes
+    the first. `rng`: a np.random.Generator, a seed (an integer >= 0) or None (fresh entropy)."""
+    if not is_number(temperature) or temperature < 0 or not np.isfinite(temperature):
+        raise InputError(f"temperature={temperature!r}; expected a finite number >= 0 (0: greedy)")
+    if not is_number(top_p) or not 0.0 < top_p <= 1.0:
+        raise InputError(f"top_p={top_p!r}; expected a number with 0 < top_p <= 1")
+    if not (rng is None or isinstance(rng, np.random.Generator) or (is_number(rng, integer=True) and rng >= 0)):
+        raise InputError(f"rng={rng!r}; expected a numpy Generator, a seed (an integer >= 0) or None")
+    try:
+        logits = np.asarray(logits, dtype=np.float64)
+    except (TypeError, ValueError) as e:
+        raise InputError(f"logits: expected a 1-D array of numbers ({e})") from None
+    if logits.ndim != 1 or logits.size == 0:
+        raise InputError(f"logits: expected a non-empty 1-D array [V] (one position's logits), got shape "
+                         f"{logits.shape}")
+    if np.isnan(logits).any() or np.isneginf(logits).all():
+        raise InputError(f"logits: expected no NaN and at least one value above -inf, got {np.isnan(logits).sum()} "
+                         f"NaN and {np.isneginf(logits).sum()} -inf of {logits.size}")
     if temperature == 0:
         return greedy(logits)
-    with np.errstate(over="ignore", under="ignore"):  # shift first: (l - max) / T <= 0 even for a tiny T
-        probs = softmax((logits - logits.max()) / temperature)
+    certain = np.isposinf(logits)
+    if certain.any():
+        probs = certain / certain.sum()
+    else:
+        with np.errstate(over="ignore", under="ignore"):  # shift first: (l - max) / T <= 0 even for a tiny T
+            probs = softmax((logits - logits.max()) / temperature)
     if top_p < 1.0:
         probs = top_p_filter(probs, top_p)
-    rng = np.random.default_rng(rng) if not isinstance(rng, np.random.Generator) else rng
+    rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
     return int(rng.choice(len(probs), p=probs))

@@ -40,8 +40,7 @@ def run(args):
 
     from . import load_model
     from .fast.mxfp4_triton import enable
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads)  # >= 1, checked by the cli
     try:
         args.checkpoint = args.checkpoint or default_checkpoint()
         note = weights_note(args.checkpoint)

@@ -17,6 +17,42 @@ import sys
 import numpy as np
 import torch
 
+from gptoss_np.errors import GptOssError, InputError
+
+
+def check_device(name):
+    """--device: a device torch knows and this machine has (None: the loader's choice); else an InputError."""
+    if name is None:
+        return
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError) as e:
+        raise InputError(f"--device {name!r}: not a torch device name ({e}); expected cpu, cuda or cuda:N") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise InputError(f"--device {name}: CUDA is not available here (torch {torch.__version__}, "
+                             f"{'a CPU-only build' if torch.version.cuda is None else 'no CUDA device visible'}); "
+                             "expected --device cpu or no --device")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise InputError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s); "
+                             f"expected cuda:0..cuda:{torch.cuda.device_count() - 1}")
+    elif device.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise InputError(f"--device {name}: MPS is not available here; expected --device cpu or no --device")
+    elif device.type != "cpu":
+        raise InputError(f"--device {name}: {device.type} devices are not supported; expected cpu, cuda[:N] or mps")
+
+
+def check_arguments(args):
+    """The numeric arguments the verbs share, before anything is loaded."""
+    check_device(getattr(args, "device", None))
+    if getattr(args, "seed", None) is not None and args.seed < 0:
+        raise InputError(f"--seed {args.seed}: expected an integer >= 0")
+    for name in ("tokens", "context", "threads"):
+        value = getattr(args, name, None)
+        if value is not None and value < 1:
+            raise InputError(f"--{name} {value}: expected an integer >= 1")
+
 
 def compare(args):
     import gptoss_np
@@ -25,6 +61,8 @@ def compare(args):
     from . import load_model
     model = load_model(args.checkpoint, device=args.device, dtype=args.dtype, progress=not args.quiet)
     oracle = gptoss_np.load_model(args.checkpoint, dtype="float32", progress=not args.quiet)
+    if args.tokens > oracle.cfg.context_length:
+        raise InputError(f"--tokens {args.tokens}: expected at most the context length, {oracle.cfg.context_length}")
     tokens = np.random.default_rng(args.seed).integers(0, oracle.cfg.vocab_size, args.tokens)
     _, ref = oracle(tokens, trace=True)
     _, ours = model(torch.as_tensor(tokens), trace=True)
@@ -68,18 +106,23 @@ def main(argv=None):
     chat_model.add_arguments(sub.add_parser("train-chat", help="train the shipped harmony chat model (gpt-oss, "
                                                                "every feature) on Shakespeare's dialogue"))
     args = ap.parse_args(argv)
-    if args.cmd == "train-chat":
-        return chat_model.run(args)
-    if args.cmd == "train":
-        from .train.commands import run_train
-        return run_train(args)
-    if args.cmd == "ladder":
-        from .train.commands import run_ladder
-        return run_ladder(args)
-    if args.cmd == "chat":
-        from .chat import run
-        return run(args)
-    return compare(args)
+    try:
+        check_arguments(args)
+        if args.cmd == "train-chat":
+            return chat_model.run(args)
+        if args.cmd == "train":
+            from .train.commands import run_train
+            return run_train(args)
+        if args.cmd == "ladder":
+            from .train.commands import run_ladder
+            return run_ladder(args)
+        if args.cmd == "chat":
+            from .chat import run
+            return run(args)
+        return compare(args)
+    except GptOssError as e:  # bad input of any verb: one line, exit 2
+        print(f"error: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

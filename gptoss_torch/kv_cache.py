@@ -3,7 +3,12 @@
 computed from positions alone and every decode step has the same shapes (what CUDA graphs need). A batch of B
 sequences shares the positions (they advance together)."""
 
+import numbers
+import os
+
 import torch
+
+from gptoss_np.errors import InputError
 
 
 class LayerCache:
@@ -42,11 +47,37 @@ class LayerCache:
         return int((self.pos >= 0).sum())
 
 
+def memory_bytes(device):
+    """Memory a cache on `device` may take: what CUDA reports free there, else the host's RAM (None: unknown)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # no sysconf (Windows)
+        return None
+
+
+def check_size(cfg, max_tokens, batch, dtype, device):
+    """Refuse, before anything is allocated, a cache of no tokens, past the context, or larger than the memory."""
+    for name, value, top in (("max_tokens", max_tokens, cfg.context_length), ("batch", batch, None)):
+        if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1 or (top and value > top):
+            raise InputError(f"{name}={value!r}; expected an integer "
+                             + (f"from 1 to context_length={top}" if top else ">= 1"))
+    slots = sum(max_tokens if w is None else min(w, max_tokens) for w in cfg.layer_windows)
+    need = 2 * batch * slots * cfg.n_kv_heads * cfg.head_dim * dtype.itemsize  # keys and values
+    have = memory_bytes(device)
+    if have is not None and need > have:
+        raise InputError(f"max_tokens={max_tokens}, batch={batch}: the KV cache would take {need / 2**30:.1f} GiB; "
+                         f"expected at most the {have / 2**30:.1f} GiB {device} has")
+
+
 class KVCache:
     """One LayerCache per layer; `length` = tokens seen. Bytes: see gptoss_np.accounting.kv_cache_bytes."""
 
     def __init__(self, cfg, max_tokens, dtype, device, batch=1):
-        self.max_tokens, self.batch = max_tokens, batch
+        check_size(cfg, max_tokens, batch, dtype, device)
+        self.max_tokens, self.batch = int(max_tokens), int(batch)
         self.layers = [LayerCache(max_tokens if w is None else min(w, max_tokens), cfg.n_kv_heads, cfg.head_dim,
                                   w, dtype, device, batch) for w in cfg.layer_windows]
         self.length = 0

@@ -111,7 +111,10 @@ class Model(nn.Module):
         return self.final_norm.weight.dtype
 
     def new_cache(self, max_tokens=None, batch=1):
-        return KVCache(self.cfg, max_tokens or min(self.cfg.context_length, 4096), self.dtype, self.device, batch)
+        """A preallocated KV cache for `batch` sequences of up to `max_tokens` (1..context_length; None: the context
+        up to 4096); sizes that are not positive integers or would not fit in memory are refused before allocating."""
+        max_tokens = min(self.cfg.context_length, 4096) if max_tokens is None else max_tokens
+        return KVCache(self.cfg, max_tokens, self.dtype, self.device, batch)
 
     def inv_freq(self, device):
         """RoPE's float64 frequencies on `device`, copied once (no host-to-device copy inside a CUDA graph)."""
@@ -121,8 +124,29 @@ class Model(nn.Module):
 
     # ---- forward ---------------------------------------------------------------------------------------------
     def _check_tokens(self, tokens, start, cache):
+        """tokens [T] or [B, T] of any integer dtype (torch's, NumPy's, unsigned included, or Python ints) -> a long
+        tensor on the model's device, after checking the ids against vocab_size and the room in context and cache."""
+        V = self.cfg.vocab_size
+        if isinstance(tokens, torch.Tensor) and tokens.dtype in (torch.uint16, torch.uint32, torch.uint64):
+            tokens = tokens.cpu().numpy()  # torch has no min/max for these: checked as a NumPy array below
         if not isinstance(tokens, torch.Tensor):
-            tokens = torch.as_tensor(np.asarray(tokens))
+            try:
+                a = np.asarray(tokens)
+            except (TypeError, ValueError) as e:  # ragged nesting
+                raise InputError(f"tokens: expected [T] or [B, T] integer token ids, got a {type(tokens).__name__} "
+                                 f"that is not an array ({e})") from None
+            if a.dtype == object and a.size and all(type(v) is int for v in a.flat):  # ints past 64 bits (2**70)
+                bad = [v for v in a.flat if not 0 <= v < V]
+                if bad:
+                    raise InputError(f"tokens: id {bad[0]} is out of range: vocab_size is {V}")
+                a = a.astype(np.int64)
+            if a.dtype.kind not in "iu":  # floats, bools, strings, objects: refused below as a named dtype
+                raise InputError(f"tokens: expected a non-empty [T] or [B, T] integer tensor, got {a.shape} "
+                                 f"{a.dtype}")
+            if a.size and (a.min() < 0 or a.max() >= V):  # before int64, which would wrap uint64 ids past 2**63
+                raise InputError(f"tokens: id {int(a.min() if a.min() < 0 else a.max())} is out of range: "
+                                 f"vocab_size is {V}")
+            tokens = torch.from_numpy(a.astype(np.int64))
         if tokens.ndim not in (1, 2) or tokens.numel() == 0 or tokens.dtype.is_floating_point or \
                 tokens.dtype.is_complex or tokens.dtype == torch.bool:
             raise InputError(f"tokens: expected a non-empty [T] or [B, T] integer tensor, got {tuple(tokens.shape)} "

@@ -17,7 +17,7 @@ import numpy as np
 from ..errors import InputError
 from .harmony import ReplyParser, analysis_text, chat_prompt, check_effort, final_text
 from .harmony import stop_tokens as harmony_stop_tokens
-from ..sampling import sample
+from ..sampling import is_number, sample
 
 DIM, RESET = "\x1b[2m", "\x1b[0m"
 
@@ -26,11 +26,14 @@ DIM, RESET = "\x1b[2m", "\x1b[0m"
 
 def check_generation(model, prompt_tokens, max_new_tokens):
     """The prompt as an int array and the number of tokens that may be generated (limit and context both)."""
-    prompt = np.asarray(prompt_tokens)
+    try:
+        prompt = np.asarray(prompt_tokens)
+    except (TypeError, ValueError) as e:  # ragged nesting
+        raise InputError(f"prompt_tokens: expected a non-empty 1-D sequence of token ids ({e})") from None
     if prompt.ndim != 1 or prompt.size == 0 or not np.issubdtype(prompt.dtype, np.integer):
         raise InputError(f"prompt_tokens: expected a non-empty 1-D sequence of token ids, got shape {prompt.shape} "
                          f"dtype {prompt.dtype}")
-    if max_new_tokens is not None and (not isinstance(max_new_tokens, (int, np.integer)) or max_new_tokens < 0):
+    if max_new_tokens is not None and (not is_number(max_new_tokens, integer=True) or max_new_tokens < 0):
         raise InputError(f"max_new_tokens={max_new_tokens!r}; expected an integer >= 0 (or None: up to the context)")
     room = model.cfg.context_length - prompt.size
     if room <= 0:
@@ -45,6 +48,8 @@ def generate(model, prompt_tokens, max_new_tokens, temperature=1.0, top_p=1.0, s
     Stops after yielding a stop token, after max_new_tokens, or when the context is full (the last position is
     sampled, never fed). temperature 0 is greedy; `seed` makes sampling reproducible."""
     prompt, n = check_generation(model, prompt_tokens, max_new_tokens)
+    if seed is not None and (not is_number(seed, integer=True) or seed < 0):
+        raise InputError(f"seed={seed!r}; expected an integer >= 0 (or None: a fresh one each run)")
     sample(np.zeros(1), temperature, top_p)  # validate the sampling arguments now, not at the first token
     return _decode(model, prompt, n, temperature, top_p, np.random.default_rng(seed), frozenset(stop_tokens))
 

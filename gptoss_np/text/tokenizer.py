@@ -97,10 +97,11 @@ MAX_WHITESPACE_RUN = 100_000
 WHITESPACE_RUN = re.compile(r"\s+")  # Python's \s holds every character of the Rust regex's \s (and 0x1C-0x1F)
 
 
-def whitespace_chunks(text, max_run=MAX_WHITESPACE_RUN):
-    """`text` cut only inside whitespace runs longer than `max_run`, every `max_run` characters of the run: text
-    without such a run is one chunk (its encoding is tiktoken's, unchanged); a longer run may get other tokens than
-    one unbounded split would give, and only that run."""
+def whitespace_chunks(text, max_run=None):
+    """`text` cut only inside whitespace runs longer than `max_run` (None: MAX_WHITESPACE_RUN), every `max_run`
+    characters of the run: text without such a run is one chunk (its encoding is tiktoken's, unchanged); a longer
+    run may get other tokens than one unbounded split would give, and only that run."""
+    max_run = MAX_WHITESPACE_RUN if max_run is None else max_run
     h = max(max_run // 2, 1)  # such a run covers a whole text[k*h:(k+1)*h]: a fast look before the full scan
     if not any(text[k:k + h].isspace() for k in range(0, len(text) - h + 1, h)):
         return [text]

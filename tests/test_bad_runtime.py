@@ -1,0 +1,291 @@
+"""Bad runtime inputs, in both packages: token ids of every kind, KV-cache sizes, sampling arguments, command-line
+values and text the tokenizer's regex engine cannot split. Each ends in an InputError naming the argument and what
+was expected (the command lines: one `error: ...` line and exit status 2), or in the documented behaviour.
+
+References are independent of the code under test: Python's own ints, tiktoken's unchunked encoding, the
+definition of softmax's limit for +inf logits.
+"""
+
+import itertools
+import math
+import re
+
+import numpy as np
+import pytest
+import tiktoken
+
+import gptoss_np
+from gptoss_np import InputError, sample
+from gptoss_np.text import tokenizer as tk
+from gptoss_np.text.chat import generate
+
+torch = pytest.importorskip("torch")
+
+from gptoss_torch.model import Model as TorchModel  # noqa: E402
+
+CFG = gptoss_np.scale_down(gptoss_np.get_config("gpt-oss-20b"))
+V = CFG.vocab_size
+IDS = [1, 5, V - 1]
+
+
+@pytest.fixture(scope="module")
+def models():
+    """{'np': the oracle, 'torch': the twin}, same random weights."""
+    weights = gptoss_np.init_weights(CFG, seed=0)
+    return {"np": gptoss_np.Model(CFG, weights), "torch": TorchModel.from_numpy(CFG, weights)}
+
+
+def run(model, tokens, **kw):
+    out = model(tokens, **kw)
+    return out.numpy() if isinstance(out, torch.Tensor) else out
+
+
+def expect(fn, *fragments):
+    """fn() raises InputError whose message holds every fragment (the argument's name first)."""
+    with pytest.raises(InputError) as info:
+        fn()
+    for frag in fragments:
+        assert frag in str(info.value), f"{frag!r} not in {info.value}"
+
+
+# ---- token ids --------------------------------------------------------------------------------------------------
+
+NP_INTS = ["int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"]
+
+
+@pytest.mark.parametrize("kind", ["np", "torch"])
+@pytest.mark.parametrize("dtype", NP_INTS + [f"torch.{d}" for d in NP_INTS])
+def test_every_integer_dtype_gives_the_int64_logits(models, kind, dtype):
+    ids = [1, 5, 100]  # fits int8
+    tokens = torch.tensor(ids, dtype=getattr(torch, dtype[6:])) if dtype.startswith("torch.") else \
+        np.array(ids, dtype=dtype)
+    np.testing.assert_array_equal(run(models[kind], tokens), run(models[kind], np.array(ids, dtype=np.int64)))
+
+
+BAD_TOKENS = {  # case: (tokens, fragments both models' messages hold)
+    "python int past 64 bits": ([1, 2 ** 70], ["tokens", str(2 ** 70), "vocab_size"]),
+    "negative python int past 64 bits": ([-2 ** 70, 1], ["tokens", str(-2 ** 70), "vocab_size"]),
+    "uint64 past int64": (np.array([2 ** 63 + 5], np.uint64), ["tokens", str(2 ** 63 + 5), "vocab_size"]),
+    "id = vocab_size": (np.array([0, V], np.uint16), ["tokens", str(V), "vocab_size"]),
+    "floats": ([1.0, 2.0], ["tokens", "integer", "float64"]),
+    "bools": ([True, False], ["tokens", "integer", "bool"]),
+    "strings": (["a", "b"], ["tokens", "integer"]),
+    "None": (None, ["tokens"]),
+    "objects": (np.array([1, None], dtype=object), ["tokens", "integer", "object"]),
+    "ragged": ([[1], [1, 2]], ["tokens", "not an array"]),
+    "empty": ([], ["tokens", "non-empty"]),
+    "3-D": (np.zeros((1, 1, 2), np.int64), ["tokens", "(1, 1, 2)"]),
+}
+
+
+@pytest.mark.parametrize("kind", ["np", "torch"])
+@pytest.mark.parametrize("case", sorted(BAD_TOKENS))
+def test_bad_tokens_name_the_argument(models, kind, case):
+    tokens, fragments = BAD_TOKENS[case]
+    expect(lambda: models[kind](tokens), *fragments)
+
+
+def test_a_batch_is_the_twins_and_refused_by_the_oracle(models):
+    batch = np.array([IDS, IDS[::-1]])
+    expect(lambda: models["np"](batch), "tokens", "1-D", "(2, 3)", "gptoss_torch")
+    out = run(models["torch"], batch)  # [B, T, V]: each row as its own sequence
+    np.testing.assert_allclose(out[1], run(models["torch"], np.array(IDS[::-1])), rtol=1e-5, atol=1e-5)
+
+
+# ---- KV-cache sizes ------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", ["np", "torch"])
+@pytest.mark.parametrize("max_tokens", [0, -1, 1.5, True, "8", CFG.context_length + 1, 10 ** 12])
+def test_bad_cache_sizes_are_refused(models, kind, max_tokens):
+    expect(lambda: models[kind].new_cache(max_tokens), f"max_tokens={max_tokens!r}", "1 to context_length")
+
+
+@pytest.mark.parametrize("batch", [0, -2, 2.0, True])
+def test_bad_cache_batch_is_refused(models, batch):
+    expect(lambda: models["torch"].new_cache(8, batch), f"batch={batch!r}", ">= 1")
+
+
+def test_a_cache_larger_than_memory_is_refused_before_allocating(models):
+    # 2**31 sequences of 16 tokens: far past any machine's memory; allocating would raise or hang, not InputError
+    expect(lambda: models["torch"].new_cache(16, 2 ** 31), "max_tokens=16", "batch=2147483648", "GiB")
+
+
+@pytest.mark.parametrize("kind", ["np", "torch"])
+def test_the_cache_holds_max_tokens(models, kind):
+    cache = models[kind].new_cache(4)
+    run(models[kind], np.array([1, 2, 3, 4]), cache=cache)
+    expect(lambda: models[kind](np.array([5]), cache=cache), "tokens", "4 cached", "max_tokens=4")
+
+
+# ---- sampling -----------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("temperature", [-1.0, float("nan"), float("inf"), "1", None, True])
+def test_bad_temperature(temperature):
+    expect(lambda: sample(np.zeros(4), temperature=temperature), "temperature", ">= 0")
+
+
+@pytest.mark.parametrize("top_p", [0.0, -0.1, 1.5, float("nan"), "0.5", None])
+def test_bad_top_p(top_p):
+    expect(lambda: sample(np.zeros(4), top_p=top_p), "top_p", "0 < top_p <= 1")
+
+
+@pytest.mark.parametrize("rng", [-1, 1.5, "seed", True])
+def test_bad_rng(rng):
+    expect(lambda: sample(np.zeros(4), rng=rng), "rng", "integer >= 0")
+
+
+@pytest.mark.parametrize("seed", [-1, 2.5, "7"])
+def test_bad_generation_seed_is_refused_before_any_token(models, seed):
+    expect(lambda: generate(models["np"], [1, 2], 4, seed=seed), "seed", "integer >= 0")
+
+
+@pytest.mark.parametrize("logits, fragments", [
+    ([0.0, np.nan], ["logits", "NaN"]),
+    ([-np.inf, -np.inf], ["logits", "-inf"]),
+    (np.zeros((2, 3)), ["logits", "1-D", "(2, 3)"]),
+    ([], ["logits", "non-empty"]),
+    (["a", "b"], ["logits", "numbers"]),
+])
+def test_bad_logits(logits, fragments):
+    expect(lambda: sample(logits, rng=0), *fragments)
+
+
+def test_temperature_zero_is_greedy():
+    assert sample([0.0, 3.0, 1.0, 3.0], temperature=0, rng=0) == 1  # argmax, lowest id on ties
+
+
+def test_minus_inf_logits_are_never_drawn():
+    logits = [-np.inf, 0.0, -np.inf, 0.0]
+    draws = {sample(logits, rng=seed) for seed in range(50)}
+    assert draws == {1, 3}
+
+
+def test_plus_inf_logits_are_certain_and_drawn_uniformly():
+    """softmax's limit as a logit goes to +inf: all the mass on the +inf ids, split evenly between them."""
+    logits = [0.0, np.inf, 5.0, np.inf]
+    g = np.random.default_rng(0)
+    draws = [sample(logits, temperature=0.7, top_p=0.9, rng=g) for _ in range(400)]
+    assert set(draws) == {1, 3} and 150 < draws.count(1) < 250  # binomial(400, 1/2): 5 sigma is +-50
+    assert sample(logits, temperature=0) == 1
+
+
+# ---- the command lines ---------------------------------------------------------------------------------------
+
+def one_error_line(capsys, rc, *fragments):
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and err[0].startswith("error: "), (rc, err)
+    for frag in fragments:
+        assert frag in err[0], f"{frag!r} not in {err[0]}"
+
+
+@pytest.mark.parametrize("argv, fragments", [
+    (["walk", "--no-demo", "--tokens", "0"], ["--tokens 0", "from 1"]),
+    (["walk", "--no-demo", "--tokens", "100000"], ["--tokens 100000", "context length"]),
+    (["walk", "--no-demo", "--seed", "-1"], ["--seed -1", ">= 0"]),
+    (["chat", "--seed", "-1", "hi"], ["--seed -1", ">= 0"]),
+    (["chat", "--temperature", "nan", "--max-tokens", "1", "hi"], ["temperature=nan"]),
+    (["chat", "--top-p", "0", "--max-tokens", "1", "hi"], ["top_p=0.0"]),
+    (["chat", "--max-tokens", "-1", "hi"], ["max_new_tokens=-1"]),
+])
+def test_numpy_cli_bad_values(capsys, argv, fragments):
+    from gptoss_np.cli import main
+    one_error_line(capsys, main(argv), *fragments)
+
+
+@pytest.mark.parametrize("argv, fragments", [
+    (["chat", "--device", "nosuch", "hi"], ["--device 'nosuch'", "expected cpu, cuda or cuda:N"]),
+    (["chat", "--device", "cuda:x", "hi"], ["--device 'cuda:x'"]),
+    (["chat", "--device", "cuda:99", "hi"], ["--device cuda:99"]),
+    (["compare", "--checkpoint", "x", "--device", "xla"], ["--device xla", "not supported"]),
+    (["chat", "--context", "0", "hi"], ["--context 0", ">= 1"]),
+    (["chat", "--threads", "0", "hi"], ["--threads 0", ">= 1"]),
+    (["compare", "--checkpoint", "x", "--tokens", "0"], ["--tokens 0", ">= 1"]),
+    (["compare", "--checkpoint", "x", "--seed", "-5"], ["--seed -5", ">= 0"]),
+])
+def test_torch_cli_bad_values(capsys, argv, fragments):
+    from gptoss_torch.cli import main
+    one_error_line(capsys, main(argv), *fragments)
+
+
+def test_torch_cli_cuda_absent(capsys, monkeypatch):
+    from gptoss_torch.cli import main
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    one_error_line(capsys, main(["chat", "--device", "cuda", "hi"]), "--device cuda", "CUDA is not available")
+
+
+def test_chat_with_a_megabyte_of_spaces_is_one_error_line(capsys):
+    """The question that made the encoder panic past the CLI's handler: now it is tokenized, and too long."""
+    from gptoss_np.cli import main
+    one_error_line(capsys, main(["chat", "--max-tokens", "1", " " * 1_000_000]), "prompt_tokens", "context_length")
+
+
+# ---- the tokenizer on text its regex engine cannot split in one go ----------------------------------------------
+
+@pytest.fixture(scope="module")
+def shakespeare():
+    """A few KB of a play, raw Markdown and in the corpus format (both keep their real whitespace)."""
+    from gptoss_np.text import corpus
+    try:
+        path, slug = corpus.play_files()[0]
+    except InputError as e:
+        pytest.skip(str(e))
+    markdown = open(path, encoding="utf-8").read()
+    return [markdown[:6000], corpus.render_scenes(corpus.play_scenes(markdown, slug)[1])[:6000]]
+
+
+@pytest.mark.parametrize("name, texts", [
+    ("o200k_harmony", [" " * 1_000_000]),
+    ("gpt2", [" " * 1_000_000, "To be" + " \n" * 600_000 + "or not"]),  # gpt2's split panics on newlines too
+])
+def test_a_megabyte_run_of_whitespace_encodes(name, texts):
+    enc = tk.get_tokenizer(name)
+    for text in texts:
+        ids = enc.encode_ordinary(text)
+        assert enc.decode(ids) == text
+        assert enc.encode(text) == ids
+
+
+@pytest.mark.parametrize("name", ["o200k_harmony", "gpt2"])
+@pytest.mark.parametrize("max_run", [tk.MAX_WHITESPACE_RUN, 8])
+def test_chunking_leaves_real_text_as_tiktoken_encodes_it(shakespeare, monkeypatch, name, max_run):
+    """max_run 8 sends the play through the run scanner (it has runs of 2-4 blanks, none over 8)."""
+    monkeypatch.setattr(tk, "MAX_WHITESPACE_RUN", max_run)
+    enc = tk.get_tokenizer(name)
+    for text in shakespeare:
+        text = text * 20  # 120 KB: longer than the default max_run, so the scan runs there too
+        assert tk.whitespace_chunks(text) == [text]
+        assert enc.encode_ordinary(text) == tiktoken.Encoding.encode_ordinary(enc, text)
+        assert enc.encode(text) == tiktoken.Encoding.encode(enc, text)
+
+
+def test_whitespace_chunks_cut_only_inside_long_runs(shakespeare):
+    """Cuts fall inside whitespace runs longer than max_run, as few as leave no run longer; nothing else moves."""
+    words = shakespeare[1][:400].split()
+    runs = [" " * 9, "\n" * 10, " \t" * 6, " " * 31, "\u3000" * 11]  # 9, 10, 12, 31 and 11 blanks; max_run 10
+    text = "".join(w + runs[i % len(runs)] for i, w in enumerate(words))
+    chunks = tk.whitespace_chunks(text, max_run=10)
+    assert "".join(chunks) == text
+    cuts = list(itertools.accumulate(len(c) for c in chunks[:-1]))
+    long_runs = [m.span() for m in re.finditer(r"\s+", text) if m.end() - m.start() > 10]
+    assert all(any(a < cut < b for a, b in long_runs) for cut in cuts)
+    assert len(cuts) == sum(math.ceil((b - a) / 10) - 1 for a, b in long_runs)
+    assert all(len(run) <= 10 for chunk in chunks for run in re.findall(r"\s+", chunk))
+
+
+def test_a_panic_of_the_encoder_becomes_an_input_error(monkeypatch):
+    """pyo3's PanicException derives from BaseException: a plain `except Exception` handler never sees it."""
+    panic = type("PanicException", (BaseException,), {"__module__": "pyo3_runtime"})
+
+    def explode(self, text):
+        raise panic("called `Result::unwrap()` on an `Err` value: RuntimeError(StackOverflow)")
+
+    enc = tk.get_tokenizer("gpt2")
+    monkeypatch.setattr(tiktoken.Encoding, "encode_ordinary", explode)
+    expect(lambda: enc.encode_ordinary("hello"), "text (5 characters)", "panicked", "StackOverflow")
+
+    def interrupt(self, text):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tiktoken.Encoding, "encode_ordinary", interrupt)
+    with pytest.raises(KeyboardInterrupt):  # only panics are translated
+        enc.encode_ordinary("hello")
