@@ -1,7 +1,9 @@
 """A fused MXFP4 matrix-vector product for decode: the routed experts' packed weights are read once, decoded in
-registers and multiplied with the token's activation, so only 4.25 bits per weight cross the memory bus.
+registers (E2M1 by bit manipulation) and multiplied with the token's activation, so only 4.25 bits per weight cross
+the memory bus; the MoE around it (bias, SwiGLU, router weight) rides in the kernel's prologue and epilogue.
 
-    out[n, r] = sum_k W[ids[n], r, k] * x[n, k],   W[e, r, 32g + 2j + b] = E2M1(nibble b of byte j) * 2^(s - 127)
+    out[p, r] = w[p] (b[e, r] + sum_k W[e, r, k] x[p // topk, k]),   e = ids[p],
+    W[e, r, 32g + 2j + b] = E2M1(nibble b of byte j) * 2^(s[e, r, g] - 127)
 
 Runs on CUDA with Triton; with TRITON_INTERPRET=1 the same kernel runs on the CPU (how the tests check it here).
 """
@@ -26,73 +28,110 @@ def available(device):
 
 if triton is not None:
     @triton.jit
-    def _e2m1(code):
-        """E2M1 code -> value: sign bit 3, exponent bits 2-1, mantissa bit 0 (exponent 0: 0 or 0.5)."""
-        ex = (code >> 1) & 3
-        man = (code & 1).to(tl.float32)
-        mag = tl.where(ex == 0, 0.5 * man, tl.exp2((ex - 1).to(tl.float32)) * (1.0 + 0.5 * man))
-        return tl.where((code >> 3) != 0, -mag, mag)
+    def _e2m1_scaled(code):
+        """E2M1 code (0..15) -> its value * 2^-14, by bit manipulation: the two exponent bits and the mantissa bit
+        dropped into a float16's low exponent and top mantissa bits make 2^(e-15) (1 + m/2), and e = 0 lands on the
+        float16 subnormals m * 2^-15 (0 and 0.5, scaled alike); bit 3 is the sign. Exact, no exp2, no table."""
+        bits = ((code & 7) << 9) | ((code & 8) << 12)
+        return bits.to(tl.int16).to(tl.float16, bitcast=True).to(tl.float32)
 
     @triton.jit
-    def _mxfp4_matvec_kernel(blocks_ptr, scales_ptr, ids_ptr, x_ptr, out_ptr, R, G,
-                             stride_be, stride_br, stride_se, stride_sr, stride_xn, stride_on,
-                             BLOCK_R: tl.constexpr, BLOCK_G: tl.constexpr):
-        n = tl.program_id(0)  # which (token, expert) pair
+    def _swiglu_oss(gate, lin, alpha, limit):
+        """gpt-oss's clamped SwiGLU: min(g, limit) * sigmoid(alpha g) * (clip(l, -limit, limit) + 1)."""
+        gate = tl.minimum(gate, limit)
+        lin = tl.minimum(tl.maximum(lin, -limit), limit)
+        return gate * tl.sigmoid(alpha * gate) * (lin + 1.0)
+
+    @triton.jit
+    def _mxfp4_matvec_kernel(blocks_ptr, scales_ptr, ids_ptr, x_ptr, bias_ptr, w_ptr, out_ptr, R, G,
+                             stride_be, stride_br, stride_se, stride_sr, stride_xn, stride_bias, stride_on,
+                             alpha, limit, TOPK: tl.constexpr, ACT: tl.constexpr, HAS_BIAS: tl.constexpr,
+                             HAS_W: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_G: tl.constexpr,
+                             NUM_STAGES: tl.constexpr):
+        n = tl.program_id(0)  # which routed (token, expert) pair; its token is n // TOPK
         rows = tl.program_id(1) * BLOCK_R + tl.arange(0, BLOCK_R)  # [BR]
         rmask = rows < R
-        e = tl.load(ids_ptr + n).to(tl.int64)
+        e = tl.load(ids_ptr + n).to(tl.int64)  # only the routed expert's bytes are read
+        x_row = x_ptr + (n // TOPK) * stride_xn
         jb = tl.arange(0, 16)  # byte within a 32-value block
         acc = tl.zeros([BLOCK_R], dtype=tl.float32)
-        for g0 in range(0, G, BLOCK_G):
+        for g0 in tl.range(0, G, BLOCK_G, num_stages=NUM_STAGES):  # software-pipelined on the GPU
             gs = g0 + tl.arange(0, BLOCK_G)  # [BG]
             gmask = gs < G
             m3 = rmask[:, None, None] & gmask[None, :, None]
             byte = tl.load(blocks_ptr + e * stride_be + rows[:, None, None] * stride_br + gs[None, :, None] * 16
                            + jb[None, None, :], mask=m3, other=0).to(tl.int32)  # [BR, BG, 16]
-            xoff = gs[:, None] * 32 + 2 * jb[None, :]  # [BG, 16] even element of each byte
-            xe = tl.load(x_ptr + n * stride_xn + xoff, mask=gmask[:, None], other=0.0).to(tl.float32)
-            xo = tl.load(x_ptr + n * stride_xn + xoff + 1, mask=gmask[:, None], other=0.0).to(tl.float32)
-            part = tl.sum(_e2m1(byte & 15) * xe[None, :, :] + _e2m1(byte >> 4) * xo[None, :, :], axis=2)  # [BR, BG]
+            i = gs[:, None] * 32 + 2 * jb[None, :]  # [BG, 16]: input index of each byte's low nibble
+            xm = gmask[:, None]
+            if ACT:  # the input is the up projection's output h [2F]: x_i = swiglu(h[2i], h[2i+1]), made on load
+                xe = _swiglu_oss(tl.load(x_row + 2 * i, mask=xm, other=0.0).to(tl.float32),
+                                 tl.load(x_row + 2 * i + 1, mask=xm, other=0.0).to(tl.float32), alpha, limit)
+                xo = _swiglu_oss(tl.load(x_row + 2 * i + 2, mask=xm, other=0.0).to(tl.float32),
+                                 tl.load(x_row + 2 * i + 3, mask=xm, other=0.0).to(tl.float32), alpha, limit)
+            else:
+                xe = tl.load(x_row + i, mask=xm, other=0.0).to(tl.float32)
+                xo = tl.load(x_row + i + 1, mask=xm, other=0.0).to(tl.float32)
+            part = tl.sum(_e2m1_scaled(byte & 15) * xe[None, :, :] + _e2m1_scaled(byte >> 4) * xo[None, :, :],
+                          axis=2)  # [BR, BG]
             s = tl.load(scales_ptr + e * stride_se + rows[:, None] * stride_sr + gs[None, :],
                         mask=rmask[:, None] & gmask[None, :], other=127).to(tl.int32)
-            factor = (s << 23).to(tl.float32, bitcast=True)  # 2^(s-127) exactly, as float32 exponent bits
-            acc += tl.sum(part * factor, axis=1)
+            # 2^(s-127) exactly, as float32 exponent bits (s = 0 is the subnormal 2^-127)
+            factor = tl.where(s == 0, 5.877471754111438e-39, (s << 23).to(tl.float32, bitcast=True))
+            acc += tl.sum(part * 16384.0 * factor, axis=1)  # 2^14 undoes _e2m1_scaled's 2^-14 before any rounding
+        if HAS_BIAS:
+            acc += tl.load(bias_ptr + e * stride_bias + rows, mask=rmask, other=0.0).to(tl.float32)
+        if HAS_W:  # the router's weight of this pair
+            acc *= tl.load(w_ptr + n).to(tl.float32)
         tl.store(out_ptr + n * stride_on + rows, acc, mask=rmask)
 
 
-def mxfp4_matvec(blocks, scales, ids, x, block_r=16, block_g=2):
-    """out [n, R] float32 = W[ids[n]] @ x[n] for MXFP4 W (blocks [E, R, G, 16], scales [E, R, G])."""
+BLOCK_R, BLOCK_G, NUM_STAGES = 32, 8, 3  # 32 rows x 256 inputs a step: 4 KiB of packed weights per program
+
+
+def mxfp4_matvec(blocks, scales, ids, x, bias=None, weights=None, topk=1, swiglu=None):
+    """out [n, R] float32 = W[ids[p]] @ x[p // topk] (+ bias[ids[p]]) (* weights[p]) for MXFP4 W (blocks
+    [E, R, G, 16], scales [E, R, G]); swiglu=(alpha, limit) reads x as h [., 2 G 32] and multiplies
+    swiglu_oss(h) instead (the activation folded into the load). x float32 or bf16; ids [n] int."""
     E, R, G, _ = blocks.shape
     n = ids.numel()
-    blocks, scales, x = blocks.contiguous(), scales.contiguous(), x.contiguous()
+    if blocks.stride(-1) != 1 or blocks.stride(-2) != 16 or scales.stride(-1) != 1:  # rows/experts may be strided
+        blocks, scales = blocks.contiguous(), scales.contiguous()
+    x = x.contiguous()
     out = torch.empty(n, R, dtype=torch.float32, device=x.device)
-    grid = (n, triton.cdiv(R, block_r))
-    _mxfp4_matvec_kernel[grid](blocks, scales, ids.to(torch.int32).contiguous(), x, out, R, G,
+    grid = (n, triton.cdiv(R, BLOCK_R))
+    alpha, limit = swiglu or (0.0, 0.0)
+    _mxfp4_matvec_kernel[grid](blocks, scales, ids, x, out if bias is None else bias,
+                               out if weights is None else weights, out, R, G,
                                blocks.stride(0), blocks.stride(1), scales.stride(0), scales.stride(1),
-                               x.stride(0), out.stride(0), BLOCK_R=block_r, BLOCK_G=block_g)
+                               x.stride(0), 0 if bias is None else bias.stride(0), out.stride(0),
+                               float(alpha), float(limit), TOPK=topk, ACT=swiglu is not None,
+                               HAS_BIAS=bias is not None, HAS_W=weights is not None,
+                               BLOCK_R=BLOCK_R, BLOCK_G=BLOCK_G, NUM_STAGES=NUM_STAGES)
     return out
 
 
-def enable(model):
-    """Route the model's few-token MoE steps through the fused kernel (MXFP4 configs, where Triton runs)."""
+def fused_moe(x, experts, weights, up, down, cfg):
+    """The routed experts of MoE tokens in two launches: up (bias in the epilogue), then down with the activation
+    in its prologue and bias + router weight in its epilogue; a sum over the k pairs remains.
+    x [N, D], experts/weights [N, k] -> [N, D] in x's dtype."""
     from ..ffn import activate
+    N, k = experts.shape
+    ids = experts.reshape(-1)  # [N*k]: pair p is token p // k
+    h = mxfp4_matvec(up.blocks, up.scales, ids, x, up.bias, topk=k)  # [N*k, 2F] float32
+    if cfg.activation == "swiglu_oss":
+        out = mxfp4_matvec(down.blocks, down.scales, ids, h, down.bias, weights.reshape(-1),
+                           swiglu=(cfg.swiglu_alpha, cfg.swiglu_limit))  # [N*k, D], weighted
+    else:
+        out = mxfp4_matvec(down.blocks, down.scales, ids, activate(h, cfg), down.bias, weights.reshape(-1))
+    return out.view(N, k, -1).sum(1).to(x.dtype)  # [N, D]
+
+
+def enable(model):
+    """Route the model's few-token MoE steps through the fused kernels (MXFP4 configs, where Triton runs)."""
     cfg = model.cfg
     if cfg.expert_quant != "mxfp4" or not available(model.device):
         return False
-    k = cfg.top_k
-
-    def fused(up, down, x, experts, weights):
-        up_b, down_b = up.bias, down.bias
-        ids = experts.reshape(-1)  # [T*k]
-        h = mxfp4_matvec(up.blocks, up.scales, ids, x.repeat_interleave(k, dim=0))  # [T*k, 2F] float32
-        if up_b is not None:
-            h = h + up_b[ids].float()
-        out = mxfp4_matvec(down.blocks, down.scales, ids, activate(h, cfg))  # [T*k, D]
-        if down_b is not None:
-            out = out + down_b[ids].float()
-        return (out.view(-1, k, out.shape[-1]) * weights[..., None].float()).sum(1).to(x.dtype)
-
     for block in model.layers:
         ex = block.mlp.experts
-        block.mlp.fused = (lambda x, e, w, up=ex.up, down=ex.down: fused(up, down, x, e, w))
+        block.mlp.fused = (lambda x, e, w, up=ex.up, down=ex.down: fused_moe(x, e, w, up, down, cfg))
     return True

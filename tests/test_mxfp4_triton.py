@@ -1,0 +1,94 @@
+"""The Triton MXFP4 kernels (gptoss_torch/fast/mxfp4_triton.py) in Triton's CPU interpreter, against the pure-torch
+decode (gptoss_torch/mxfp4.py, itself bit-equal to the NumPy oracle's): every code and scale bit for bit, odd
+shapes, gpt-oss-20b's real strides and K (2880 inputs = 90 blocks; rows of the 5760 x 90 and 2880 x 90 expert
+matrices), the folded bias / SwiGLU / router weight, and a model's cached decode with the fused MoE."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+pytest.importorskip("triton")
+
+CHECK = r"""
+import torch, gptoss_np
+from gptoss_torch.model import Model
+from gptoss_torch.mxfp4 import mxfp4_decode
+from gptoss_torch.ffn import swiglu_oss
+from gptoss_torch.fast.mxfp4_triton import enable, fused_moe, mxfp4_matvec
+from gptoss_torch.moe import moe_gathered
+g = torch.Generator().manual_seed(0)
+
+def reference(blocks, scales, ids, x, bias=None, w=None, topk=1, act=False):
+    xs = x.double()[torch.arange(ids.numel()) // topk]
+    if act:
+        xs = swiglu_oss(xs)
+    out = torch.einsum("nrk,nk->nr", mxfp4_decode(blocks[ids], scales[ids], torch.float64), xs)
+    out = out if bias is None else out + bias[ids].double()
+    return out if w is None else out * w.double()[:, None]
+
+def close(out, ref, tol, what):
+    assert out.dtype == torch.float32 and out.shape == ref.shape, (what, out.dtype, out.shape)
+    err = ((out.double() - ref).abs().max() / ref.abs().max()).item()
+    assert err < tol, (what, err)
+
+# 1. every byte value (16 rows of one block) under 16 scales (0 and 1: subnormal, 252: near the top), one-hot
+#    inputs (pair p reads input p): each output is one decoded weight, bit for bit
+b = torch.arange(256, dtype=torch.uint8).reshape(1, 16, 1, 16)
+s = torch.tensor([0, 1, 100, 120, 127, 130, 200, 252, 60, 126, 128, 140, 2, 250, 251, 127], dtype=torch.uint8)
+s = s.reshape(1, 16, 1)
+out = mxfp4_matvec(b, s, torch.zeros(32, dtype=torch.long), torch.eye(32))  # [32 inputs, 16 rows]
+assert torch.equal(out.T, mxfp4_decode(b, s, torch.float32)[0]), "E2M1 x E8M0 not bit-exact"
+
+# 2. odd shapes: rows and blocks not multiples of the block sizes, repeated experts, bf16 input, topk > 1,
+#    bias and router weight in the epilogue, SwiGLU in the prologue
+for E, R, G in [(3, 37, 5), (5, 23, 7)]:
+    blocks = torch.randint(0, 256, (E, R, G, 16), dtype=torch.uint8, generator=g)
+    scales = torch.randint(118, 134, (E, R, G), dtype=torch.uint8, generator=g)
+    ids = torch.tensor([2, 0, 2, 1, 2, 0])
+    x = torch.randn(3, G * 32, generator=g)
+    bias, w = torch.randn(E, R, generator=g), torch.rand(6, generator=g)
+    close(mxfp4_matvec(blocks, scales, ids, x, topk=2), reference(blocks, scales, ids, x, topk=2), 1e-6, "plain")
+    xb = x.bfloat16()
+    close(mxfp4_matvec(blocks, scales, ids, xb, bias, w, topk=2), reference(blocks, scales, ids, xb, bias, w, 2),
+          1e-6, "bf16 x, bias, weight")
+    h = 4 * torch.randn(6, 2 * G * 32, generator=g)  # past the clamp at 7 now and then
+    close(mxfp4_matvec(blocks, scales, ids, h, bias, w, swiglu=(1.702, 7.0)),
+          reference(blocks, scales, ids, h, bias, w, act=True), 1e-6, "swiglu")
+
+# 3. gpt-oss-20b's real expert tensors (strides of [32 -> 2, R, 90, 16]) and K = 2880: a few rows of each
+for R, K, act in [(5760, 2880, False), (2880, 2880, True)]:
+    blocks = torch.randint(0, 256, (2, R, K // 32, 16), dtype=torch.uint8, generator=g)
+    scales = torch.randint(118, 134, (2, R, K // 32), dtype=torch.uint8, generator=g)
+    rows = slice(R - 45, R - 32)  # 13 rows near the end, not aligned to a block of rows
+    ids = torch.tensor([1, 0])
+    x = torch.randn(2, 2 * K if act else K, generator=g)
+    close(mxfp4_matvec(blocks[:, rows], scales[:, rows], ids, x, swiglu=(1.702, 7.0) if act else None),
+          reference(blocks[:, rows], scales[:, rows], ids, x, act=act), 1e-6, f"real {R} x {K // 32}")
+
+# 4. the fused MoE equals the gathered torch path; a model's cached decode with it equals the plain one
+cfg = gptoss_np.scale_down(gptoss_np.get_config("gpt-oss-20b"))
+m = Model.from_numpy(cfg, gptoss_np.init_weights(cfg, seed=3))
+ex = m.layers[0].mlp.experts
+x = torch.randn(3, cfg.d_model, generator=g)
+logits = m.layers[0].mlp.router(x)
+w, e = torch.softmax(logits.topk(cfg.top_k).values, -1), logits.topk(cfg.top_k).indices
+ref = moe_gathered(x.double(), cfg, e, w.double(), ex.up, ex.down)
+close(fused_moe(x, e, w, ex.up, ex.down, cfg), ref, 1e-5, "fused_moe")
+toks = torch.arange(9)
+c = m.new_cache(16); a = torch.cat([m(toks[i:i + 1], cache=c) for i in range(9)])
+assert enable(m)
+c = m.new_cache(16); f = torch.cat([m(toks[i:i + 1], cache=c) for i in range(9)])
+err = ((a - f).abs().max() / a.abs().max()).item()
+assert err < 1e-5, err
+print("triton ok")
+"""
+
+
+def test_triton_mxfp4_kernels_in_the_cpu_interpreter():
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, TRITON_INTERPRET="1", PYTHONPATH=root)
+    r = subprocess.run([sys.executable, "-c", CHECK], env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and "triton ok" in r.stdout, r.stderr[-3000:]
+
