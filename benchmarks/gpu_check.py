@@ -1,0 +1,365 @@
+"""One GPU check of the torch twin, under 8 minutes on an H100/H200, in this order:
+
+1. versions and the GPU;
+2. the compiled Triton MXFP4 kernel against the pure-torch decode, on odd shapes and gpt-oss-20b's real ones
+   (2880 x 90 blocks, 5760 x 90 blocks);
+3. a tiny gpt-oss on the GPU in float32 and bfloat16 against the float64 CPU twin: full forward, token by token,
+   chunked prefill, CUDA-graph replay, and a decode step under torch.cuda.set_sync_debug_mode("error");
+4. the full-size random gpt-oss-20b built directly in GPU memory (nothing written to disk): held bytes =
+   gptoss_np.accounting.weight_bytes (13.76 GB);
+5. prefill tok/s at 2k and 4k, batch-1 decode tok/s at 1k and 4k context (eager and graphed), peak memory including
+   prefill, % of the bandwidth ceiling (measured copy bandwidth / bytes a token reads);
+6. the profiler on one eager decode step: kernel count, top kernels;
+7. where transformers is installed, the same decode on transformers' GptOssForCausalLM (bf16, same config) in the
+   same run, for a side-by-side ratio.
+
+It writes a markdown table naming the GPU and the date (benchmarks/gpu_check_<gpu>.md unless --out is given) and
+exits 1 if a correctness check failed.
+
+    python benchmarks/gpu_check.py                               # on a CUDA machine
+    python benchmarks/gpu_check.py --smoke --out /tmp/smoke.md   # every stage on the CPU, tiny model (tests run it)
+"""
+
+import argparse
+import datetime
+import os
+import platform
+import re
+import resource
+import sys
+import time
+
+import torch
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+sys.path.insert(0, ROOT)
+import gptoss_np  # noqa: E402
+from gptoss_np.accounting import decode_bytes_per_token, weight_bytes  # noqa: E402
+from gptoss_torch.fast.cuda_graphs import GraphedDecoder  # noqa: E402
+from gptoss_torch.fast.dispatch_count import count_ops  # noqa: E402
+from gptoss_torch.model import Model  # noqa: E402
+from gptoss_torch.mxfp4 import mxfp4_decode  # noqa: E402
+
+# max |x - ref| / max |ref| against the float64 CPU twin, by dtype: float32 rounding over a few layers; bf16 keeps
+# 8 mantissa bits, and a routing decision flipped by rounding moves a tiny model's logits by a few %.
+TOL = {torch.float32: 1e-4, torch.bfloat16: 6e-2}
+
+
+class Report:
+    """Rows of the markdown table; a failed check makes the exit status 1."""
+
+    def __init__(self):
+        self.rows, self.failed, self.t0 = [], [], time.perf_counter()
+
+    def add(self, stage, what, result, target="", ok=None):
+        status = "" if ok is None else ("ok" if ok else "FAIL")
+        self.rows.append((stage, what, result, target, status))
+        if ok is False:
+            self.failed.append(f"{stage}: {what}")
+        print(f"[{time.perf_counter() - self.t0:6.1f} s] {stage:<10} {what:<44} {result:<28} {target} {status}",
+              flush=True)
+
+
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def rel_err(x, ref):
+    x, ref = x.detach().double().cpu(), ref.detach().double().cpu()
+    return float((x - ref).abs().max() / ref.abs().max())
+
+
+# ---- 1. versions -----------------------------------------------------------------------------------------------
+def versions(rep, device):
+    import numpy
+    libs = [f"python {platform.python_version()}", f"torch {torch.__version__}", f"numpy {numpy.__version__}"]
+    for mod in ("triton", "transformers"):
+        try:
+            libs.append(f"{mod} {__import__(mod).__version__}")
+        except ImportError:
+            libs.append(f"{mod} absent")
+    rep.add("versions", "libraries", ", ".join(libs))
+    if device.type == "cuda":
+        p = torch.cuda.get_device_properties(device)
+        rep.add("versions", "GPU", f"{p.name}, sm_{p.major}{p.minor}, {p.total_memory / 2**30:.0f} GiB, "
+                                   f"CUDA {torch.version.cuda}")
+    else:
+        rep.add("versions", "device", f"CPU ({platform.machine()}, {os.cpu_count()} cores): smoke run")
+
+
+# ---- 2. the Triton kernel ----------------------------------------------------------------------------------------
+def kernel_check(rep, device, smoke):
+    from gptoss_torch.fast import mxfp4_triton
+    if not mxfp4_triton.available(device):
+        rep.add("kernel", "Triton MXFP4 matvec", "Triton unavailable here", ok=False)
+        return
+    # (experts, rows, 32-value blocks per row, routed pairs); the real shapes keep K = 90 blocks = 2880 inputs
+    shapes = [(3, 37, 5, 5), (5, 23, 7, 3)]
+    shapes += [(2, 5, 90, 2), (2, 7, 90, 2)] if smoke else [(32, 2880, 90, 4), (32, 5760, 90, 4)]
+    g = torch.Generator(device=device).manual_seed(0)
+    for E, R, G, n in shapes:
+        blocks = torch.randint(0, 256, (E, R, G, 16), dtype=torch.uint8, device=device, generator=g)
+        scales = torch.randint(118, 130, (E, R, G), dtype=torch.uint8, device=device, generator=g)
+        ids = torch.randint(0, E, (n,), device=device, generator=g)
+        x = torch.randn(n, G * 32, device=device, generator=g)
+        ref = torch.einsum("nrk,nk->nr", mxfp4_decode(blocks[ids], scales[ids], torch.float64), x.double())
+        err = rel_err(mxfp4_triton.mxfp4_matvec(blocks, scales, ids, x), ref)
+        rep.add("kernel", f"matvec E={E} R={R} G={G} ({n} routed)", f"rel err {err:.1e}", "< 1e-5", err < 1e-5)
+
+
+# ---- 3. a tiny model against the float64 CPU twin ----------------------------------------------------------------
+def tiny_checks(rep, device):
+    from gptoss_torch.fast import mxfp4_triton
+    cfg = gptoss_np.scale_down(gptoss_np.get_config("gpt-oss-20b"), window=4)
+    w = gptoss_np.init_weights(cfg, seed=1)
+    tokens = torch.arange(23) * 37 % cfg.vocab_size
+    ref = Model.from_numpy(cfg, w, "cpu", torch.float64)(tokens)  # [T, V]
+    for dtype in (torch.float32, torch.bfloat16):
+        name, tol = str(dtype).replace("torch.", ""), TOL[dtype]
+        m = Model.from_numpy(cfg, w, device, dtype)
+        if device.type == "cuda":  # the interpreter would take minutes; stage 2 checked the kernel
+            mxfp4_triton.enable(m)
+        toks = tokens.to(device)
+        results = {"full forward": m(toks)}
+        cache = m.new_cache(32)
+        results["token by token"] = torch.cat([m(toks[i:i + 1], cache=cache) for i in range(len(toks))])
+        results["chunked prefill (5 a chunk)"] = m(toks, prefill_chunk=5)
+        cache = m.new_cache(32)
+        first = m(toks[:5], cache=cache)
+        dec = GraphedDecoder(m, cache)
+        replay = "graph replay" if dec.graph is not None else "graph-capturable step (eager here)"
+        results[replay] = torch.cat([first, torch.stack([dec.step(t) for t in toks[5:]])])
+        for what, out in results.items():
+            err = rel_err(out, ref)
+            rep.add(f"tiny {name}", what, f"rel err {err:.1e}", f"< {tol:g}", err <= tol)
+        if device.type == "cuda":
+            cache = m.new_cache(32)
+            m(toks[:5], cache=cache)
+            pos = torch.tensor([5], device=device)
+            torch.cuda.set_sync_debug_mode("error")
+            try:
+                m.run(toks[5:6][None], pos, cache)
+                sync_ok, msg = True, "no host sync"
+            except RuntimeError as e:
+                sync_ok, msg = False, str(e).splitlines()[0][:60]
+            finally:
+                torch.cuda.set_sync_debug_mode(0)
+            rep.add(f"tiny {name}", "decode step under sync_debug_mode('error')", msg, "", sync_ok)
+        else:
+            rep.add(f"tiny {name}", "decode step under sync_debug_mode('error')", "CUDA only")
+
+
+# ---- 4. the full-size random model, built on the device ----------------------------------------------------------
+@torch.no_grad()
+def random_model(cfg, device, dtype, seed=0):
+    """A random inference model allocated directly on `device`: matrices N(0, 0.02), norms 1, sinks N(0, 1), MXFP4
+    experts uniform bytes with scales 2^-8..2^-4 (values of order 0.03)."""
+    torch.manual_seed(seed)
+    model = Model(cfg, device=device, dtype=dtype)
+    for name, p in model.named_parameters():
+        if "norm" in name:
+            p.fill_(1.0)
+        elif name.endswith("sinks"):
+            p.normal_()
+        else:
+            p.normal_(0.0, 0.02)
+    for name, b in model.named_buffers():
+        b.random_(0, 256) if name.endswith("blocks") else b.random_(119, 124)
+    return model.eval().requires_grad_(False)
+
+
+def build_full(rep, device, cfg):
+    from gptoss_torch.fast import mxfp4_triton
+    t0 = time.perf_counter()
+    model = random_model(cfg, device, torch.bfloat16)
+    sync(device)
+    held = sum(t.nbytes for t in list(model.parameters()) + list(model.buffers()))
+    want = weight_bytes(cfg)["total"]
+    rep.add("build", f"random {cfg.name} on {device.type} (bf16, MXFP4 experts)",
+            f"{time.perf_counter() - t0:.1f} s")
+    rep.add("build", "held bytes = weight_bytes", f"{held / 1e9:.3f} GB", f"{want / 1e9:.3f} GB", held == want)
+    rep.add("build", "fused MXFP4 kernel enabled", str(device.type == "cuda" and mxfp4_triton.enable(model)))
+    return model
+
+
+# ---- 5. speed ----------------------------------------------------------------------------------------------------
+def copy_bandwidth(device, nbytes):
+    """Bytes moved per second by a device copy (read + write counted), best of 5."""
+    a = torch.empty(nbytes // 2, dtype=torch.uint8, device=device)
+    b = torch.empty_like(a)
+    best = 0.0
+    for _ in range(5):
+        sync(device)
+        t0 = time.perf_counter()
+        b.copy_(a)
+        sync(device)
+        best = max(best, 2 * a.numel() / (time.perf_counter() - t0))
+    return best
+
+
+def decode_rate(model, context, n_tokens, graphed):
+    """Prefill `context` tokens into a cache, then time n_tokens greedy single-token steps (a host sync each)."""
+    device = model.device
+    cache = model.new_cache(context + n_tokens + 4)
+    model(torch.randint(0, model.cfg.vocab_size, (context,), device=device), cache=cache)
+    dec = GraphedDecoder(model, cache) if graphed else None
+    tok = 0
+    for i in range(n_tokens + 2):  # two untimed steps first
+        if i == 2:
+            sync(device)
+            t0 = time.perf_counter()
+        logits = dec.step(tok) if graphed else model(torch.tensor([tok], device=device), cache=cache)[0]
+        tok = int(logits.argmax())
+    sync(device)
+    return n_tokens / (time.perf_counter() - t0)
+
+
+def speed(rep, model, device, smoke):
+    cfg = model.cfg
+    prompts, contexts, n_dec = ([16, 32], [8, 24], 3) if smoke else ([2048, 4096], [1024, 4096], 48)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    model(torch.zeros(8, dtype=torch.long, device=device))  # warm-up
+    for T in prompts:
+        prompt = torch.randint(0, cfg.vocab_size, (T,), device=device)
+        sync(device)
+        t0 = time.perf_counter()
+        model(prompt)
+        sync(device)
+        rep.add("speed", f"prefill, {T}-token prompt", f"{T / (time.perf_counter() - t0):,.0f} tok/s")
+    bw = copy_bandwidth(device, (1 << 24) if smoke else (1 << 31))
+    rep.add("speed", "device copy bandwidth", f"{bw / 1e9:,.0f} GB/s")
+    rates = {}
+    for ctx in contexts:
+        need = decode_bytes_per_token(cfg, ctx, kv_dtype_bytes=2)
+        for graphed in (False, True):
+            if graphed and device.type != "cuda":
+                continue
+            rate = decode_rate(model, ctx, n_dec, graphed)
+            rates[ctx, graphed] = rate
+            ceiling = bw / need
+            rep.add("speed", f"decode bs1 at {ctx} context, {'graphed' if graphed else 'eager'}",
+                    f"{rate:,.1f} tok/s", f"{100 * rate / ceiling:.1f} % of {ceiling:,.0f} tok/s "
+                                          f"({need / 1e9:.2f} GB/token)")
+    if device.type == "cuda":
+        peak = f"{torch.cuda.max_memory_allocated() / 2**30:.2f} GiB allocated"
+    else:
+        peak = f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB process RSS"
+    rep.add("speed", "peak memory, prefill included", peak)
+    return rates
+
+
+# ---- 6. the profiler on one eager decode step --------------------------------------------------------------------
+def profile_step(rep, model, device):
+    cache = model.new_cache(64)
+    model(torch.arange(8, device=device), cache=cache)
+    pos, tok = torch.tensor([8], device=device), torch.tensor([[3]], device=device)
+    n_layers = model.cfg.n_layers
+    if device.type == "cuda":
+        from torch.profiler import ProfilerActivity, profile
+        model.run(tok, pos, cache)  # warm (autotuning, allocator)
+        sync(device)
+        with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+            model.run(tok, pos, cache)
+            sync(device)
+        kernels = [e for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA]
+        total = {}
+        for e in kernels:
+            total[e.name] = total.get(e.name, 0.0) + e.device_time
+        top = sorted(total.items(), key=lambda kv: -kv[1])[:6]
+        rep.add("profile", "kernels in one eager decode step",
+                f"{len(kernels)} ({len(kernels) / n_layers:.0f} per layer)")
+        for name, us in top:
+            rep.add("profile", "top kernel", f"{us:,.0f} us", re.sub(r"[|\n]", " ", name)[:70])
+    else:
+        counter = count_ops(model, lambda: model.run(tok, pos, cache))
+        n = sum(counter.ops.values())
+        rep.add("profile", "aten ops in one eager decode step", f"{n} ({n / n_layers:.0f} per layer)")
+        for name, k in counter.ops.most_common(6):
+            rep.add("profile", "top op", f"{k}", name)
+
+
+# ---- 7. transformers, same config, same run ------------------------------------------------------------------------
+@torch.no_grad()
+def transformers_side_by_side(rep, cfg, device, context, n_tokens, ours):
+    try:
+        import transformers
+    except ImportError:
+        rep.add("transformers", "side by side", "transformers not installed")
+        return
+    from gptoss_np.formats.writer import hf_config
+    conf = dict(hf_config(cfg)[0])
+    conf.pop("quantization_config", None)  # bf16 experts: transformers without downloaded MXFP4 kernels
+    with torch.device(device):
+        hf = transformers.GptOssForCausalLM._from_config(transformers.GptOssConfig(**conf),
+                                                         dtype=torch.bfloat16).eval()
+    ids = torch.randint(0, cfg.vocab_size, (1, context), device=device)
+    out = hf(input_ids=ids, use_cache=True)
+    past, tok = out.past_key_values, out.logits[:, -1:].argmax(-1)
+    for i in range(n_tokens + 2):
+        if i == 2:
+            sync(device)
+            t0 = time.perf_counter()
+        out = hf(input_ids=tok, past_key_values=past, use_cache=True)
+        past, tok = out.past_key_values, out.logits[:, -1:].argmax(-1)
+        int(tok)  # a host sync per token, as in ours
+    sync(device)
+    rate = n_tokens / (time.perf_counter() - t0)
+    rep.add("transformers", f"decode bs1 at {context} context (bf16 experts)", f"{rate:,.1f} tok/s",
+            f"ours {ours:,.1f} tok/s = {ours / rate:.2f}x")
+    del hf, past, out
+
+
+def write_markdown(rep, path, device_name, smoke):
+    lines = [f"# gpu_check: gptoss_torch on {device_name}, {datetime.date.today()}", "",
+             "Made by `python benchmarks/gpu_check.py" + (" --smoke" if smoke else "") + "` (see its docstring); "
+             "random weights at full size, so speeds are real and logits meaningless.", "",
+             "| stage | check | result | target / note | status |", "|---|---|---|---|---|"]
+    lines += ["| " + " | ".join(r) + " |" for r in rep.rows]
+    lines += ["", f"Total time {time.perf_counter() - rep.t0:.0f} s; "
+                  + (f"FAILED: {'; '.join(rep.failed)}" if rep.failed else "every check passed") + "."]
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--smoke", action="store_true", help="every stage on the CPU with a tiny model (seconds)")
+    ap.add_argument("--out", default=None, help="markdown file (default benchmarks/gpu_check_<gpu>.md)")
+    ap.add_argument("--no-transformers", action="store_true", help="skip the transformers side by side")
+    args = ap.parse_args(argv)
+    if args.smoke:
+        os.environ.setdefault("TRITON_INTERPRET", "1")  # read when the kernel module is first imported
+        device = torch.device("cpu")
+    elif not torch.cuda.is_available():
+        ap.error("no CUDA device: run with --smoke for the CPU rehearsal")
+    else:
+        device = torch.device("cuda")
+    torch.manual_seed(0)
+    rep = Report()
+    versions(rep, device)
+    kernel_check(rep, device, args.smoke)
+    tiny_checks(rep, device)
+    full = gptoss_np.get_config("gpt-oss-20b")
+    cfg = gptoss_np.scale_down(full, d_model=128, n_layers=4, vocab_size=512) if args.smoke else full
+    model = build_full(rep, device, cfg)
+    rates = speed(rep, model, device, args.smoke)
+    profile_step(rep, model, device)
+    if not args.no_transformers:
+        del model
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+        ctx = min(c for c, _ in rates)
+        ours = max(r for (c, _), r in rates.items() if c == ctx)
+        transformers_side_by_side(rep, cfg, device, ctx, 3 if args.smoke else 24, ours)
+    name = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU {platform.machine()} (smoke)"
+    out = args.out or os.path.join(ROOT, "benchmarks", "gpu_check_" + re.sub(r"\W+", "_", name).strip("_").lower()
+                                   + ".md")
+    write_markdown(rep, out, name, args.smoke)
+    print(f"wrote {out}")
+    return 1 if rep.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
