@@ -43,8 +43,8 @@ def load_model(path, dtype="float32", progress=True):
 
 # the models shipped in gptoss_np/models/ (package data), each with the command that retrains it
 SHIPPED = {"gpt-oss-shakespeare": "python -m gptoss_torch train-chat --out {path}",
-           "gpt2-shakespeare": "python -m gptoss_torch train --step 00-gpt2-xl --vocab bpe --dtype bfloat16 "
-                               "--release --out {path}"}
+           "gpt2-shakespeare": "python -m gptoss_torch train --step 00-gpt2-xl --steps 800 --batch-size 4 "
+                               "--val-batches 64 --vocab bpe --dtype bfloat16 --release --out {path}"}
 
 
 def trained_checkpoint(name):
