@@ -16,8 +16,9 @@
 # %% [markdown]
 # # 06 · Sliding-window attention: half the layers look back 128 tokens
 #
-# *Runs on a CPU in about 5 s (2 cores). Scaled-down config with random weights: no download, no GPU.
-# Real-size tables and memory curves come from the configs alone.*
+# *Runs on a CPU in about 10 s (2 cores). Scaled-down config with random weights, then the small gpt-oss this project
+# trained and ships in the package: no download, no GPU. Real-size tables and memory curves come from the configs
+# alone.*
 #
 # Step 06 of the chain keeps every weight of step 05 and changes only which keys a query may read: layers 0, 2,
 # 4, … get a window of 128 tokens, the odd layers keep full causal attention. A mask has no parameters, so the
@@ -331,6 +332,24 @@ for row, (name, model) in enumerate((("random", random_twin), ("trained", shippe
 fig.suptitle("attention weights (square root, to show the small ones)", y=1.0)
 fig.tight_layout()
 plt.show()
+
+# %% [markdown]
+# And their text: each model's greedy reply to the first line of the held-out exchange above (harmony prompt, low
+# effort), decoded with its special tokens so the channels show. Random weights repeat a few tokens of the vocabulary;
+# the trained model answers in the format it was trained on, in something like Shakespeare's English.
+
+# %%
+from gptoss_np.text.chat import generate
+
+
+def greedy_reply(model, question, n=60):
+    """The model's greedy reply to one user line (harmony prompt, low effort), decoded with its special tokens."""
+    prompt = H.chat_prompt(tok, question, "low")
+    return tok.decode(list(generate(model, prompt, n, temperature=0, stop_tokens=H.stop_tokens(tok))))
+
+
+for name, model in (("random weights", random_twin), ("trained", shipped)):
+    print(f"--- {name}, greedy ---\n{greedy_reply(model, line_a)}\n")
 
 # %% [markdown]
 # ## Final check

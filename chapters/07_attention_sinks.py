@@ -16,8 +16,8 @@
 # %% [markdown]
 # # 07 · Attention sinks: a learned way to attend to nothing
 #
-# *Runs on a CPU in about 7 s (2 cores). Scaled-down config with random weights: no download, no GPU.
-# Real-size numbers come from the configs alone.*
+# *Runs on a CPU in about 11 s (2 cores). Scaled-down config with random weights, then the small gpt-oss this project
+# trained and ships in the package: no download, no GPU. Real-size numbers come from the configs alone.*
 #
 # Step 07 gives every query head of every layer one learned number, its sink logit. The sink competes in the
 # softmax like one more key, but it has no value vector, so whatever weight it wins is simply not spent on any
@@ -382,6 +382,24 @@ plt.show()
 # Training changes which heads lean on the sink and by how much: in this model a few heads give it a steady share
 # while most barely use it. The ladder (chapter 11) found no measurable loss difference from sinks at this scale,
 # so read this as what the mechanism does here, not as evidence that sinks are needed.
+
+# %% [markdown]
+# And their text: each model's greedy reply to the first line of the held-out exchange above (harmony prompt, low
+# effort), decoded with its special tokens so the channels show. Random weights repeat a few tokens of the vocabulary;
+# the trained model answers in the format it was trained on, in something like Shakespeare's English.
+
+# %%
+from gptoss_np.text.chat import generate
+
+
+def greedy_reply(model, question, n=60):
+    """The model's greedy reply to one user line (harmony prompt, low effort), decoded with its special tokens."""
+    prompt = H.chat_prompt(tok, question, "low")
+    return tok.decode(list(generate(model, prompt, n, temperature=0, stop_tokens=H.stop_tokens(tok))))
+
+
+for name, model in (("random weights", random_twin), ("trained", shipped)):
+    print(f"--- {name}, greedy ---\n{greedy_reply(model, line_a)}\n")
 
 # %% [markdown]
 # ## Final check

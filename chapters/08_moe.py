@@ -16,8 +16,9 @@
 # %% [markdown]
 # # 08 · From one feed-forward network to 32 experts (and gpt-oss's shape)
 #
-# *Runs on a CPU in about 5 s (2 cores). Scaled-down configs with random weights: no download, no GPU.
-# Real-size parameter counts and tables come from the configs alone.*
+# *Runs on a CPU in about 8 s (2 cores). Scaled-down configs with random weights, then the small gpt-oss this
+# project trained and ships in the package: no download, no GPU. Real-size parameter counts and tables come from the
+# configs alone.*
 #
 # Step 08 is the largest jump in the chain. Each layer's single SwiGLU feed-forward network becomes 32 of them,
 # the *experts*, and a small linear *router* picks 4 of them per token. The same step also gives the model
@@ -348,6 +349,25 @@ for name, model in (("random", gptoss_np.build_model(shipped.cfg, seed=0)), ("tr
 # Random routers send most tokens to a few experts and are unsure about every token (entropy near ln E). The
 # trained routers spread the load far more evenly — the load-balancing loss at work — while each token's softmax
 # became sharper: balanced in aggregate, decisive per token.
+
+# %% [markdown]
+# And their text: each model's greedy reply to a line of the held-out dialogue (harmony prompt, low effort),
+# decoded with its special tokens so the channels show. Random weights repeat a few tokens of the vocabulary;
+# the trained model answers in the format it was trained on, in something like Shakespeare's English.
+
+# %%
+from gptoss_np.text.chat import generate
+
+
+def greedy_reply(model, question, n=60):
+    """The model's greedy reply to one user line (harmony prompt, low effort), decoded with its special tokens."""
+    prompt = H.chat_prompt(tok, question, "low")
+    return tok.decode(list(generate(model, prompt, n, temperature=0, stop_tokens=H.stop_tokens(tok))))
+
+
+question = dialogue_pairs(shakespeare_splits()[1])[5][0][1]  # VALENTINE's answer to the duke
+for name, model in (("random weights", gptoss_np.build_model(shipped.cfg, seed=0)), ("trained", shipped)):
+    print(f"--- {name}, greedy ---\n{greedy_reply(model, question)}\n")
 
 # %% [markdown]
 # ## Final check
