@@ -50,7 +50,10 @@ def decode_attention(q, k, v, allowed, sinks=None, scale=None):
     q [B, 1, Hq, d], k/v [B, S, Hkv, d], allowed [1, S] bool, sinks [Hq] -> [B, 1, Hq, d] in q's dtype."""
     B, _, Hq, d = q.shape
     Hkv = k.shape[2]
-    qf = at_least_float32(q).view(B, Hkv, Hq // Hkv, d) * (scale or d ** -0.5)  # [B, Hkv, G, d]: h = kv * G + g
+    qf = at_least_float32(q).view(B, Hkv, Hq // Hkv, d)  # [B, Hkv, G, d]: head h = kv * G + g
+    scale = d ** -0.5 if scale is None else scale
+    if scale != 1.0:  # fast/decode.py folds it into q's projection
+        qf = qf * scale
     s = torch.matmul(qf, at_least_float32(k).permute(0, 2, 3, 1))  # [B, Hkv, G, S]
     s = torch.where(allowed[0], s, float("-inf"))
     if sinks is not None:

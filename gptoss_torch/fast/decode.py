@@ -1,0 +1,100 @@
+"""One decode step in few kernels: Model.run's math for one new position per sequence, with what a decode step can
+make once made once, on this object (never in the model's state_dict):
+
+- q, k and v in one matrix per layer (one matmul instead of three), the softmax scale folded into q's rows;
+- RoPE's cos/sin as a table [positions, 2, d] indexed on the device by the position tensor (no trigonometry, no
+  host work per step), rotating q and k together;
+- the attention masks made once per step per window kind (every layer of a kind holds the same positions);
+- the sliding layers' rings read alone (window-only reads), scores and softmax in float32 (attention.decode_attention);
+- F.rms_norm (one fused kernel on CUDA) and, with fast/mxfp4_triton enabled, the MoE's experts in two launches.
+
+tests/test_kernel_count.py counts the ops of a step; tests/test_fast_paths.py keeps it equal to Model.run.
+"""
+
+import torch
+import torch.nn.functional as F
+
+from ..attention import attention_mask, decode_attention
+from ..rope import rope_cos_sin
+
+
+def norm(module, x):
+    """The Block's norm module as one op: F.rms_norm / F.layer_norm over the last axis."""
+    if module.kind == "layernorm":
+        return F.layer_norm(x, (x.shape[-1],), module.weight, module.bias, module.eps)
+    return F.rms_norm(x, (x.shape[-1],), module.weight, module.eps)
+
+
+def rope_from_table(x, cs):
+    """Half-split rotation as x * [c, c] + [x2, x1] * [-s, s]: x [B, 1, H, d], cs [1, 2, d] (one table row)."""
+    rot = x.unflatten(-1, (2, -1)).flip(-2).flatten(-2)  # [x2, x1]
+    return torch.addcmul(x * cs[:, 0], rot, cs[:, 1])
+
+
+class FastDecoder:
+    """`FastDecoder(model, max_positions)`; `step(tokens [B, 1], pos [1], cache)` -> logits [B, 1, V] as
+    model.run(tokens, pos, cache) gives them (to rounding), writing the same cache slots. Built once per model."""
+
+    @torch.no_grad()
+    def __init__(self, model, max_positions=None):
+        cfg = self.cfg = model.cfg
+        self.model = model
+        self.fold_scale = not cfg.qk_norm  # with QK-norm q is normalised after the projection: scale it after
+        scale = cfg.head_dim ** -0.5 if self.fold_scale else 1.0
+        self.qkv, self.sinks = [], []
+        for block in model.layers:
+            a = block.attn
+            self.qkv.append((torch.cat([a.q.weight * scale, a.k.weight, a.v.weight]),  # [(Hq + 2 Hkv) d, D]
+                             None if a.q.bias is None else torch.cat([a.q.bias * scale, a.k.bias, a.v.bias])))
+            self.sinks.append(None if a.sinks is None else a.sinks.float() if a.sinks.dtype in
+                              (torch.bfloat16, torch.float16) else a.sinks)
+        self.rope = None
+        if cfg.positions == "rope":
+            n = max_positions or cfg.context_length
+            cos, sin = rope_cos_sin(torch.arange(n), model.inv_freq(torch.device("cpu")), model.attention_factor,
+                                    model.dtype)  # [P, d/2] each, as Model.run computes them
+            self.rope = torch.stack([torch.cat([cos, cos], -1), torch.cat([-sin, sin], -1)], 1).to(model.device)
+
+    @torch.no_grad()
+    def step(self, tokens, pos, cache):
+        cfg, model = self.cfg, self.model
+        x = model.embed(tokens)  # [B, 1, D]
+        if cfg.positions == "learned":
+            x = x + model.pos_embed(pos)
+        cs = None if self.rope is None else self.rope[pos]  # [1, 2, d]
+        slots, masks = {}, {}
+        for i, block in enumerate(model.layers):
+            x = self.layer(i, block, x, pos, cs, cache.layers[i], slots, masks)
+        logits = F.linear(norm(model.final_norm, x), model.embed.weight if model.unembed is None else
+                          model.unembed.weight)  # [B, 1, V]
+        return logits.float() if logits.dtype in (torch.bfloat16, torch.float16) else logits
+
+    def layer(self, i, block, x, pos, cs, lc, slots, masks):
+        """One block for one token; `slots` and `masks` are shared by the layers of a kind within the step."""
+        cfg = self.cfg
+        B, Hq, Hkv, d = x.shape[0], cfg.n_heads, cfg.n_kv_heads, cfg.head_dim
+        a = block.attn
+        qkv = F.linear(norm(block.attn_norm, x), *self.qkv[i]).view(B, 1, Hq + 2 * Hkv, d)
+        if cfg.qk_norm:
+            q = F.rms_norm(qkv[:, :, :Hq], (d,), a.q_norm.weight, cfg.norm_eps) * cfg.head_dim ** -0.5
+            k = F.rms_norm(qkv[:, :, Hq:Hq + Hkv], (d,), a.k_norm.weight, cfg.norm_eps)
+            if cs is not None:
+                q, k = rope_from_table(q, cs), rope_from_table(k, cs)
+        else:
+            qk = qkv[:, :, :Hq + Hkv] if cs is None else rope_from_table(qkv[:, :, :Hq + Hkv], cs)
+            q, k = qk[:, :, :Hq], qk[:, :, Hq:]
+        kind = (a.window, lc.n_slots)
+        if kind not in slots:
+            slots[kind] = pos if a.window is None else pos % lc.n_slots
+        lc.k.index_copy_(1, slots[kind], k)
+        lc.v.index_copy_(1, slots[kind], qkv[:, :, Hq + Hkv:])
+        lc.pos.index_copy_(0, slots[kind], pos)
+        if kind not in masks:  # after the first write of the step: every layer of this kind holds these positions
+            masks[kind] = attention_mask(pos, lc.pos, a.window)  # [1, S]
+        o = decode_attention(q, lc.k, lc.v, masks[kind], self.sinks[i], scale=1.0)  # [B, 1, Hq, d]
+        x = x + F.linear(o.reshape(B, 1, cfg.q_dim), a.o.weight, a.o.bias)
+        h = norm(block.ffn_norm, x)
+        if cfg.ffn == "dense":
+            return x + block.mlp(h)
+        y = block.mlp(h.view(B, cfg.d_model))[0]  # [B, D]
+        return x + y.view(B, 1, cfg.d_model)

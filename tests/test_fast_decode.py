@@ -1,0 +1,84 @@
+"""The fast decode step (gptoss_torch/fast/decode.py: fused q/k/v, RoPE table, F.rms_norm, masks once per step)
+gives the NumPy oracle's logits token by token on every chain step and Qwen3, past the sliding window, in float64;
+and GraphedDecoder (eager on a CPU, the code a CUDA graph captures) keeps its position on the device, serves one
+conversation after another on the same buffers, and refuses a full cache."""
+
+import numpy as np
+import pytest
+import torch
+
+import gptoss_np
+from gptoss_np import get_config, scale_down
+from gptoss_np.errors import InputError
+from gptoss_torch.fast.cuda_graphs import GraphedDecoder, graphed_decoder
+from gptoss_torch.fast.decode import FastDecoder
+from gptoss_torch.model import Model
+
+TOKENS = (np.arange(14) * 37 + 5) % 256  # past the tiny window of 4
+STEPS = ["00-gpt2-xl", "03-rope", "05-gqa", "07-sinks", "09-mxfp4", "qwen3-30b-a3b"]
+
+
+def twins(name, dtype=torch.float64):
+    cfg = scale_down(get_config(name), window=4)
+    w = gptoss_np.init_weights(cfg, seed=2)
+    return gptoss_np.Model(cfg, w, dtype="float64"), Model.from_numpy(cfg, w, dtype=dtype)
+
+
+def close(out, ref, tol=1e-12):
+    ref = np.asarray(ref)
+    err = np.abs(out.double().numpy() - ref).max() / np.abs(ref).max()
+    assert err <= tol, err
+
+
+@pytest.mark.parametrize("name", STEPS)
+def test_fast_decode_step_gives_the_oracle_logits(name):
+    oracle, twin = twins(name)
+    full = oracle(TOKENS)
+    cache = twin.new_cache(16)
+    twin(torch.as_tensor(TOKENS[:3]), cache=cache)
+    fast = FastDecoder(twin, 16)
+    outs = []
+    for i in range(3, len(TOKENS)):
+        outs.append(fast.step(torch.tensor([[TOKENS[i]]]), torch.tensor([i]), cache)[0, 0])
+        cache.length += 1
+    close(torch.stack(outs), full[3:])
+
+
+def test_fast_decode_in_bfloat16_within_its_rounding():
+    oracle, twin = twins("gpt-oss-20b", torch.bfloat16)
+    full = oracle(TOKENS)
+    cache = twin.new_cache(16)
+    twin(torch.as_tensor(TOKENS[:3]), cache=cache)
+    fast = FastDecoder(twin, 16)
+    outs = [fast.step(torch.tensor([[TOKENS[i]]]), torch.tensor([i]), cache)[0, 0] for i in range(3, 4)]
+    assert outs[0].dtype == torch.float32
+    close(torch.stack(outs), full[3:4], tol=3e-2)  # bf16 weights and activations, float32 attention scores
+
+
+def test_one_decoder_serves_conversation_after_conversation():
+    oracle, twin = twins("gpt-oss-20b")
+    full = oracle(TOKENS)
+    dec = GraphedDecoder(twin, twin.new_cache(16))
+    for turn in range(2):
+        if turn:
+            dec.reset()
+            assert dec.cache.length == 0 and all(int((lc.pos >= 0).sum()) == 0 for lc in dec.cache.layers)
+        first = dec.prefill(torch.as_tensor(TOKENS[:3]))
+        steps = [dec.step(t) for t in TOKENS[3:8]]
+        steps.append(dec.step(torch.tensor(TOKENS[8])))  # a device tensor (the previous argmax) is accepted
+        more = dec.prefill(torch.as_tensor(TOKENS[9:11]))  # a user turn through the plain forward, mid-way
+        steps2 = [dec.step(t) for t in TOKENS[11:]]
+        assert int(dec.pos) == dec.cache.length == len(TOKENS)  # the device counter followed every path
+        close(torch.cat([first, torch.stack(steps), more, torch.stack(steps2)]), full)
+
+
+def test_a_graph_per_process_and_a_full_cache():
+    _, twin = twins("gpt-oss-20b")
+    a = graphed_decoder(twin, 8)
+    a.prefill(torch.arange(8))
+    with pytest.raises(InputError, match="max_tokens=8"):
+        a.step(1)
+    b = graphed_decoder(twin, 8)
+    assert b is a and b.cache.length == 0  # the same decoder, reset for the next conversation
+    b.step(1)
+    assert int(b.pos) == 1

@@ -1,0 +1,63 @@
+"""Kernels per layer in one batch-1 decode step, counted on the CPU (gptoss_torch/fast/dispatch_count.py: non-view
+aten ops, F.rms_norm as its one CUDA kernel, a Triton launch as one), so a change that adds launches fails here.
+Per layer = (count with 4 layers - count with 2) / 2: the step's fixed ops (embedding, table row, masks made once
+per window kind, final norm, unembedding) cancel. The bounds are the measured counts."""
+
+import pytest
+import torch
+
+import gptoss_np
+from gptoss_torch.fast import mxfp4_triton
+from gptoss_torch.fast.decode import FastDecoder
+from gptoss_torch.fast.dispatch_count import OpCounter, count_ops
+from gptoss_torch.model import Model
+
+TARGET = 25  # issue 16: at most 25 kernels per layer in a decode step (met in float32; bf16 adds 7 casts)
+# measured (gpt-oss scaled down): the fast decoder with the Triton MoE, the fast decoder with the pure-torch gathered
+# MoE (CUDA without Triton), and Model.run itself with each (Model.run was 101.5 / 116.5 per layer before issue 16)
+F32, BF16 = torch.float32, torch.bfloat16
+BOUNDS = {("fast", "triton", F32): 23, ("fast", "triton", BF16): 30, ("fast", "torch", F32): 60,
+          ("plain", "triton", F32): 52, ("plain", "torch", F32): 89, ("plain", "torch", BF16): 104}
+
+
+def count_step(n_layers, fast, moe, monkeypatch, dtype=torch.float32):
+    cfg = gptoss_np.scale_down(gptoss_np.get_config("gpt-oss-20b"), n_layers=n_layers)
+    model = Model.from_numpy(cfg, gptoss_np.init_weights(cfg, seed=1), dtype=dtype)
+    counter = OpCounter()
+    if moe == "triton":  # each kernel launch stands in as one counted kernel (the CPU cannot run it fast)
+        def launch(blocks, scales, ids, x, *args, **kw):
+            with counter.kernel("triton mxfp4_matvec"):
+                return torch.zeros(ids.numel(), blocks.shape[1], dtype=torch.float32)
+
+        monkeypatch.setattr(mxfp4_triton, "available", lambda device: True)
+        monkeypatch.setattr(mxfp4_triton, "mxfp4_matvec", launch)
+        assert mxfp4_triton.enable(model)
+    else:
+        for block in model.layers:
+            block.mlp.path = "gathered"  # what CUDA runs for a decode step without Triton
+    cache = model.new_cache(16)
+    model(torch.arange(5), cache=cache)
+    tokens, pos = torch.tensor([[3]]), torch.tensor([5])
+    decoder = FastDecoder(model, 16)
+    step = (lambda: decoder.step(tokens, pos, cache)) if fast == "fast" else (lambda: model.run(tokens, pos, cache))
+    counter.ops.clear()
+    return count_ops(model, step, counter)
+
+
+@pytest.mark.parametrize("fast,moe,dtype", sorted(BOUNDS, key=str), ids=str)
+def test_kernels_per_layer_of_a_decode_step(fast, moe, dtype, monkeypatch):
+    four, two = count_step(4, fast, moe, monkeypatch, dtype), count_step(2, fast, moe, monkeypatch, dtype)
+    per_layer = (four.total() - two.total()) / 2
+    assert per_layer <= BOUNDS[fast, moe, dtype], f"{per_layer} kernels per layer: {four.ops - two.ops}"
+    if (fast, moe, dtype) == ("fast", "triton", F32):
+        assert per_layer <= TARGET
+        assert four.ops["triton mxfp4_matvec"] == 2 * 4  # up and down, one launch each per layer
+        assert four.ops["aten._fused_rms_norm"] == 2 * 4 + 1
+
+
+def test_the_counter_sees_an_added_kernel(monkeypatch):
+    """Control: one more op per layer in the fast step is counted."""
+    base = count_step(2, "fast", "torch", monkeypatch).total()
+    layer = FastDecoder.layer
+    monkeypatch.setattr(FastDecoder, "layer", lambda self, *a: layer(self, *a) * 1.0)
+    assert count_step(2, "fast", "torch", monkeypatch).total() == base + 2
