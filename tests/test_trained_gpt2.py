@@ -33,6 +33,9 @@ def test_it_is_step_00_in_the_real_gpt2_layout():
     assert "lm_head.weight" not in shapes and shapes["wte.weight"] == (cfg.vocab_size, D)  # tied head
     config = json.load(open(os.path.join(PATH, "config.json")))
     assert config["architectures"] == ["GPT2LMHeadModel"] and config["model_type"] == "gpt2"
+    eot = gptoss_np.get_tokenizer(PATH).encode_single_token("<|endoftext|>")  # GPT-2's one id for bos and eos
+    generation = json.load(open(os.path.join(PATH, "generation_config.json")))
+    assert config["bos_token_id"] == config["eos_token_id"] == generation["eos_token_id"] == eot
     size = sum(os.path.getsize(os.path.join(PATH, f)) for f in os.listdir(PATH))
     assert size <= 3e6, f"{size / 1e6:.2f} MB"
 

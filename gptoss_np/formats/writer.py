@@ -461,18 +461,20 @@ def _window(cfg):
 
 
 def hf_config(cfg, token_ids=None):
-    """(config.json, generation_config.json) dicts for the Hugging Face layout of `cfg`; token_ids (gpt-oss only)
-    replaces o200k's special-token ids for another vocabulary: {"bos": id, "eos": [ids], "pad": id}."""
+    """(config.json, generation_config.json) dicts for the Hugging Face layout of `cfg`; token_ids replaces the
+    released vocabularies' special-token ids for another vocabulary: {"bos": id, "eos": [ids], "pad": id} for
+    gpt-oss, {"endoftext": id} for GPT-2 (its one id for bos and eos)."""
     fam, V = family(cfg), cfg.vocab_size
     if fam == "gpt2":
         p = cfg.dropout
+        eot = token_ids["endoftext"] if token_ids else _tok(50256, V)
         c = {"activation_function": "gelu_new", "architectures": ["GPT2LMHeadModel"], "attn_pdrop": p,
-             "bos_token_id": _tok(50256, V), "embd_pdrop": p, "eos_token_id": _tok(50256, V),
+             "bos_token_id": eot, "embd_pdrop": p, "eos_token_id": eot,
              "initializer_range": 0.02, "layer_norm_epsilon": cfg.norm_eps, "model_type": "gpt2",
              "n_ctx": cfg.context_length, "n_embd": cfg.d_model, "n_head": cfg.n_heads,
              "n_inner": None if cfg.ffn_hidden == 4 * cfg.d_model else cfg.ffn_hidden, "n_layer": cfg.n_layers,
              "n_positions": cfg.context_length, "resid_pdrop": p, "vocab_size": V}
-        return c, {"bos_token_id": _tok(50256, V), "eos_token_id": _tok(50256, V)}
+        return c, {"bos_token_id": eot, "eos_token_id": eot}
     if fam == "gpt_oss":
         window = _window(cfg)
         y = cfg.rope_scaling
@@ -564,8 +566,8 @@ def write_checkpoint(cfg, out_dir, layout="hf", seed=0, progress=True, max_shard
     """Write `cfg`'s weights to `out_dir` in `layout` ('hf', 'original' or 'canonical'), one tensor at a time;
     returns out_dir. The weights are random (seed) unless `weights` gives them: a canonical dict of float arrays
     (float experts of an MXFP4 config are encoded here, as the released model's were) or of packed blocks/scales.
-    token_ids (hf layout of gpt-oss) overrides the special-token ids of config.json/generation_config.json, for a
-    vocabulary other than o200k: {"bos": id, "eos": [ids], "pad": id}. The config files are written last, so an
+    token_ids (hf layout) overrides the special-token ids of config.json/generation_config.json for a vocabulary
+    other than the released one (see hf_config). The config files are written last, so an
     interrupted run leaves no loadable-looking directory."""
     plan, recipes, fam, sharded = _plan(cfg, layout, max_shard_bytes)
     out_dir = os.fspath(out_dir)

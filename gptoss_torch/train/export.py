@@ -45,11 +45,12 @@ def checkpoint_layout(cfg):
 
 def harmony_token_ids(ranks):
     """config.json's special-token ids for a BPE with the harmony specials (gpt-oss's choices): bos <|startoftext|>,
-    eos <|return|>, <|endoftext|>, <|call|>, pad <|endoftext|>."""
+    eos <|return|>, <|endoftext|>, <|call|>, pad <|endoftext|>; and GPT-2's one choice for all three,
+    endoftext <|endoftext|>."""
     from gptoss_np.text.bpe import special_token_ids
     ids = special_token_ids(ranks)
     return {"bos": ids["<|startoftext|>"], "eos": [ids["<|return|>"], ids["<|endoftext|>"], ids["<|call|>"]],
-            "pad": ids["<|endoftext|>"]}
+            "pad": ids["<|endoftext|>"], "endoftext": ids["<|endoftext|>"]}
 
 
 def write_trained(model, out_dir, cfg=None, layout=None, ranks=None, overwrite=True, progress=False):
