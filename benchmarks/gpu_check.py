@@ -2,7 +2,7 @@
 
 1. versions and the GPU;
 2. the compiled Triton MXFP4 kernel against the pure-torch decode, on odd shapes and gpt-oss-20b's real ones
-   (2880 x 90 blocks, 5760 x 90 blocks);
+   (2880 x 90 blocks, 5760 x 90 blocks), and the decode-attention kernel on gpt-oss-20b's heads;
 3. a tiny gpt-oss on the GPU in float32 and bfloat16 against the float64 CPU twin: full forward, token by token,
    chunked prefill, CUDA-graph replay, and a decode step under torch.cuda.set_sync_debug_mode("error");
 4. the full-size random gpt-oss-20b built directly in GPU memory (nothing written to disk): held bytes =
@@ -110,6 +110,19 @@ def kernel_check(rep, device, smoke):
         ref = torch.einsum("nrk,nk->nr", mxfp4_decode(blocks[ids], scales[ids], torch.float64), x.double())
         err = rel_err(mxfp4_triton.mxfp4_matvec(blocks, scales, ids, x), ref)
         rep.add("kernel", f"matvec E={E} R={R} G={G} ({n} routed)", f"rel err {err:.1e}", "< 1e-5", err < 1e-5)
+    from gptoss_torch.attention import attention_mask, decode_attention
+    from gptoss_torch.fast.attention_triton import decode_attention_triton
+    # decode attention, gpt-oss-20b's heads (64 q / 8 kv, d = 64) in bf16: a full layer and a sliding ring of 128
+    for slots, window, p in ((64, None, 40), (16, 8, 29)) if smoke else ((4096, None, 3000), (128, 128, 3000)):
+        q, k, v = (torch.randn(1, n, h, 64, device=device, generator=g).bfloat16()
+                   for n, h in ((1, 64), (slots, 8), (slots, 8)))
+        kpos = torch.tensor([p - (p - s) % slots if window else s for s in range(slots)], device=device)
+        kpos[(kpos < 0) | (kpos > p)] = -1
+        sinks, pos = torch.randn(64, device=device, generator=g), torch.tensor([p], device=device)
+        ref = decode_attention(q.double(), k.double(), v.double(), attention_mask(pos, kpos, window), sinks.double())
+        err = rel_err(decode_attention_triton(q, k, v, kpos, pos, window, sinks, ring=window is not None), ref)
+        rep.add("kernel", f"decode attention, {slots} slots, window {window}", f"rel err {err:.1e}", "< 8e-3 (bf16)",
+                err < 8e-3)
 
 
 # ---- 3. a tiny model against the float64 CPU twin ----------------------------------------------------------------

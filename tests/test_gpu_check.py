@@ -24,4 +24,5 @@ def test_gpu_check_smoke_runs_every_stage_on_the_cpu(tmp_path):
         assert stage in rows, stage
     assert "| build | held bytes = weight_bytes |" in text and "FAIL" not in text
     assert text.count("| kernel | matvec") == 4  # odd shapes and the real K = 90 blocks
+    assert text.count("| kernel | decode attention") == 2
     assert "tok/s" in text and "per layer" in text

@@ -5,7 +5,8 @@ make once made once, on this object (never in the model's state_dict):
 - RoPE's cos/sin as a table [positions, 2, d] indexed on the device by the position tensor (no trigonometry, no
   host work per step), rotating q and k together;
 - the attention masks made once per step per window kind (every layer of a kind holds the same positions);
-- the sliding layers' rings read alone (window-only reads), scores and softmax in float32 (attention.decode_attention);
+- the sliding layers' rings read alone (window-only reads), scores and softmax in float32: one Triton launch
+  (fast/attention_triton.py) on CUDA, else attention.decode_attention;
 - F.rms_norm (one fused kernel on CUDA) and, with fast/mxfp4_triton enabled, the MoE's experts in two launches.
 
 tests/test_kernel_count.py counts the ops of a step; tests/test_fast_paths.py keeps it equal to Model.run.
@@ -16,6 +17,7 @@ import torch.nn.functional as F
 
 from ..attention import attention_mask, decode_attention
 from ..rope import rope_cos_sin
+from . import attention_triton
 
 
 def norm(module, x):
@@ -33,12 +35,17 @@ def rope_from_table(x, cs):
 
 class FastDecoder:
     """`FastDecoder(model, max_positions)`; `step(tokens [B, 1], pos [1], cache)` -> logits [B, 1, V] as
-    model.run(tokens, pos, cache) gives them (to rounding), writing the same cache slots. Built once per model."""
+    model.run(tokens, pos, cache) gives them (to rounding), writing the same cache slots. Built once per model.
+    triton: the one-launch attention kernel (default: on CUDA where Triton runs, for power-of-two head shapes)."""
 
     @torch.no_grad()
-    def __init__(self, model, max_positions=None):
+    def __init__(self, model, max_positions=None, triton=None):
         cfg = self.cfg = model.cfg
         self.model = model
+        if triton is None:
+            pow2 = all(n & (n - 1) == 0 for n in (cfg.head_dim, cfg.n_heads // cfg.n_kv_heads))
+            triton = model.device.type == "cuda" and attention_triton.available(model.device) and pow2
+        self.triton = triton
         self.fold_scale = not cfg.qk_norm  # with QK-norm q is normalised after the projection: scale it after
         scale = cfg.head_dim ** -0.5 if self.fold_scale else 1.0
         self.qkv, self.sinks = [], []
@@ -89,9 +96,13 @@ class FastDecoder:
         lc.k.index_copy_(1, slots[kind], k)
         lc.v.index_copy_(1, slots[kind], qkv[:, :, Hq + Hkv:])
         lc.pos.index_copy_(0, slots[kind], pos)
-        if kind not in masks:  # after the first write of the step: every layer of this kind holds these positions
-            masks[kind] = attention_mask(pos, lc.pos, a.window)  # [1, S]
-        o = decode_attention(q, lc.k, lc.v, masks[kind], self.sinks[i], scale=1.0)  # [B, 1, Hq, d]
+        if self.triton:  # the scale is in q already
+            o = attention_triton.decode_attention_triton(q, lc.k, lc.v, lc.pos, pos, a.window, self.sinks[i], 1.0,
+                                                         ring=a.window is not None)
+        else:
+            if kind not in masks:  # after the step's first write: every layer of this kind holds these positions
+                masks[kind] = attention_mask(pos, lc.pos, a.window)  # [1, S]
+            o = decode_attention(q, lc.k, lc.v, masks[kind], self.sinks[i], scale=1.0)  # [B, 1, Hq, d]
         x = x + F.linear(o.reshape(B, 1, cfg.q_dim), a.o.weight, a.o.bias)
         h = norm(block.ffn_norm, x)
         if cfg.ffn == "dense":
