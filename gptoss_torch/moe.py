@@ -89,11 +89,12 @@ def moe(x, cfg, router, experts, fused=None, path=None):
     else one matmul per expert hit; "gathered" / "per_expert" force one (the tests run both)."""
     N, k = x.shape[0], cfg.top_k
     logits = router(x)  # [N, E]
-    chosen, weights = route(logits, cfg)  # [N, k]
     few = N * k <= GATHER_MAX_PAIRS
-    if path is None and fused is not None and few:  # CUDA + Triton: dequantise inside the matvec
-        y = fused(x, chosen, weights)
-    elif path == "gathered" or (path is None and few and x.device.type == "cuda"):
+    if path is None and fused is not None and few:  # CUDA + Triton: routing and dequantising inside kernels
+        y, chosen, weights = fused(x, logits)
+        return y, logits, chosen, weights
+    chosen, weights = route(logits, cfg)  # [N, k]
+    if path == "gathered" or (path is None and few and x.device.type == "cuda"):
         y = moe_gathered(x, cfg, chosen, weights, experts.up, experts.down)
     else:  # on a CPU, and for training, reading each routed expert in place beats copying it out first
         y = moe_per_expert(x, cfg, chosen, weights, experts.up, experts.down)

@@ -1,7 +1,8 @@
 """The Triton MXFP4 kernels (gptoss_torch/fast/mxfp4_triton.py) in Triton's CPU interpreter, against the pure-torch
 decode (gptoss_torch/mxfp4.py, itself bit-equal to the NumPy oracle's): every code and scale bit for bit, odd
 shapes, gpt-oss-20b's real strides and K (2880 inputs = 90 blocks; rows of the 5760 x 90 and 2880 x 90 expert
-matrices), the folded bias / SwiGLU / router weight, and a model's cached decode with the fused MoE."""
+matrices), the folded bias / SwiGLU / router weight, the routing kernel against the torch router, and a model's
+cached decode with the fused MoE."""
 
 import os
 import subprocess
@@ -16,8 +17,9 @@ import torch, gptoss_np
 from gptoss_torch.model import Model
 from gptoss_torch.mxfp4 import mxfp4_decode
 from gptoss_torch.ffn import swiglu_oss
-from gptoss_torch.fast.mxfp4_triton import enable, fused_moe, mxfp4_matvec
+from gptoss_torch.fast.mxfp4_triton import enable, fused_moe, mxfp4_matvec, route_topk_softmax
 from gptoss_torch.moe import moe_gathered
+from gptoss_torch.routers import router_topk_softmax
 g = torch.Generator().manual_seed(0)
 
 def reference(blocks, scales, ids, x, bias=None, w=None, topk=1, act=False):
@@ -67,15 +69,24 @@ for R, K, act in [(5760, 2880, False), (2880, 2880, True)]:
     close(mxfp4_matvec(blocks[:, rows], scales[:, rows], ids, x, swiglu=(1.702, 7.0) if act else None),
           reference(blocks[:, rows], scales[:, rows], ids, x, act=act), 1e-6, f"real {R} x {K // 32}")
 
-# 4. the fused MoE equals the gathered torch path; a model's cached decode with it equals the plain one
+# 4. the routing kernel equals the torch router (odd expert counts, bf16 logits); the fused MoE equals the
+#    gathered torch path; a model's cached decode with it equals the plain one
+for N, E, k, dt in [(5, 7, 2, torch.float32), (3, 32, 4, torch.bfloat16), (1, 128, 4, torch.float32)]:
+    logits = torch.randn(N, E, generator=g).to(dt)
+    e_ref, w_ref = router_topk_softmax(logits.float(), k)
+    e_got, w_got = route_topk_softmax(logits, k)
+    assert torch.equal(e_got, e_ref), (e_got, e_ref)
+    close(w_got, w_ref.double(), 1e-6, "route")
 cfg = gptoss_np.scale_down(gptoss_np.get_config("gpt-oss-20b"))
 m = Model.from_numpy(cfg, gptoss_np.init_weights(cfg, seed=3))
 ex = m.layers[0].mlp.experts
 x = torch.randn(3, cfg.d_model, generator=g)
 logits = m.layers[0].mlp.router(x)
-w, e = torch.softmax(logits.topk(cfg.top_k).values, -1), logits.topk(cfg.top_k).indices
+e, w = router_topk_softmax(logits, cfg.top_k)
 ref = moe_gathered(x.double(), cfg, e, w.double(), ex.up, ex.down)
-close(fused_moe(x, e, w, ex.up, ex.down, cfg), ref, 1e-5, "fused_moe")
+y, e_got, w_got = fused_moe(x, logits, ex.up, ex.down, cfg)
+assert torch.equal(e_got, e)
+close(y.float(), ref, 1e-5, "fused_moe")
 toks = torch.arange(9)
 c = m.new_cache(16); a = torch.cat([m(toks[i:i + 1], cache=c) for i in range(9)])
 assert enable(m)

@@ -12,6 +12,8 @@ import os
 
 import torch
 
+from ..routers import route
+
 try:
     import triton
     import triton.language as tl
@@ -85,6 +87,37 @@ if triton is not None:
         tl.store(out_ptr + n * stride_on + rows, acc, mask=rmask)
 
 
+    @triton.jit
+    def _route_kernel(logits_ptr, ids_ptr, w_ptr, E, stride_l, K: tl.constexpr, BLOCK_E: tl.constexpr):
+        """gpt-oss's router for one token: the top K logits by repeated argmax (a tie goes to the lower expert),
+        then a softmax over those K, in float32."""
+        t = tl.program_id(0)
+        e = tl.arange(0, BLOCK_E)
+        x = tl.load(logits_ptr + t * stride_l + e, mask=e < E, other=float("-inf")).to(tl.float32)
+        kk = tl.arange(0, K)
+        vals = tl.zeros([K], tl.float32)
+        ids = tl.zeros([K], tl.int64)
+        for j in tl.static_range(K):
+            best = tl.max(x, axis=0)
+            idx = tl.min(tl.where(x == best, e, BLOCK_E), axis=0)
+            vals = tl.where(kk == j, best, vals)
+            ids = tl.where(kk == j, idx.to(tl.int64), ids)
+            x = tl.where(e == idx, float("-inf"), x)
+        p = tl.exp(vals - tl.max(vals, axis=0))
+        tl.store(ids_ptr + t * K + kk, ids)
+        tl.store(w_ptr + t * K + kk, p / tl.sum(p, axis=0))
+
+
+def route_topk_softmax(logits, k):
+    """logits [N, E] -> (experts [N, k] int64, weights [N, k] float32), as routers.router_topk_softmax (k a power of
+    two, as gpt-oss's 4), in one launch."""
+    N, E = logits.shape
+    ids = torch.empty(N, k, dtype=torch.long, device=logits.device)
+    w = torch.empty(N, k, dtype=torch.float32, device=logits.device)
+    _route_kernel[(N,)](logits, ids, w, E, logits.stride(0), K=k, BLOCK_E=triton.next_power_of_2(E))
+    return ids, w
+
+
 BLOCK_R, BLOCK_G, NUM_STAGES = 32, 8, 3  # 32 rows x 256 inputs a step: 4 KiB of packed weights per program
 
 
@@ -110,12 +143,17 @@ def mxfp4_matvec(blocks, scales, ids, x, bias=None, weights=None, topk=1, swiglu
     return out
 
 
-def fused_moe(x, experts, weights, up, down, cfg):
-    """The routed experts of MoE tokens in two launches: up (bias in the epilogue), then down with the activation
-    in its prologue and bias + router weight in its epilogue; a sum over the k pairs remains.
-    x [N, D], experts/weights [N, k] -> [N, D] in x's dtype."""
+def fused_moe(x, logits, up, down, cfg):
+    """The MoE after the router's matmul in few launches: routing (gpt-oss's top-k + softmax, one kernel), up (bias
+    in the epilogue), then down with the activation in its prologue and bias + router weight in its epilogue; a sum
+    over the k pairs remains. x [N, D], logits [N, E] -> (y [N, D] in x's dtype, experts [N, k], weights [N, k])."""
     from ..ffn import activate
-    N, k = experts.shape
+    k = cfg.top_k
+    if cfg.router == "topk_softmax" and k & (k - 1) == 0:
+        experts, weights = route_topk_softmax(logits, k)
+    else:
+        experts, weights = route(logits, cfg)
+    N = experts.shape[0]
     ids = experts.reshape(-1)  # [N*k]: pair p is token p // k
     h = mxfp4_matvec(up.blocks, up.scales, ids, x, up.bias, topk=k)  # [N*k, 2F] float32
     if cfg.activation == "swiglu_oss":
@@ -123,7 +161,7 @@ def fused_moe(x, experts, weights, up, down, cfg):
                            swiglu=(cfg.swiglu_alpha, cfg.swiglu_limit))  # [N*k, D], weighted
     else:
         out = mxfp4_matvec(down.blocks, down.scales, ids, activate(h, cfg), down.bias, weights.reshape(-1))
-    return out.view(N, k, -1).sum(1).to(x.dtype)  # [N, D]
+    return out.view(N, k, -1).sum(1).to(x.dtype), experts, weights  # [N, D]
 
 
 def enable(model):
@@ -133,5 +171,5 @@ def enable(model):
         return False
     for block in model.layers:
         ex = block.mlp.experts
-        block.mlp.fused = (lambda x, e, w, up=ex.up, down=ex.down: fused_moe(x, e, w, up, down, cfg))
+        block.mlp.fused = (lambda x, logits, up=ex.up, down=ex.down: fused_moe(x, logits, up, down, cfg))
     return True
