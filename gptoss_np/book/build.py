@@ -170,8 +170,8 @@ def region_headline():
     a, b = get_config("gpt2-xl"), get_config("gpt-oss-20b")
     pa, pb = count_params(a), count_params(b)
     n_steps = len(chain()) - 1
-    return (f"The chain has {n_steps} steps. It starts at {a.name} ({B(pa['total'])} parameters, "
-            f"{GB(weight_bytes(a)['total'])} in {a.weight_dtype}) and ends at {b.name} ({B(pb['total'])} "
+    return (f"The chain has {len(chain())} configs, {n_steps} changes. It starts at {a.name} ({B(pa['total'])} "
+            f"parameters, {GB(weight_bytes(a)['total'])} in {a.weight_dtype}) and ends at {b.name} ({B(pb['total'])} "
             f"parameters of which {B(pb['active'])} are active per token, {GB(weight_bytes(b)['total'])} "
             f"as stored).")
 
@@ -195,8 +195,8 @@ def region_chain_table():
             f"averaged over a context of {KV_CONTEXT:,} tokens, or the model's whole context when it is shorter. "
             f"The cache is kept in the weights' dtype, named in brackets, so that column also drops when the dtype "
             f"shrinks; the bfloat16 column holds every step to one dtype, so it moves only with layers, KV heads "
-            f"and windows. GFLOP/token is the forward cost of one token at that position (matrix multiplies and "
-            f"attention scores). GB = 10⁹ bytes. The last step's config equals the gpt-oss-20b preset: "
+            f"and windows. GFLOP/token is the forward cost of one token at that position (matrix multiplies, plus "
+            f"attention's q·k and p·v over the keys each layer reads). GB = 10⁹ bytes. The last step's config equals the gpt-oss-20b preset: "
             f"{chain()[-1][1] == get_config('gpt-oss-20b')}.")
     return md_table(header, rows, ["---", "---"] + ["--:"] * 7) + "\n\n" + note
 
@@ -247,7 +247,7 @@ def _step_facts(step, prev, cfg):
                      f"KV cache per token: {kv_a:,} → {kv_b:,} bytes ({pct((kv_b - kv_a) / kv_a * 100)}).")
         pa, pb = params_matching(prev, "attn.k.", "attn.v."), params_matching(cfg, "attn.k.", "attn.v.")
         facts.append(f"Key and value projections: {pa:,} → {pb:,} parameters "
-                     f"({(pa - pb) / count_params(prev)['total'] * 100:.1f} % of the model).")
+                     f"(the saving is {(pa - pb) / count_params(prev)['total'] * 100:.1f} % of the model).")
     elif step == "06-sliding-window":
         facts.append("Pattern: " + window_phrase(cfg).replace("\n", "; ") + ".")
         for n in (KV_CONTEXT, cfg.context_length):
@@ -446,7 +446,7 @@ def fact_check():
         f"KV cache per token: step 05 {ka:,} → {kb:,} B ({(ka - kb) / ka * 100:.1f} % less); gpt-oss "
         f"{oss.n_heads}/{oss.n_kv_heads} heads vs {oss.n_heads} KV heads: {km:,} → {ko:,} B "
         f"({(km - ko) / km * 100:.1f} % less); the key/value weights it removes are "
-        f"{pk / count_params(mha)['total'] * 100:.1f} % of the parameters",
+        f"{pk / count_params(mha)['total'] * 100:.1f} % of the multi-head model's parameters",
         "holds for the KV cache; the weights it saves are a small share", True)
 
     # sliding window on half the layers

@@ -377,9 +377,10 @@ def draw_comparison(cfg_a, cfg_b, path_stem, formats=("png", "svg")):
             bx = cx - BOX_W / 2
             ax.text(cx, 0.38, cfg.name, ha="center", va="center", fontsize=FONT_SIZE + 4, fontweight="bold")
             ax.text(cx, 0.75, headline(cfg), ha="center", va="center", fontsize=FONT_SIZE - 0.5, color="#333333")
-            fx, fw = x0 + 0.1, COL_W - 0.2  # the block frame: a dashed rectangle around the repeated sub-layers
+            # the block frame around the repeated sub-layers: solid, since dashed means "absent" in the legend
+            fx, fw = x0 + 0.1, COL_W - 0.2
             ax.add_patch(Rectangle((fx, pos["frame"]), fw, pos["frame_end"] - pos["frame"], fill=False,
-                                   linestyle="--", edgecolor="#7a7a7a", linewidth=0.9))
+                                   linestyle="-", edgecolor="#b0b0b0", linewidth=0.9))
             order = ("embedding", "positions", "layers", "norm1", "attention", "plus1", "norm2", "ffn", "plus2",
                      "final_norm", "head")
             prev_bottom = None

@@ -174,7 +174,8 @@ def verdicts(records):
     s6, s7 = rows["06-sliding-window"]["long"].get("streaming_4x"), rows["07-sinks"]["long"].get("streaming_4x")
     stream = f"; streaming at 4× context {s6[0]:.3f} → {s7[0]:.3f}" if s6 and s7 else ""
     out.append(("Attention sinks stabilise attention.", f"{fmt(d, se)} at the training context{stream}",
-                f"{w} at this scale; the tiny models show no attention collapse for sinks to fix"
+                f"{w} at this scale; the attention collapse sinks are meant to prevent is not something these "
+                "short runs test"
                 if w == "within noise" else f"{w} at this scale"))
     d, se, w = pair("07-sinks", "08-moe")
     out.append(("A mixture of experts adds capacity at the same compute per token.",
