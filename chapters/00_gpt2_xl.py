@@ -56,8 +56,9 @@ np.set_printoptions(precision=4, suppress=True, linewidth=110)
 # ## The chain
 #
 # Ten configs, each one named change away from the one before (step 08 also reshapes the model to gpt-oss's
-# dimensions). The first is GPT-2 XL as released; the last equals the `gpt-oss-20b` preset. Chapters 00–05 cover the steps that keep GPT-2's dense shape; 06–10 add
-# sliding windows, sinks, experts and MXFP4.
+# dimensions). The first is GPT-2 XL as released; the last equals the `gpt-oss-20b` preset. Chapters 00–07 keep
+# GPT-2's dense shape (06 and 07 add sliding windows and sinks); 08 adds experts at gpt-oss's dimensions, 09 MXFP4,
+# and 10 sets the result beside Qwen3.
 
 # %%
 for step, what in gptoss_np.config.chain_changes().items():
@@ -258,7 +259,8 @@ loaded = gptoss_np.load_model(tmp.name, dtype="float64")
 print("\nloaded config == scale_down(gpt2-xl):", loaded.cfg == small)
 
 # %% [markdown]
-# The converter a reader would write (nanoGPT's `from_pretrained` keeps the same list of transposed matrices):
+# The converter a reader would write ([nanoGPT's](https://github.com/karpathy/nanoGPT/blob/master/model.py)
+# `from_pretrained` keeps the same list of transposed matrices):
 
 # %%
 def from_hub(hub, n_layers):
@@ -331,7 +333,7 @@ assert tok.encode("<|endoftext|>", allowed_special="all") == [50256]
 # %% [markdown]
 # ## A figure: where the parameters live, and what the mask does
 #
-# Left: GPT-2 XL's 1.56 B parameters by part, at real size. Two thirds sit in the MLPs, the part that later
+# Left: GPT-2 XL's 1.56 B parameters by part, at real size. Nearly two thirds sit in the MLPs, the part that later
 # chapters shrink (SwiGLU, chapter 04) and then multiply into experts (chapter 08). Right: the attention
 # probabilities of one head of the tiny random model; the causal mask leaves the upper triangle empty, and with
 # random weights each row is close to uniform over the tokens it may see.
@@ -420,9 +422,10 @@ for name, model in (("random weights", untrained), ("trained", trained)):
 # %% [markdown]
 # What the heads do, recomputed from the trace: each head's softmax weights over one held-out passage, with the
 # causal mask (checked against the trace's attention output). Three scores per head, each the mean weight a query
-# puts on: the token just before it (a *previous-token* head, which trained GPT-2s of every size have), the first
-# token (where large trained models park weight they have nowhere to put, the habit chapter 07's sinks make
-# explicit), and the line breaks. Beside each, what a head that spreads its weight evenly over the past would score.
+# puts on: the token just before it (a *previous-token* head, the kind induction heads build on in trained
+# transformers: [Olsson et al., 2022](https://arxiv.org/abs/2209.11895)), the first token (where large trained
+# models park weight they have nowhere to put, the habit chapter 07's sinks make explicit), and the line breaks.
+# Beside each, what a head that spreads its weight evenly over the past would score.
 
 # %%
 passage = np.array(bpe.encode_ordinary(held_out[:2000])[:48])  # [T]

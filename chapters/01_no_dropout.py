@@ -57,20 +57,22 @@ print(f"{prev.name} -> {cfg.name}: {chain_changes()[cfg.name]}")
 # - **Where GPT-2 has it.** $p = 0.1$ at four sites (three settings in its config): the embedding sum, the attention
 #   probabilities, and the
 #   output of each residual branch (attention and MLP), before it is added back.
-# - **At inference it is the identity.** A deployed model runs in eval mode, where dropout passes its input
-#   through. So removing it changes no parameter, no byte and no FLOP of inference: this step's delta table is
-#   all zeros. In PyTorch the switch is `model.eval()`: Hugging Face's `from_pretrained` returns a model already
-#   in eval mode, but a model built by hand starts in training mode, and forgetting the switch is a classic
-#   reason why "my output does not match Hugging Face": the logits then change from run to run.
+# - **At inference it is the identity.** A deployed model runs in eval mode, where dropout passes its input through.
+#   So removing it changes no parameter, no byte and no FLOP of inference: this step's delta table is all zeros. In
+#   PyTorch the switch is `model.eval()`: Hugging Face's `from_pretrained` returns a model already in eval mode
+#   ([its documentation](https://huggingface.co/docs/transformers/main_classes/model)), but a model built by hand
+#   starts in training mode, and forgetting the switch is a classic reason why "my output does not match Hugging
+#   Face": the logits then change from run to run.
 # - **Why it went away (the seed's account).** Dropout fights overfitting, and overfitting needs repetition.
 #   Large language models are now pretrained on corpora so big that most tokens are seen about once
 #   (single-epoch training); there is little to overfit, and the noise only slows learning. gpt-oss and Qwen3
 #   have no dropout anywhere (`attention_dropout: 0.0` in their configs).
 # - **Where the evidence is thinner than the seed.** The seed says recent studies "confirm" that dropout hurts
-#   single-epoch pretraining. The study usually cited (Liu, Bauer & Manning, 2025, *Drop Dropout on
-#   Single-Epoch Language Model Pretraining*) reports better downstream results without dropout, on models far
-#   smaller than gpt-oss. One study at small scale supports the choice; "confirm" is stronger than that. Testing
-#   it takes training runs, which no notebook here does; what we can test is the inference half of the claim.
+#   single-epoch pretraining. The study usually cited (Liu, Bauer & Manning, 2025, [*Drop Dropout on Single-Epoch
+#   Language Model Pretraining*](https://arxiv.org/abs/2505.24788)) reports better downstream results without
+#   dropout, on models far smaller than gpt-oss. One study at small scale supports the choice; "confirm" is stronger
+#   than that. Testing it takes training runs: chapter 11's ladder tries it at a small scale only, and what this
+#   chapter tests is the inference half of the claim.
 
 # %% [markdown]
 # ## Build: GPT-2's forward with its three dropouts

@@ -139,7 +139,7 @@ print(f"NumPy on [4096, 1600] float32: LayerNorm {t_ln * 1e3:.1f} ms, RMSNorm {t
 #
 # The only parameters that go are the 97 bias vectors ($\beta$) of width 1600: 155,200 of 1.56 billion, a change
 # the table's one decimal rounds to zero. KV cache and FLOPs per token do not move (the table's FLOPs count the
-# matrix products; the norms' few million operations, above, are below its resolution).
+# matrix products; the norms' million or so operations, above, are below its resolution).
 
 # %%
 print(format_delta_table(prev, cfg))

@@ -253,7 +253,7 @@ plt.show()
 #
 # A learned table has a row per position and nothing past it: the scaled-down GPT-2 step refuses token 65 of
 # its 64-position table, and the real one would refuse token 1025. Growing the table is not free either: 131072
-# rows of 1600 would add 210 M parameters (13.5 % of GPT-2 XL), each row trained only by the tokens that reach its
+# rows of 1600 would hold 210 M parameters (13.5 % of GPT-2 XL), each row trained only by the tokens that reach its
 # position. RoPE has nothing to grow: the rotation is defined at every position, and because scores depend on
 # offsets only, the scaled-down step-03 model gives the same logits for a text at positions 0–15 as for the same
 # text at positions 100000–100015.

@@ -61,16 +61,16 @@ print("layer_windows[:6] =", cfg.layer_windows[:6], "...  (None = full causal at
 #   following the Sparse Transformer of Child et al., 2019). It also remarks on how small the window is.
 #   For scale: Mistral 7B used a 4096-token window in every layer, Gemma 2 alternated 4096-token local layers
 #   with global ones. 128 is a radical choice.
-# - **What the numbers say.** A sliding layer's cache stops growing at 128 tokens, but the full layers keep
-#   growing, so alternating layers can at most halve the KV cache. The delta table below gives −48 % at a
-#   4096-token context and the figure shows the curve flattening at ½. The big cache cut was chapter 05's
-#   GQA (25 → 5 kv heads); the window adds a factor of two on top. Nothing is lost from reach: a full layer
-#   sits right after every sliding one, so any token can still influence any later token.
+# - **What the numbers say.** A sliding layer's cache stops growing at 128 tokens, but the full layers keep growing,
+#   so alternating layers can at most halve the KV cache. The delta table below gives −48 % at a 4096-token context
+#   and the figure shows the curve flattening at ½. The big cache cut was chapter 05's GQA (25 → 5 kv heads); the
+#   window adds nearly a factor of two on top. Nothing is lost from reach: a full layer sits right after every
+#   sliding one, so any token can still influence any later token.
 # - **The formula.** allowed(*t*, *s*) = (*s* ≤ *t*) ∧ (*s* > *t* − *W*). Masked scores are −∞ before the softmax,
 #   so the softmax runs over at most *W* keys.
 # - **Papers.** Child et al., *Generating Long Sequences with Sparse Transformers* (2019); Beltagy et al.,
 #   *Longformer* (2020); Brown et al., *Language Models are Few-Shot Learners* (2020); Jiang et al., *Mistral 7B*
-#   (2023).
+#   (2023); Gemma Team, [*Gemma 2*](https://arxiv.org/abs/2408.00118) (2024).
 
 # %% [markdown]
 # ## Build: the sliding mask beside the causal one

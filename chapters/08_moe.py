@@ -178,13 +178,13 @@ print("\n(b) dense -> MoE alone, at gpt-oss's shape")
 print(format_delta_table(reshaped, cfg))
 
 # %% [markdown]
-# Reading the tables: the reshape already doubles the parameters, mostly through the vocabulary (two untied
-# 201,088 × 2880 tables are 1.16 billion parameters, against GPT-2's one tied 50,257 × 1600 table), and it cuts the
-# KV-cache bytes by 60 %: a fifth of that from 24 layers × 8 kv heads instead of 48 × 5 (192 head-layers of 64
-# values instead of 240), the rest from storing the cache in bf16 (2 bytes instead of float32's 4; the table's KV
-# column is in each step's weight dtype). bf16 storage also halves the bytes per parameter, which is why the weight
-# bytes barely move. Then the MoE multiplies the FFN parameters by 32 while the active
-# parameters and FLOPs per token less than double.
+# Reading the tables: the reshape already doubles the parameters, mostly through the vocabulary (two untied 201,088
+# × 2880 tables are 1.16 billion parameters, against GPT-2's one tied 50,257 × 1600 table), and it cuts the KV-cache
+# bytes by 60 %: 24 layers × 8 kv heads instead of 48 × 5 (192 head-layers of 64 values instead of 240) remove a
+# fifth, and storing the cache in bf16 (2 bytes instead of float32's 4; the table's KV column is in each step's
+# weight dtype) halves what is left. bf16 storage also halves the bytes per parameter, which is why the weight bytes
+# barely move. Then the MoE multiplies the FFN parameters by 32 while the active parameters and FLOPs per token less
+# than double.
 
 # %% [markdown]
 # ## Total and active parameters, from the shapes

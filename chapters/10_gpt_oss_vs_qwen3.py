@@ -70,10 +70,12 @@ for f in dataclasses.fields(oss):
 # %% [markdown]
 # ## Explain
 #
-# - **Width against depth.** gpt-oss is wide and shallow (*d* = 2880, 24 layers), Qwen3 narrow and deep
-#   (*d* = 2048, 48 layers). The seed reports a Gemma 2 ablation as favouring width; this book cannot re-run it, and a
-#   single comparison at one scale is thin evidence either way. What we can compute is the cost side: half as many
-#   sequential blocks per token, each bigger, and the KV cache each choice implies.
+# - **Width against depth.** gpt-oss is wide and shallow (*d* = 2880, 24 layers), Qwen3 narrow and deep (*d* = 2048,
+#   48 layers). The seed reports a Gemma 2 ablation as favouring width, but the [Gemma 2
+#   report](https://arxiv.org/abs/2408.00118) itself finds its deeper 9B model slightly ahead of a wider one of the
+#   same size; this book cannot re-run it, and a single comparison at one scale is thin evidence either way. What we
+#   can compute is the cost side: half as many sequential blocks per token, each bigger, and the KV cache each
+#   choice implies.
 # - **Few big experts against many small ones.** 32 experts of width 2880 with 4 active, against 128 of width 768
 #   with 8 active. Each gpt-oss expert holds 5.3 times the parameters of a Qwen3 expert. Fine-grained experts
 #   (DeepSeekMoE) give a router far more combinations to choose from; gpt-oss does not follow that trend.

