@@ -2,7 +2,8 @@
 
 1. versions and the GPU;
 2. the compiled Triton MXFP4 kernel against the pure-torch decode, on odd shapes and gpt-oss-20b's real ones
-   (2880 x 90 blocks, 5760 x 90 blocks), and the decode-attention kernel on gpt-oss-20b's heads;
+   (2880 x 90 blocks, 5760 x 90 blocks), a sweep of its tile sizes (bytes read per second), and the
+   decode-attention kernel on gpt-oss-20b's heads;
 3. a tiny gpt-oss on the GPU in float32 and bfloat16 against the float64 CPU twin: full forward, token by token,
    chunked prefill, CUDA-graph replay, and a decode step under torch.cuda.set_sync_debug_mode("error");
 4. the full-size random gpt-oss-20b built directly in GPU memory (nothing written to disk): held bytes =
@@ -33,6 +34,8 @@ import torch
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 sys.path.insert(0, ROOT)
+if "--smoke" in sys.argv:  # before anything imports Triton: the CPU rehearsal runs the kernels in its interpreter
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 import gptoss_np  # noqa: E402
 from gptoss_np.accounting import decode_bytes_per_token, weight_bytes  # noqa: E402
 from gptoss_torch.fast.cuda_graphs import GraphedDecoder  # noqa: E402
@@ -110,6 +113,27 @@ def kernel_check(rep, device, smoke):
         ref = torch.einsum("nrk,nk->nr", mxfp4_decode(blocks[ids], scales[ids], torch.float64), x.double())
         err = rel_err(mxfp4_triton.mxfp4_matvec(blocks, scales, ids, x), ref)
         rep.add("kernel", f"matvec E={E} R={R} G={G} ({n} routed)", f"rel err {err:.1e}", "< 1e-5", err < 1e-5)
+    # tile sweep on the up projection's real shape, 4 routed experts: packed bytes read per second
+    E, R, G, n = (2, 64, 90, 2) if smoke else (32, 5760, 90, 4)
+    blocks = torch.randint(0, 256, (E, R, G, 16), dtype=torch.uint8, device=device, generator=g)
+    scales = torch.randint(118, 130, (E, R, G), dtype=torch.uint8, device=device, generator=g)
+    ids, x = torch.arange(n, device=device) % E, torch.randn(n, G * 32, device=device, generator=g)
+    default = (mxfp4_triton.BLOCK_R, mxfp4_triton.BLOCK_G, mxfp4_triton.NUM_STAGES)
+    tiles = [default] if smoke else [(16, 4, 2), (16, 8, 3), (32, 4, 3), (32, 8, 3), (32, 8, 4), (64, 4, 3),
+                                     (64, 8, 3), (128, 2, 3)]
+    speeds = {}
+    for tile in tiles:
+        mxfp4_triton.mxfp4_matvec(blocks, scales, ids, x, tile=tile)  # compile
+        sync(device)
+        reps = 1 if smoke else 50
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            mxfp4_triton.mxfp4_matvec(blocks, scales, ids, x, tile=tile)
+        sync(device)
+        speeds[tile] = reps * n * R * G * 17 / (time.perf_counter() - t0)  # 16 bytes + 1 scale per block
+    best = max(speeds, key=speeds.get)
+    rep.add("kernel", f"matvec tiles (rows, blocks, stages), {n} x {R} x {G}",
+            f"best {best}: {speeds[best] / 1e9:,.1f} GB/s", f"default {default}: {speeds[default] / 1e9:,.1f} GB/s")
     from gptoss_torch.attention import attention_mask, decode_attention
     from gptoss_torch.fast.attention_triton import decode_attention_triton
     # decode attention, gpt-oss-20b's heads (64 q / 8 kv, d = 64) in bf16: a full layer and a sliding ring of 128
@@ -335,7 +359,7 @@ def transformers_side_by_side(rep, cfg, device, context, n_tokens, ours):
     sync(device)
     rate = n_tokens / (time.perf_counter() - t0)
     rep.add("transformers", f"decode bs1 at {context} context (bf16 experts)", f"{rate:,.1f} tok/s",
-            f"ours {ours:,.1f} tok/s = {ours / rate:.2f}x")
+            f"ours {ours:,.1f} tok/s: {ours / rate:.2f}x transformers")
     del hf, past, out
 
 
@@ -358,7 +382,6 @@ def main(argv=None):
     ap.add_argument("--no-transformers", action="store_true", help="skip the transformers side by side")
     args = ap.parse_args(argv)
     if args.smoke:
-        os.environ.setdefault("TRITON_INTERPRET", "1")  # read when the kernel module is first imported
         device = torch.device("cpu")
     elif not torch.cuda.is_available():
         ap.error("no CUDA device: run with --smoke for the CPU rehearsal")

@@ -118,20 +118,23 @@ def route_topk_softmax(logits, k):
     return ids, w
 
 
-BLOCK_R, BLOCK_G, NUM_STAGES = 32, 8, 3  # 32 rows x 256 inputs a step: 4 KiB of packed weights per program
+# 32 rows x 256 inputs a step: 4 KiB of packed weights per program per step (untuned: gpu_check sweeps tiles)
+BLOCK_R, BLOCK_G, NUM_STAGES = 32, 8, 3
 
 
-def mxfp4_matvec(blocks, scales, ids, x, bias=None, weights=None, topk=1, swiglu=None):
+def mxfp4_matvec(blocks, scales, ids, x, bias=None, weights=None, topk=1, swiglu=None, tile=None):
     """out [n, R] float32 = W[ids[p]] @ x[p // topk] (+ bias[ids[p]]) (* weights[p]) for MXFP4 W (blocks
     [E, R, G, 16], scales [E, R, G]); swiglu=(alpha, limit) reads x as h [., 2 G 32] and multiplies
-    swiglu_oss(h) instead (the activation folded into the load). x float32 or bf16; ids [n] int."""
+    swiglu_oss(h) instead (the activation folded into the load). x float32 or bf16; ids [n] int.
+    tile: (rows, 32-value blocks, pipeline stages) per program, default (BLOCK_R, BLOCK_G, NUM_STAGES)."""
+    block_r, block_g, stages = tile or (BLOCK_R, BLOCK_G, NUM_STAGES)
     E, R, G, _ = blocks.shape
     n = ids.numel()
     if blocks.stride(-1) != 1 or blocks.stride(-2) != 16 or scales.stride(-1) != 1:  # rows/experts may be strided
         blocks, scales = blocks.contiguous(), scales.contiguous()
     x = x.contiguous()
     out = torch.empty(n, R, dtype=torch.float32, device=x.device)
-    grid = (n, triton.cdiv(R, BLOCK_R))
+    grid = (n, triton.cdiv(R, block_r))
     alpha, limit = swiglu or (0.0, 0.0)
     _mxfp4_matvec_kernel[grid](blocks, scales, ids, x, out if bias is None else bias,
                                out if weights is None else weights, out, R, G,
@@ -139,7 +142,7 @@ def mxfp4_matvec(blocks, scales, ids, x, bias=None, weights=None, topk=1, swiglu
                                x.stride(0), 0 if bias is None else bias.stride(0), out.stride(0),
                                float(alpha), float(limit), TOPK=topk, ACT=swiglu is not None,
                                HAS_BIAS=bias is not None, HAS_W=weights is not None,
-                               BLOCK_R=BLOCK_R, BLOCK_G=BLOCK_G, NUM_STAGES=NUM_STAGES)
+                               BLOCK_R=block_r, BLOCK_G=block_g, NUM_STAGES=stages)
     return out
 
 
