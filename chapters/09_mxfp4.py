@@ -57,10 +57,10 @@ rng = np.random.default_rng(0)
 # - **What changes.** Only the two expert matrices of every layer: up [32, 5760, 2880] and down
 #   [32, 2880, 2880]. Attention, router, embeddings, norms, sinks and the expert biases stay bf16. The forward pass
 #   decodes the experts it is routed to and computes as before (GPU kernels can multiply in the packed form instead).
-# - **The format (OCP "MX").** An element is E2M1: 1 sign bit, 2 exponent bits, 1 mantissa bit, so 16 codes
-#   and the magnitudes 0, 0.5, 1, 1.5, 2, 3, 4, 6. A block of 32 consecutive elements along a row's *input*
-#   axis shares one E8M0 scale byte *s* meaning 2^(*s* − 127). Two codes go in a byte, the even element in the low
-#   nibble. Cost: (32 × 4 + 8) / 32 = **4.25 bits per weight**.
+# - **The format (OCP "MX").** An element is E2M1: 1 sign bit, 2 exponent bits, 1 mantissa bit, so 16 codes and the
+#   magnitudes 0, 0.5, 1, 1.5, 2, 3, 4, 6. A block of 32 elements shares one E8M0 scale byte *s* meaning
+#   2^(*s* − 127). The layout is gpt-oss's: its checkpoints take the blocks along each row's *input* axis and put two
+#   codes in a byte, the even element in the low nibble. Cost: (32 × 4 + 8) / 32 = **4.25 bits per weight**.
 # - **Why (the seed).** Memory. The seed says gpt-oss-20b fits a 16 GB consumer GPU and gpt-oss-120b a single 80 GB
 #   H100, and that without MXFP4 they would need 48 GB and 240 GB. Counting parameter bytes gives 41.8 GB and
 #   233.7 GB in bf16 (below); the seed's figures are higher than the bare weights. Its 16 GB claim holds: the
