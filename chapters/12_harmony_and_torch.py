@@ -299,13 +299,15 @@ assert gap < 1e-3
 #   differ from the float32 oracle by bf16 rounding, so a greedy decode can take another token where two logits
 #   are nearly tied; that is why the comparison above runs in float32.
 # - **Packed experts, a Triton kernel.** The experts stay MXFP4 bytes on the device. For decode,
-#   `gptoss_torch.fast.mxfp4_triton.enable(model)` routes the few-token MoE step through one fused kernel that
-#   reads the routed experts' packed bytes, decodes them in registers and multiplies: 4.25 bits per weight cross
-#   the memory bus instead of 16. It runs on CUDA (or in Triton's interpreter); here `enable` declines.
-# - **CUDA graphs.** A batch-1 decode step is hundreds of small kernels, so its time on a GPU is mostly launches.
-#   `ChatModel` captures one decode step in a CUDA graph (`gptoss_torch.fast.cuda_graphs.GraphedDecoder`) and
-#   replays it per token: one launch instead of all of them. What a graph saves can be counted on a CPU: the
-#   operators one decode step dispatches, each one kernel launch on CUDA.
+#   `gptoss_torch.fast.mxfp4_triton.enable(model)` routes the few-token MoE step through fused Triton kernels
+#   (routing, then the up and the down projection) that read the routed experts' packed bytes, decode them in
+#   registers and multiply: 4.25 bits per weight cross the memory bus instead of 16. It runs on CUDA (or in Triton's
+#   interpreter); here `enable` declines.
+# - **CUDA graphs.** A batch-1 decode step is hundreds of small kernels, and each launch costs time on a GPU
+#   whatever the kernel's size. `ChatModel` captures one decode step in a CUDA graph
+#   (`gptoss_torch.fast.cuda_graphs.GraphedDecoder`) and replays it per token: one launch instead of all of them.
+#   What a graph saves can be counted on a CPU: the operators one decode step dispatches, each one kernel launch on
+#   CUDA.
 
 # %%
 print("fused MXFP4 kernel enabled here:", mxfp4_triton.enable(twin))
