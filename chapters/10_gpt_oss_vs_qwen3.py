@@ -106,12 +106,12 @@ per_layer = {c.name: (gptoss_np.count_params(c)["total"] - gptoss_np.count_param
 print(f"\nper layer: gpt-oss {per_layer[oss.name] / 1e6:,.0f} M, Qwen3 {per_layer[qwen.name] / 1e6:,.0f} M parameters")
 
 # %% [markdown]
-# Three things stand out. Qwen3 holds 46 % more parameters and uses 16 % fewer per token, because its experts are
+# Four things stand out. Qwen3 holds 46 % more parameters and uses 16 % fewer per token, because its experts are
 # sparser (8 of 128 against 4 of 32). Model cards count "active" differently: Qwen's "A3B" (3.3 B) includes the
-# embedding table, gpt-oss's 3.6 B does not; under one convention the two are 3.04 B and 3.61 B. And the bytes
-# differ by 4.4×: MXFP4 experts against bf16 ones. The KV cache per token is 3.9× larger for Qwen3. Per full layer
-# the two cost the same (8 kv heads × 64 = 4 × 128 = 512 values each for k and v), so the difference is twice the
-# layers and no sliding windows.
+# embedding table, gpt-oss's 3.6 B does not; under one convention the two are 3.04 B and 3.61 B. The bytes differ by
+# 4.4×: MXFP4 experts against bf16 ones. And the KV cache per token is 3.9× larger for Qwen3. Per full layer the two
+# cost the same (8 kv heads × 64 = 4 × 128 = 512 values each for k and v), so the difference is twice the layers and
+# no sliding windows.
 
 # %% [markdown]
 # ## Figure: where the parameters are, and what a long context costs
