@@ -3,6 +3,7 @@
     python benchmarks/np_20b.py micro                        # MXFP4 matvec approaches on one full-size expert matrix
     python benchmarks/np_20b.py run --ckpt /tmp/gptoss-20b   # write the checkpoint if absent, load, prefill, decode
         [--prompt 16] [--decode 8] [--threads 2] [--mapped-budget-gb 2] [--delete]
+    python benchmarks/np_20b.py check-cost --ckpt /tmp/gptoss-20b   # what the load-time NaN/inf/scale check costs
     python benchmarks/np_20b.py alternate --ckpt /tmp/gptoss-20b --variant THREADS=2 --variant THREADS=3
         # decode steps alternating between settings of gptoss_np.fast.mxfp4_matmul / .threads, one median per setting
 
@@ -345,6 +346,62 @@ def alternate(args):
         print(f"| {v} | {np.median(times):.2f} s | {' '.join(f'{t:.2f}' for t in times)} |")
 
 
+def check_cost(args):
+    """What the load-time value check (NaN/inf floats, MXFP4 scales) costs on the full-size checkpoint: the check
+    alone, and the rest of loading (config, headers, names, shapes: load_weights without the check), each timed
+    `--reps` times on a warm page cache, and once on a cold one if this process may drop the page cache."""
+    from gptoss_np.formats import loader
+    from gptoss_np.formats.safetensors_io import TensorStore
+
+    print(f"# gpt-oss-20b: the cost of the load-time value check\n\nmachine: {machine()}\ndate: {datetime.date.today()}\n")
+    if not os.path.exists(os.path.join(args.ckpt, "config.json")):
+        t = time.perf_counter()
+        write_checkpoint_20b(args.ckpt, args.seed)
+        print(f"wrote checkpoint to {args.ckpt} in {time.perf_counter() - t:.0f} s")
+    store = TensorStore(args.ckpt)
+    checked = sum(store.get(k).nbytes for k in store.keys()
+                  if store.dtype(k) != "U8" or k.endswith("_scales"))  # floats and scales; not the FP4 blocks
+    print(f"bytes the check reads: {checked / GB:.2f} GB (every float tensor and every MXFP4 scale)\n")
+
+    def cold():
+        try:
+            os.sync()
+            with open("/proc/sys/vm/drop_caches", "w") as f:
+                f.write("1")
+            return True
+        except OSError:
+            return False
+
+    real, off = loader.check_values, (lambda store, weights: None)
+    rows = []  # load_weights with and without the check, alternating; the check's cost is the difference
+    for rep in range(-1, args.reps):
+        if rep == -1:
+            if cold():
+                t = time.perf_counter()
+                loader.load_weights(args.ckpt)
+                print(f"cold page cache: load_weights with the check {time.perf_counter() - t:.2f} s "
+                      f"(the check reads its 4 GB from disk)")
+            else:
+                loader.load_weights(args.ckpt)  # no cold run possible here: warm the cache instead
+            continue
+        times = {}
+        for name, fn in (("without", off), ("with", real)):
+            loader.check_values = fn
+            t = time.perf_counter()
+            loader.load_weights(args.ckpt)
+            times[name] = time.perf_counter() - t
+        loader.check_values = real
+        rows.append(times)
+        check = times["with"] - times["without"]
+        print(f"warm: load_weights {times['without']:.2f} s without the check, {times['with']:.2f} s with it: "
+              f"the check {check:.2f} s ({checked / GB / check:.1f} GB/s)", flush=True)
+    check = float(np.median([r["with"] - r["without"] for r in rows]))
+    print(f"\nwarm median: the check {check:.2f} s ({checked / GB / check:.1f} GB/s); load_weights without it "
+          f"{np.median([r['without'] for r in rows]):.2f} s")
+    if args.delete:
+        shutil.rmtree(args.ckpt)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -365,8 +422,13 @@ def main():
     a.add_argument("--rounds", type=int, default=6, help="decode steps per variant")
     a.add_argument("--prompt", type=int, default=16)
     a.add_argument("--seed", type=int, default=0)
+    c = sub.add_parser("check-cost", help="the load-time value check (NaN/inf, MXFP4 scales) on the full-size checkpoint")
+    c.add_argument("--ckpt", default="/tmp/gptoss-20b", help="checkpoint directory (written if it has no config.json)")
+    c.add_argument("--reps", type=int, default=5)
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--delete", action="store_true", help="delete the checkpoint directory at the end")
     args = ap.parse_args()
-    {"micro": micro, "run": run, "alternate": alternate}[args.cmd](args)
+    {"micro": micro, "run": run, "alternate": alternate, "check-cost": check_cost}[args.cmd](args)
 
 
 if __name__ == "__main__":
