@@ -20,10 +20,11 @@
 # from `benchmarks/training_ladder.json`, which `python -m gptoss_torch ladder` regenerates (about an hour on 2
 # cores). No download, no GPU.*
 #
-# Chapters 00–10 built every piece of gpt-oss with random weights. Random weights can check that the math is right,
-# but they cannot show that a change *helps*. This chapter trains the models: the training loop written plainly and
-# checked against the package's, a tiny gpt-oss that learns Shakespeare in front of you, and then the ladder, which
-# trains every step of the chain the same way and reads the article's claims against the measured losses.
+# Chapters 00–10 built every piece of gpt-oss and checked it on random weights (a few also ran the models this
+# project trained and ships, without showing how). Random weights can check that the math is right, but they cannot
+# show that a change *helps*. This chapter trains the models: the training loop written plainly and checked against
+# the package's, a tiny gpt-oss that learns Shakespeare in front of you, and then the ladder, which trains every
+# step of the chain the same way and reads the article's claims against the measured losses.
 
 # %%
 import json
