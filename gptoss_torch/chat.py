@@ -4,28 +4,31 @@ parsing); this adapter runs the model — one CUDA-graph replay per decoded toke
 import numpy as np
 import torch
 
-from .fast.cuda_graphs import GraphedDecoder
+from .fast.cuda_graphs import graphed_decoder
 
 
 class ChatModel:
     """Looks like a gptoss_np Model to gptoss_np.text.chat.generate: new_cache() and model(tokens, cache) -> NumPy
-    logits. The context is capped at `max_tokens`, the size of the preallocated cache."""
+    logits. The context is capped at `max_tokens`, the size of the preallocated cache. With `decoder` (default: on
+    CUDA) single tokens go through the process's one graphed decoder (gptoss_torch.fast.cuda_graphs.graphed_decoder):
+    its graph is captured once and replayed in every conversation, whose cache is the decoder's, reset."""
 
-    def __init__(self, model, max_tokens=4096):
+    def __init__(self, model, max_tokens=4096, decoder=None):
         self.model = model
         self.cfg = model.cfg.replace(context_length=min(model.cfg.context_length, max_tokens))
         self.max_tokens = self.cfg.context_length
+        self.use_decoder = model.device.type == "cuda" if decoder is None else decoder
         self._decoder = None
 
     def new_cache(self):
-        self._decoder = None
-        return self.model.new_cache(self.max_tokens)
+        if not self.use_decoder:
+            return self.model.new_cache(self.max_tokens)
+        self._decoder = graphed_decoder(self.model, self.max_tokens)
+        return self._decoder.cache
 
     def __call__(self, tokens, cache):
         tokens = torch.as_tensor(np.asarray(tokens), dtype=torch.long)
-        if tokens.numel() == 1 and self.model.device.type == "cuda":
-            if self._decoder is None or self._decoder.cache is not cache:
-                self._decoder = GraphedDecoder(self.model, cache)
+        if self._decoder is not None and cache is self._decoder.cache and tokens.numel() == 1:
             return self._decoder.step(int(tokens[0])).float().cpu().numpy()[None]
         return self.model(tokens, cache=cache).float().cpu().numpy()
 

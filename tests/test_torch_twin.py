@@ -199,6 +199,13 @@ def test_chat_on_the_torch_twin_streams_what_the_oracle_generates(tmp_path, caps
     twin = gptoss_torch.load_model(tmp_path, device="cpu", dtype="float64", progress=False)
     got = chat(str(tmp_path), "What is 2 + 2?", model=ChatModel(twin, 512), **kw)
     assert got.tokens == ref.tokens and len(got.tokens) > 0
+    # the GPU's path on the CPU: single tokens through the process's one decoder, reused by the next conversation
+    via = ChatModel(twin, 512, decoder=True)
+    first = chat(str(tmp_path), "What is 2 + 2?", model=via, **kw)
+    decoder = via._decoder
+    other = ChatModel(twin, 512, decoder=True)
+    again = chat(str(tmp_path), "What is 2 + 2?", model=other, **kw)
+    assert first.tokens == again.tokens == ref.tokens and other._decoder is decoder
     assert main(["chat", "--checkpoint", str(tmp_path), "--max-tokens", "4", "--temperature", "0", "--device", "cpu",
                  "--dtype", "float32", "hello"]) == 0
     assert "4 tokens" in capsys.readouterr().err
