@@ -30,7 +30,7 @@ class ChatModel:
         tokens = torch.as_tensor(np.asarray(tokens), dtype=torch.long)
         if self._decoder is not None and cache is self._decoder.cache and tokens.numel() == 1:
             return self._decoder.step(int(tokens[0])).float().cpu().numpy()[None]
-        return self.model(tokens, cache=cache).float().cpu().numpy()
+        return self.model(tokens, cache=cache, last_only=True).float().cpu().numpy()  # [1, V]: the next token's
 
 
 def run(args):

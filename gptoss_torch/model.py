@@ -165,12 +165,14 @@ class Model(nn.Module):
             raise InputError(f"tokens: a batch of {B} sequence(s) for a cache made for batch={cache.batch}")
         return tokens.to(self.device, torch.long)
 
-    def forward(self, tokens, trace=False, cache=None, positions=None, prefill_chunk=None):
+    def forward(self, tokens, trace=False, cache=None, positions=None, prefill_chunk=None, last_only=False):
         """Checked entry point: tokens [T] or [B, T] (any integer dtype) -> logits [T, V] / [B, T, V] (, trace).
 
         A prompt whose attention scores would pass ATTN_TEMP_BYTES runs in chunks of queries through a KV cache (a
         temporary one when none is given), so attention temporaries stay bounded at any length; `prefill_chunk`
-        sets the chunk's length instead. The result is the one-shot forward's, to rounding (tested)."""
+        sets the chunk's length instead. The result is the one-shot forward's, to rounding (tested).
+        last_only: logits of the last position only ([1, V] / [B, 1, V]), what generation needs: a 4k-token
+        prompt's full float32 logits would hold 3.3 GB on gpt-oss-20b's 201k vocabulary."""
         start = cache.length if cache is not None else 0
         tokens = self._check_tokens(tokens, start, cache)
         single = tokens.ndim == 1
@@ -178,11 +180,11 @@ class Model(nn.Module):
         B, T = batch.shape
         chunk = prefill_chunk or self.prefill_rows(B, T if cache is None else cache.max_tokens)
         if positions is None and T > chunk:
-            logits, tr = self._prefill_in_chunks(batch, start, chunk, cache, trace)
+            logits, tr = self._prefill_in_chunks(batch, start, chunk, cache, trace, last_only)
         else:
             pos = positions if positions is not None else torch.arange(start, start + T, device=self.device)
             tr = {} if trace else None
-            logits = self.run(batch, pos, cache, tr)
+            logits = self.run(batch, pos, cache, tr, last_only=last_only)
             if cache is not None:
                 cache.length += T
         if single:
@@ -198,7 +200,7 @@ class Model(nn.Module):
         itemsize = max(4, self.dtype.itemsize)
         return max(1, ATTN_TEMP_BYTES // (batch * self.cfg.n_heads * (keys + 1) * itemsize))
 
-    def _prefill_in_chunks(self, batch, start, chunk, cache, trace):
+    def _prefill_in_chunks(self, batch, start, chunk, cache, trace, last_only=False):
         """run() over [B, chunk] slices of the prompt through `cache` (or a temporary one); -> (logits, trace)."""
         B, T = batch.shape
         if cache is None:
@@ -208,15 +210,16 @@ class Model(nn.Module):
             n = min(chunk, T - i)
             tr = {} if trace else None
             logits.append(self.run(batch[:, i:i + n], torch.arange(start + i, start + i + n, device=self.device),
-                                   cache, tr))
+                                   cache, tr, last_only=last_only))
             cache.length += n
             traces.append(tr)
         tr = {name: torch.cat([t[name] for t in traces], dim=1) for name in traces[0]} if trace else None
-        return torch.cat(logits, dim=1), tr  # [B, T, V]
+        return (logits[-1] if last_only else torch.cat(logits, dim=1)), tr  # [B, 1 | T, V]
 
-    def run(self, tokens, pos, cache=None, trace=None, aux=None):
+    def run(self, tokens, pos, cache=None, trace=None, aux=None, last_only=False):
         """The forward on device tensors, no Python-side checks (what a CUDA graph captures).
-        tokens [B, T], pos [T] -> logits [B, T, V] (float32 at least); fills `trace` / `aux` when given."""
+        tokens [B, T], pos [T] -> logits [B, T, V] (float32 at least; [B, 1, V] with last_only); fills `trace` /
+        `aux` when given."""
         cfg = self.cfg
         x = self.embed(tokens)  # [B, T, D]
         if cfg.positions == "learned":
@@ -230,6 +233,8 @@ class Model(nn.Module):
             record = None if trace is None else (lambda name, value, p=f"layers.{i}.": trace.__setitem__(p + name,
                                                                                                         value))
             x = block(x, pos, cos_sin, None if cache is None else cache.layers[i], record, aux)
+        if last_only:
+            x = x[:, -1:]  # [B, 1, D]: the unembedding only where the next token is chosen
         x = self.final_norm(x)
         if trace is not None:
             trace["final_norm"] = x

@@ -59,6 +59,20 @@ def test_chunked_prefill_into_a_cache_then_decode():
     assert np.abs(torch.cat(parts).numpy() - full).max() <= 1e-12 * np.abs(full).max()
 
 
+@pytest.mark.parametrize("chunk", [None, 5])
+def test_last_only_gives_the_last_row_of_the_oracle(chunk):
+    """What generation asks of a prefill: the last position's logits, equal to the oracle's last row, one-shot or
+    chunked, with or without a cache, unbatched [1, V] and batched [B, 1, V]."""
+    oracle, twin = twins()
+    last = oracle(TOKENS)[-1:]  # [1, V]
+    for cache in (None, twin.new_cache(32)):
+        got = twin(torch.as_tensor(TOKENS), cache=cache, last_only=True, prefill_chunk=chunk)
+        assert got.shape == (1, twin.cfg.vocab_size)
+        assert np.abs(got.numpy() - last).max() <= 1e-12 * np.abs(last).max()
+    both = twin(torch.as_tensor(np.stack([TOKENS, TOKENS])), last_only=True, prefill_chunk=chunk)
+    assert both.shape == (2, 1, twin.cfg.vocab_size) and np.abs(both[1].numpy() - last).max() <= 1e-12 * np.abs(last).max()
+
+
 def test_attention_temporaries_stay_under_the_budget(monkeypatch):
     """With a budget of a few score rows the prompt is split on its own; every attention call's score tensor and
     additive mask stay under it, and the logits are the one-shot ones."""
