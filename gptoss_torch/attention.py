@@ -82,8 +82,9 @@ class Attention(nn.Module):
             self.k_norm.weight = nn.Parameter(torch.ones(cfg.head_dim, **kw))
         self.sinks = nn.Parameter(torch.zeros(cfg.n_heads, **kw)) if cfg.sinks else None
 
-    def forward(self, h, pos, cos_sin=None, layer_cache=None, record=None):
-        """h [B, T, D], pos [T] -> [B, T, D]; `record(name, value)` receives q, k, v (after QK-norm and RoPE)."""
+    def forward(self, h, pos, cos_sin=None, layer_cache=None, record=None, q_chunk=None):
+        """h [B, T, D], pos [T] -> [B, T, D]; `record(name, value)` receives q, k, v (after QK-norm and RoPE);
+        `q_chunk`: the queries at most this many at a time against every key (bounded score temporaries)."""
         cfg = self.cfg
         B, T, _ = h.shape
         q = self.q(h).view(B, T, cfg.n_heads, cfg.head_dim)  # [B, T, Hq, d]
@@ -101,5 +102,10 @@ class Attention(nn.Module):
             return self.o(o.reshape(B, T, cfg.q_dim))  # [B, T, D]
         k_all, v_all, k_pos = (k, v, pos) if layer_cache is None else layer_cache.extend(k, v, pos)
         drop = cfg.dropout if self.training else 0.0
-        o = attention(q, k_all, v_all, attention_mask(pos, k_pos, self.window), self.sinks, drop)  # [B, T, Hq, d]
+        if q_chunk is None or q_chunk >= T:
+            o = attention(q, k_all, v_all, attention_mask(pos, k_pos, self.window), self.sinks, drop)  # [B, T, Hq, d]
+        else:  # a chunk of queries at a time: [B, Hq, q_chunk, S] scores instead of [B, Hq, T, S]
+            o = torch.cat([attention(q[:, i:i + q_chunk], k_all, v_all,
+                                     attention_mask(pos[i:i + q_chunk], k_pos, self.window), self.sinks, drop)
+                           for i in range(0, T, q_chunk)], dim=1)  # [B, T, Hq, d]
         return self.o(o.reshape(B, T, cfg.q_dim))  # [B, T, D]

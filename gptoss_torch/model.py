@@ -22,6 +22,8 @@ from .norms import Norm
 from .rope import rope_cos_sin, rope_frequencies
 
 ATTN_TEMP_BYTES = 1 << 28  # one prefill score tensor at most (256 MiB; the softmax and the mask are of its size)
+PREFILL_TOKENS = 4096  # a longer prompt passes through the layers this many tokens at a time, through the KV cache:
+# it bounds the MoE's temporaries ([tokens * top_k, 2 * ffn_hidden]) while each expert is still decoded once per pass
 
 
 class Block(nn.Module):
@@ -35,13 +37,14 @@ class Block(nn.Module):
         self.ffn_norm = Norm(cfg.d_model, cfg.norm, cfg.norm_eps, device, dtype)
         self.mlp = MLP(cfg, device, dtype) if cfg.ffn == "dense" else MoE(cfg, device, dtype)
 
-    def forward(self, x, pos, cos_sin=None, layer_cache=None, record=None, aux=None):
-        """x [B, T, D] -> [B, T, D]; `record(name, value)` receives the trace points, `aux` the MoE balance loss."""
+    def forward(self, x, pos, cos_sin=None, layer_cache=None, record=None, aux=None, q_chunk=None):
+        """x [B, T, D] -> [B, T, D]; `record(name, value)` receives the trace points, `aux` the MoE balance loss;
+        `q_chunk`: attention's queries at most this many at a time."""
         rec = record or (lambda name, value: None)
         drop = self.cfg.dropout if self.training else 0.0
         h = self.attn_norm(x)
         rec("attn_norm", h)
-        a = self.attn(h, pos, cos_sin, layer_cache, record)
+        a = self.attn(h, pos, cos_sin, layer_cache, record, q_chunk)
         rec("attn.out", a)
         x = x + F.dropout(a, drop, self.training)  # GPT-2's residual dropout after the attention projection
         rec("attn_residual", x)
@@ -168,9 +171,10 @@ class Model(nn.Module):
     def forward(self, tokens, trace=False, cache=None, positions=None, prefill_chunk=None, last_only=False):
         """Checked entry point: tokens [T] or [B, T] (any integer dtype) -> logits [T, V] / [B, T, V] (, trace).
 
-        A prompt whose attention scores would pass ATTN_TEMP_BYTES runs in chunks of queries through a KV cache (a
-        temporary one when none is given), so attention temporaries stay bounded at any length; `prefill_chunk`
-        sets the chunk's length instead. The result is the one-shot forward's, to rounding (tested).
+        Bounded prefill: attention takes its queries `prefill_chunk` at a time (default: as many as keep one layer's
+        scores under ATTN_TEMP_BYTES, so attention temporaries stay bounded at any length), and a prompt longer than
+        PREFILL_TOKENS passes through the layers in pieces of that many tokens via a KV cache (a temporary one when
+        none is given). The result is the one-shot forward's, to rounding (tested).
         last_only: logits of the last position only ([1, V] / [B, 1, V]), what generation needs: a 4k-token
         prompt's full float32 logits would hold 3.3 GB on gpt-oss-20b's 201k vocabulary."""
         start = cache.length if cache is not None else 0
@@ -178,13 +182,14 @@ class Model(nn.Module):
         single = tokens.ndim == 1
         batch = tokens[None] if single else tokens  # [B, T]
         B, T = batch.shape
-        chunk = prefill_chunk or self.prefill_rows(B, T if cache is None else cache.max_tokens)
-        if positions is None and T > chunk:
-            logits, tr = self._prefill_in_chunks(batch, start, chunk, cache, trace, last_only)
+        if positions is None and T > PREFILL_TOKENS:
+            rows = prefill_chunk or self.prefill_rows(B, PREFILL_TOKENS if cache is None else cache.max_tokens)
+            logits, tr = self._prefill_in_pieces(batch, start, rows, cache, trace, last_only)
         else:
+            rows = prefill_chunk or self.prefill_rows(B, T if cache is None else cache.max_tokens)
             pos = positions if positions is not None else torch.arange(start, start + T, device=self.device)
             tr = {} if trace else None
-            logits = self.run(batch, pos, cache, tr, last_only=last_only)
+            logits = self.run(batch, pos, cache, tr, last_only=last_only, q_chunk=rows if rows < T else None)
             if cache is not None:
                 cache.length += T
         if single:
@@ -200,26 +205,27 @@ class Model(nn.Module):
         itemsize = max(4, self.dtype.itemsize)
         return max(1, ATTN_TEMP_BYTES // (batch * self.cfg.n_heads * (keys + 1) * itemsize))
 
-    def _prefill_in_chunks(self, batch, start, chunk, cache, trace, last_only=False):
-        """run() over [B, chunk] slices of the prompt through `cache` (or a temporary one); -> (logits, trace)."""
+    def _prefill_in_pieces(self, batch, start, rows, cache, trace, last_only=False):
+        """run() over [B, PREFILL_TOKENS] pieces of the prompt through `cache` (or a temporary one), attention
+        `rows` queries at a time; -> (logits, trace)."""
         B, T = batch.shape
         if cache is None:
             cache = KVCache(self.cfg, T, self.dtype, self.device, B)
         logits, traces = [], []
-        for i in range(0, T, chunk):
-            n = min(chunk, T - i)
+        for i in range(0, T, PREFILL_TOKENS):
+            n = min(PREFILL_TOKENS, T - i)
             tr = {} if trace else None
             logits.append(self.run(batch[:, i:i + n], torch.arange(start + i, start + i + n, device=self.device),
-                                   cache, tr, last_only=last_only))
+                                   cache, tr, last_only=last_only, q_chunk=rows if rows < n else None))
             cache.length += n
             traces.append(tr)
         tr = {name: torch.cat([t[name] for t in traces], dim=1) for name in traces[0]} if trace else None
         return (logits[-1] if last_only else torch.cat(logits, dim=1)), tr  # [B, 1 | T, V]
 
-    def run(self, tokens, pos, cache=None, trace=None, aux=None, last_only=False):
+    def run(self, tokens, pos, cache=None, trace=None, aux=None, last_only=False, q_chunk=None):
         """The forward on device tensors, no Python-side checks (what a CUDA graph captures).
         tokens [B, T], pos [T] -> logits [B, T, V] (float32 at least; [B, 1, V] with last_only); fills `trace` /
-        `aux` when given."""
+        `aux` when given; attention takes its queries `q_chunk` at a time when given."""
         cfg = self.cfg
         x = self.embed(tokens)  # [B, T, D]
         if cfg.positions == "learned":
@@ -232,7 +238,7 @@ class Model(nn.Module):
         for i, block in enumerate(self.layers):
             record = None if trace is None else (lambda name, value, p=f"layers.{i}.": trace.__setitem__(p + name,
                                                                                                         value))
-            x = block(x, pos, cos_sin, None if cache is None else cache.layers[i], record, aux)
+            x = block(x, pos, cos_sin, None if cache is None else cache.layers[i], record, aux, q_chunk)
         if last_only:
             x = x[:, -1:]  # [B, 1, D]: the unembedding only where the next token is chosen
         x = self.final_norm(x)

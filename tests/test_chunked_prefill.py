@@ -47,6 +47,27 @@ def test_chunked_prefill_gives_every_trace_point_of_the_oracle(name, chunk):
     assert logits.shape == (len(TOKENS), twin.cfg.vocab_size)
 
 
+@pytest.mark.parametrize("rows", [None, 3])
+def test_a_prompt_longer_than_prefill_tokens_passes_in_pieces(monkeypatch, rows):
+    """Past PREFILL_TOKENS the prompt goes through the layers a piece at a time via the KV cache (each MoE call sees
+    one piece, so each expert is decoded once per piece, not once per query chunk): every trace point still equals
+    the oracle's one-shot forward, with and without a cache of the caller's."""
+    oracle, twin = twins()
+    monkeypatch.setattr(model_module, "PREFILL_TOKENS", 7)
+    _, ref = oracle(TOKENS, trace=True)
+    moe_tokens = []
+    hook = twin.layers[0].mlp.register_forward_hook(lambda m, args, out: moe_tokens.append(args[0].shape[0]))
+    try:
+        _, trace = twin(torch.as_tensor(TOKENS), trace=True, prefill_chunk=rows)
+        assert worst(ref, trace)[1] <= 1e-12, worst(ref, trace)
+        assert moe_tokens == [7, 7, 7, 2]
+        cache = twin.new_cache(32)
+        last = twin(torch.as_tensor(TOKENS), cache=cache, last_only=True, prefill_chunk=rows)
+        assert cache.length == len(TOKENS) and np.abs(last.numpy() - ref["logits"][-1:]).max() <= 1e-12
+    finally:
+        hook.remove()
+
+
 def test_chunked_prefill_into_a_cache_then_decode():
     """A prompt prefilled in chunks after a first turn, then decoded token by token: the full forward's logits."""
     oracle, twin = twins()
