@@ -206,16 +206,18 @@ def draw(records, root):
         return []
     out = []
     fig, ax = plt.subplots(figsize=(8, 4.5))
-    for key, r in rows:
-        if r["variant"]:
-            continue
+    steps = [(key, r) for key, r in rows if not r["variant"]]
+    for n, (key, r) in enumerate(steps):
         curves = [rec["curve"] for rec in r["records"]]
         xs = curves[0]["tokens"]
         ys = [sum(c["val_loss"][i] for c in curves) / len(curves) for i in range(len(xs))]
-        ax.plot(xs, ys, marker="o", ms=3, label=key)
+        # steps that learn alike lie on top of each other: a marker and a dash of their own keep each one visible
+        ax.plot(xs, ys, marker="osD^v<>xP*"[n % 10], ms=4, mfc="none", ls=["-", "--", ":", "-."][n % 4],
+                label=key)
     ax.set_xlabel("training tokens (bytes)")
     ax.set_ylabel("validation loss (nats/byte)")
-    ax.set_title("The chain learning Shakespeare: validation loss, mean over seeds")
+    ax.set_title("The chain learning Shakespeare: validation loss, mean over seeds\n"
+                 "(points on a few validation batches; the table's final losses use more)", fontsize=10)
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     path = Path(root) / "figures" / f"{FIGURE_CURVES}.png"
