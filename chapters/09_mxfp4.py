@@ -193,7 +193,7 @@ assert shapes["layers.0.mlp.experts.down.scales"][0] == (32, 2880, 2880 // 32)  
 # largest weights at 6 · 2^k, while ours moves to the next power of two so nothing clips. Both decode with the same
 # code, and a checkpoint does not record which rule encoded it. A short version for clarity; the package's
 # `mxfp4_encode` also
-# handles exact ties (to even, as the OCP spec asks), the ends of the E8M0 range and the exact exponent of a
+# handles exact ties (to even, IEEE 754's default rounding; again our choice), the ends of the E8M0 range and the exact exponent of a
 # maximum that is a power of two, none of which occur with random Gaussian weights, so the two agree here.
 
 # %%

@@ -20,7 +20,7 @@ e = floor(log2(max|w|)) - 2 with saturation at 6 instead): the block scale is th
 max|w| <= 6 * 2**e, i.e.
 e = ceil(log2(max|w| / 6)) (computed exactly via frexp), clamped to the E8M0 range [-127, 127] (bytes 0..254);
 each w / 2**e is then rounded to the nearest E2M1 magnitude with ties to the even mantissa bit (IEEE
-roundTiesToEven, as the OCP spec asks for conversions), e.g. 0.25 -> 0, 0.75 -> 1, 2.5 -> 2, 5 -> 4. The sign bit
+roundTiesToEven, IEEE 754's default; this encoder's choice, like the scale rule), e.g. 0.25 -> 0, 0.75 -> 1, 2.5 -> 2, 5 -> 4. The sign bit
 is np.signbit(w), so -0.0 and small negatives that round to zero keep code 0x8 (-0). An all-zero block gets
 scale 127 (factor 1); any scale would decode it to exact zeros. Magnitudes above 6 * 2**127 (only reachable
 from float64 input) saturate to +-6 * 2**127.
