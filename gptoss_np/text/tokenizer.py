@@ -525,24 +525,33 @@ def tokenizer_from_vocab_merges(directory):
 
 
 def checkpoint_model_type(directory):
-    """model_type from the directory's config.json, or None when it has none."""
-    if not os.path.exists(os.path.join(directory, "config.json")):
-        return None
+    """(model_type, vocab_size) from the directory's config.json, or (None, None) when it has none."""
+    if not os.path.lexists(os.path.join(directory, "config.json")):
+        return None, None
     from ..formats.config_json import read_config
     hf, _ = read_config(directory)
-    return hf.get("model_type")
+    return hf.get("model_type"), hf.get("vocab_size", hf.get("n_vocab"))
 
 
 def tokenizer_from_directory(directory):
-    """The checkpoint's own tokenizer files, else the named tokenizer its config.json's model_type implies."""
+    """The checkpoint's own tokenizer files, else the named tokenizer its config.json's model_type implies (only
+    when its vocabulary fits the config's vocab_size: a small model's missing tokenizer.json must not silently
+    become o200k). A file present under a tokenizer name is read (and refused if it is not a regular file)."""
     directory = os.fspath(directory)
-    model_type = checkpoint_model_type(directory)
-    if os.path.isfile(os.path.join(directory, "tokenizer.json")):
+    model_type, vocab_size = checkpoint_model_type(directory)
+    if os.path.lexists(os.path.join(directory, "tokenizer.json")):
         return tokenizer_from_json(os.path.join(directory, "tokenizer.json"), model_type)
-    if all(os.path.isfile(os.path.join(directory, f)) for f in ("vocab.json", "merges.txt")):
+    if any(os.path.lexists(os.path.join(directory, f)) for f in ("vocab.json", "merges.txt")):
         return tokenizer_from_vocab_merges(directory)
     if model_type in MODEL_TYPE_TOKENIZER:
-        return get_tokenizer(MODEL_TYPE_TOKENIZER[model_type])
+        tok = get_tokenizer(MODEL_TYPE_TOKENIZER[model_type])
+        if isinstance(vocab_size, int) and tok.n_vocab > vocab_size:
+            raise CheckpointError(
+                f"{directory}: tokenizer files absent (tokenizer.json, or vocab.json + merges.txt), and the packaged "
+                f"{MODEL_TYPE_TOKENIZER[model_type]} vocabulary that model_type {model_type!r} implies has {tok.n_vocab}"
+                f" tokens, more than config.json's vocab_size {vocab_size}; expected the checkpoint's own tokenizer "
+                f"files")
+        return tok
     raise CheckpointError(f"{directory}: tokenizer files absent (tokenizer.json, or vocab.json + merges.txt) with no "
                           f"fallback: config.json model_type is {model_type!r}; expected one of "
                           f"{', '.join(sorted(MODEL_TYPE_TOKENIZER))} to fall back on a packaged vocabulary")
