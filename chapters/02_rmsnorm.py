@@ -20,7 +20,7 @@
 # Real-size numbers come from the configs alone.*
 #
 # GPT-2 normalises with LayerNorm: subtract the mean, divide by the standard deviation, scale, shift. gpt-oss
-# (like Llama, Qwen3 and most models since 2023) uses RMSNorm: divide by the root mean square, scale. Step 02 of
+# (like Llama, Mistral and Qwen3) uses RMSNorm: divide by the root mean square, scale. Step 02 of
 # the chain swaps one for the other in all 97 places (two per block, one at the end).
 
 # %%
