@@ -14,8 +14,11 @@
 7. where transformers is installed, the same decode on transformers' GptOssForCausalLM (bf16, same config) in the
    same run, for a side-by-side ratio.
 
-It writes a markdown table naming the GPU and the date (benchmarks/gpu_check_<gpu>.md unless --out is given) and
-exits 1 if a correctness check failed.
+It writes a markdown table naming the GPU and the date (benchmarks/gpu_check_<gpu>.md unless --out is given),
+rewritten after every stage (a run killed half way still leaves the stages it finished), lists the checks that could
+not run on this machine under the table, prints the table at the end, and exits 1 if a correctness check failed.
+Each stage runs inside a guard: an exception becomes a FAIL row and the next stage runs; a stage that would start
+after --budget seconds (default 420) is recorded as not run.
 
     python benchmarks/gpu_check.py                               # on a CUDA machine
     python benchmarks/gpu_check.py --smoke --out /tmp/smoke.md   # every stage on the CPU, tiny model (tests run it)
@@ -23,12 +26,14 @@ exits 1 if a correctness check failed.
 
 import argparse
 import datetime
+import gc
 import os
 import platform
 import re
 import resource
 import sys
 import time
+import traceback
 
 import torch
 
@@ -51,10 +56,11 @@ TOL = {torch.float32: 1e-4, torch.bfloat16: 2e-2}
 
 
 class Report:
-    """Rows of the markdown table; a failed check makes the exit status 1."""
+    """Rows of the markdown table; a failed check makes the exit status 1; skip() records a check that could not
+    run here."""
 
     def __init__(self):
-        self.rows, self.failed, self.t0 = [], [], time.perf_counter()
+        self.rows, self.failed, self.not_run, self.t0 = [], [], [], time.perf_counter()
 
     def add(self, stage, what, result, target="", ok=None):
         status = "" if ok is None else ("ok" if ok else "FAIL")
@@ -63,6 +69,27 @@ class Report:
             self.failed.append(f"{stage}: {what}")
         print(f"[{time.perf_counter() - self.t0:6.1f} s] {stage:<10} {what:<44} {result:<28} {target} {status}",
               flush=True)
+
+    def skip(self, stage, what, why):
+        self.rows.append((stage, what, why, "", "not run"))
+        self.not_run.append(f"{stage}: {what}: {why}")
+        print(f"[{time.perf_counter() - self.t0:6.1f} s] {stage:<10} {what:<44} not run: {why}", flush=True)
+
+
+def run_stage(rep, stage, device, fn):
+    """fn() -> its result, synchronised so an asynchronous CUDA error is charged to this stage; an exception becomes
+    a FAIL row (traceback on stderr) and None, so the later stages and the markdown file still happen."""
+    print(f"[{time.perf_counter() - rep.t0:6.1f} s] -- stage {stage}", flush=True)
+    try:
+        result = fn()
+        sync(device)
+        return result
+    except Exception as e:  # any failure, Triton's compile errors and CUDA's out-of-memory included
+        traceback.print_exc()
+        sys.stderr.flush()
+        msg = str(e).strip().splitlines()[0][:100] if str(e).strip() else ""
+        rep.add(stage, "stage stopped by an error", f"{type(e).__name__}: {msg}", "see stderr", False)
+        return None
 
 
 def sync(device):
@@ -99,7 +126,7 @@ def versions(rep, device):
 def kernel_check(rep, device, smoke):
     from gptoss_torch.fast import mxfp4_triton
     if not mxfp4_triton.available(device):
-        rep.add("kernel", "Triton MXFP4 matvec", "Triton unavailable here", ok=False)
+        rep.skip("kernel", "Triton MXFP4 matvec and decode attention", "Triton is not installed")
         return
     # (experts, rows, 32-value blocks per row, routed pairs); the real shapes keep K = 90 blocks = 2880 inputs
     shapes = [(3, 37, 5, 5), (5, 23, 7, 3)]
@@ -121,19 +148,25 @@ def kernel_check(rep, device, smoke):
     default = (mxfp4_triton.BLOCK_R, mxfp4_triton.BLOCK_G, mxfp4_triton.NUM_STAGES)
     tiles = [default] if smoke else [(16, 4, 2), (16, 8, 3), (32, 4, 3), (32, 8, 3), (32, 8, 4), (64, 4, 3),
                                      (64, 8, 3), (128, 2, 3)]
-    speeds = {}
+    speeds, broken = {}, []
     for tile in tiles:
-        mxfp4_triton.mxfp4_matvec(blocks, scales, ids, x, tile=tile)  # compile
-        sync(device)
+        try:  # a tile the compiler refuses (registers, shared memory) is reported, not fatal
+            mxfp4_triton.mxfp4_matvec(blocks, scales, ids, x, tile=tile)  # compile
+            sync(device)
+        except Exception as e:  # Triton's OutOfResources / CompilationError
+            broken.append(f"{tile} {type(e).__name__}")
+            continue
         reps = 1 if smoke else 50
         t0 = time.perf_counter()
         for _ in range(reps):
             mxfp4_triton.mxfp4_matvec(blocks, scales, ids, x, tile=tile)
         sync(device)
         speeds[tile] = reps * n * R * G * 17 / (time.perf_counter() - t0)  # 16 bytes + 1 scale per block
-    best = max(speeds, key=speeds.get)
+    best = max(speeds, key=speeds.get) if speeds else None
     rep.add("kernel", f"matvec tiles (rows, blocks, stages), {n} x {R} x {G}",
-            f"best {best}: {speeds[best] / 1e9:,.1f} GB/s", f"default {default}: {speeds[default] / 1e9:,.1f} GB/s")
+            f"best {best}: {speeds[best] / 1e9:,.1f} GB/s" if best else "no tile ran",
+            (f"default {default}: {speeds[default] / 1e9:,.1f} GB/s" if default in speeds else f"default {default}")
+            + (f"; failed: {', '.join(broken)}" if broken else ""), None if default in speeds else False)
     from gptoss_torch.attention import attention_mask, decode_attention
     from gptoss_torch.fast.attention_triton import decode_attention_triton
     # decode attention, gpt-oss-20b's heads (64 q / 8 kv, d = 64) in bf16: a full layer and a sliding ring of 128
@@ -161,6 +194,9 @@ def tiny_checks(rep, device):
         m = Model.from_numpy(cfg, w, device, dtype)
         if device.type == "cuda":  # the interpreter would take minutes; stage 2 checked the kernel
             mxfp4_triton.enable(m)
+        else:
+            rep.skip(f"tiny {name}", "the model with its fused MXFP4 and routing kernels",
+                     "needs CUDA (the kernel stage ran them in Triton's interpreter)")
         toks = tokens.to(device)
         results = {"full forward": m(toks)}
         cache = m.new_cache(32)
@@ -171,6 +207,8 @@ def tiny_checks(rep, device):
         dec = GraphedDecoder(m, cache)
         replay = "graph replay" if dec.graph is not None else "graph-capturable step (eager here)"
         results[replay] = torch.cat([first, torch.stack([dec.step(t) for t in toks[5:]])])
+        if dec.graph is None:
+            rep.skip(f"tiny {name}", "CUDA-graph capture and replay", "needs CUDA (the same step ran eagerly)")
         for what, out in results.items():
             errs = rel_err(out, ref, per_position=True)
             if dtype == torch.float32:
@@ -196,7 +234,7 @@ def tiny_checks(rep, device):
                     torch.cuda.set_sync_debug_mode(0)
                 rep.add(f"tiny {name}", f"{label} under sync_debug_mode('error')", msg, "", sync_ok)
         else:
-            rep.add(f"tiny {name}", "decode step under sync_debug_mode('error')", "CUDA only")
+            rep.skip(f"tiny {name}", "decode steps under sync_debug_mode('error')", "needs CUDA")
 
 
 # ---- 4. the full-size random model, built on the device ----------------------------------------------------------
@@ -228,7 +266,10 @@ def build_full(rep, device, cfg):
     rep.add("build", f"random {cfg.name} on {device.type} (bf16, MXFP4 experts)",
             f"{time.perf_counter() - t0:.1f} s")
     rep.add("build", "held bytes = weight_bytes", f"{held / 1e9:.3f} GB", f"{want / 1e9:.3f} GB", held == want)
-    rep.add("build", "fused MXFP4 kernel enabled", str(device.type == "cuda" and mxfp4_triton.enable(model)))
+    fused = device.type == "cuda" and mxfp4_triton.enable(model)
+    rep.add("build", "fused MXFP4 kernel enabled", str(fused))
+    if device.type != "cuda":
+        rep.skip("build", "speed and profile with the fused kernels", "needs CUDA (the pure-torch MoE runs here)")
     return model
 
 
@@ -251,7 +292,7 @@ def decode_rate(model, context, n_tokens, graphed):
     """Prefill `context` tokens into a cache, then time n_tokens greedy single-token steps (a host sync each)."""
     device = model.device
     cache = model.new_cache(context + n_tokens + 4)
-    model(torch.randint(0, model.cfg.vocab_size, (context,), device=device), cache=cache)
+    model(torch.randint(0, model.cfg.vocab_size, (context,), device=device), cache=cache, last_only=True)
     dec = GraphedDecoder(model, cache) if graphed else None
     tok = 0
     for i in range(n_tokens + 2):  # two untimed steps first
@@ -269,7 +310,8 @@ def speed(rep, model, device, smoke):
     prompts, contexts, n_dec = ([16, 32], [8, 24], 3) if smoke else ([2048, 4096], [1024, 4096], 48)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    model(torch.zeros(8, dtype=torch.long, device=device))  # warm-up
+    model(torch.zeros(32, dtype=torch.long, device=device), last_only=True)  # warm-up: 32 x top-k pairs take
+    # the prefill's per-expert MoE path (8 tokens would take the decode one), so the first timed prompt is warm
     for T in prompts:
         prompt = torch.randint(0, cfg.vocab_size, (T,), device=device)
         cache = model.new_cache(T)  # as a generation prefills: into its KV cache, the last position's logits only
@@ -286,6 +328,7 @@ def speed(rep, model, device, smoke):
         need = decode_bytes_per_token(cfg, ctx, kv_dtype_bytes=2)
         for graphed in (False, True):
             if graphed and device.type != "cuda":
+                rep.skip("speed", f"decode bs1 at {ctx} context, graphed", "CUDA graphs need CUDA")
                 continue
             rate = decode_rate(model, ctx, n_dec, graphed)
             rates[ctx, graphed] = rate
@@ -322,11 +365,12 @@ def profile_step(rep, model, device):
             total = {}
             for e in kernels:
                 total[e.name] = total.get(e.name, 0.0) + e.device_time
-            rep.add("profile", f"kernels in one eager decode step, {name}",
+            rep.add("profile", f"GPU kernels + copies in one eager decode step, {name}",
                     f"{len(kernels)} ({len(kernels) / n_layers:.1f} per layer)")
             for kname, us in sorted(total.items(), key=lambda kv: -kv[1])[:5]:
                 rep.add("profile", "top kernel", f"{us:,.0f} us", re.sub(r"[|\n]", " ", kname)[:70])
         else:
+            rep.skip("profile", f"CUDA profiler on {name}", "needs CUDA (aten ops counted instead)")
             counter = count_ops(model, step)
             n = counter.total()
             rep.add("profile", f"aten ops in one eager decode step, {name}", f"{n} ({n / n_layers:.1f} per layer)")
@@ -340,14 +384,21 @@ def transformers_side_by_side(rep, cfg, device, context, n_tokens, ours):
     try:
         import transformers
     except ImportError:
-        rep.add("transformers", "side by side", "transformers not installed")
+        rep.skip("transformers", "side by side", "transformers is not installed")
         return
     from gptoss_np.formats.writer import hf_config
     conf = dict(hf_config(cfg)[0])
     conf.pop("quantization_config", None)  # bf16 experts: transformers without downloaded MXFP4 kernels
+    if device.type == "cuda":
+        rep.add("transformers", "GPU memory free before building it", f"{torch.cuda.mem_get_info()[0] / 2**30:.1f} GiB",
+                "its bf16 experts take ~41 GB at full size")
+    config = transformers.GptOssConfig(**conf)
     with torch.device(device):
-        hf = transformers.GptOssForCausalLM._from_config(transformers.GptOssConfig(**conf),
-                                                         dtype=torch.bfloat16).eval()
+        try:  # `dtype` since transformers 4.56; `torch_dtype` before (a deprecated alias after)
+            hf = transformers.GptOssForCausalLM._from_config(config, dtype=torch.bfloat16)
+        except TypeError:
+            hf = transformers.GptOssForCausalLM._from_config(config, torch_dtype=torch.bfloat16)
+    hf.eval()
     ids = torch.randint(0, cfg.vocab_size, (1, context), device=device)
     out = hf(input_ids=ids, use_cache=True)
     past, tok = out.past_key_values, out.logits[:, -1:].argmax(-1)
@@ -361,20 +412,31 @@ def transformers_side_by_side(rep, cfg, device, context, n_tokens, ours):
     sync(device)
     rate = n_tokens / (time.perf_counter() - t0)
     rep.add("transformers", f"decode bs1 at {context} context (bf16 experts)", f"{rate:,.1f} tok/s",
-            f"ours {ours:,.1f} tok/s: {ours / rate:.2f}x transformers")
+            f"ours {ours:,.1f} tok/s: {ours / rate:.2f}x transformers" if ours else "ours not measured")
     del hf, past, out
 
 
-def write_markdown(rep, path, device_name, smoke):
+def write_markdown(rep, path, device_name, smoke, after=None):
+    """The table so far; `after`: the last stage finished, for a file written before the run's end."""
+    def cell(text):
+        return str(text).replace("|", "/").replace("\n", " ")
+
     lines = [f"# gpu_check: gptoss_torch on {device_name}, {datetime.date.today()}", "",
              "Made by `python benchmarks/gpu_check.py" + (" --smoke" if smoke else "") + "` (see its docstring); "
-             "random weights at full size, so speeds are real and logits meaningless.", "",
-             "| stage | check | result | target / note | status |", "|---|---|---|---|---|"]
-    lines += ["| " + " | ".join(r) + " |" for r in rep.rows]
+             "random weights at full size, so speeds are real and logits meaningless.", ""]
+    if after:
+        lines += [f"**INCOMPLETE**: written after stage `{after}`; the run had not finished (killed, or still "
+                  "running).", ""]
+    lines += ["| stage | check | result | target / note | status |", "|---|---|---|---|---|"]
+    lines += ["| " + " | ".join(cell(c) for c in r) + " |" for r in rep.rows]
     lines += ["", f"Total time {time.perf_counter() - rep.t0:.0f} s; "
-                  + (f"FAILED: {'; '.join(rep.failed)}" if rep.failed else "every check passed") + "."]
+                  + (f"FAILED: {'; '.join(rep.failed)}" if rep.failed else "every check passed") + ".", "",
+              "Checks that could not run on this machine:" if rep.not_run else "Every check ran."]
+    lines += [f"- {cell(n)}" for n in rep.not_run]
+    text = "\n".join(lines) + "\n"
     with open(path, "w", encoding="utf-8") as f:
-        f.write("\n".join(lines) + "\n")
+        f.write(text)
+    return text
 
 
 def main(argv=None):
@@ -382,6 +444,7 @@ def main(argv=None):
     ap.add_argument("--smoke", action="store_true", help="every stage on the CPU with a tiny model (seconds)")
     ap.add_argument("--out", default=None, help="markdown file (default benchmarks/gpu_check_<gpu>.md)")
     ap.add_argument("--no-transformers", action="store_true", help="skip the transformers side by side")
+    ap.add_argument("--budget", type=float, default=420.0, help="seconds after which no further stage starts")
     args = ap.parse_args(argv)
     if args.smoke:
         device = torch.device("cpu")
@@ -390,27 +453,45 @@ def main(argv=None):
     else:
         device = torch.device("cuda")
     torch.manual_seed(0)
-    rep = Report()
-    versions(rep, device)
-    kernel_check(rep, device, args.smoke)
-    tiny_checks(rep, device)
-    full = gptoss_np.get_config("gpt-oss-20b")
-    cfg = gptoss_np.scale_down(full, d_model=128, n_layers=4, vocab_size=512) if args.smoke else full
-    model = build_full(rep, device, cfg)
-    rates = speed(rep, model, device, args.smoke)
-    profile_step(rep, model, device)
-    if not args.no_transformers:
-        del model
-        if device.type == "cuda":
-            torch.cuda.empty_cache()
-        ctx = min(c for c, _ in rates)
-        ours = max(r for (c, _), r in rates.items() if c == ctx)
-        transformers_side_by_side(rep, cfg, device, ctx, 3 if args.smoke else 24, ours)
     name = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU {platform.machine()} (smoke)"
     out = args.out or os.path.join(ROOT, "benchmarks", "gpu_check_" + re.sub(r"\W+", "_", name).strip("_").lower()
                                    + ".md")
-    write_markdown(rep, out, name, args.smoke)
-    print(f"wrote {out}")
+    rep = Report()
+    full = gptoss_np.get_config("gpt-oss-20b")
+    cfg = gptoss_np.scale_down(full, d_model=128, n_layers=4, vocab_size=512) if args.smoke else full
+    state = {}
+
+    def stage(label, fn, needs_model=False):
+        if needs_model and state.get("model") is None:
+            rep.skip(label, "whole stage", "no model: the build stage did not finish")
+        elif time.perf_counter() - rep.t0 > args.budget:
+            rep.skip(label, "whole stage", f"the time budget of {args.budget:.0f} s was spent")
+        else:
+            state[label] = run_stage(rep, label, device, fn)
+        write_markdown(rep, out, name, args.smoke, after=label)
+
+    stage("versions", lambda: versions(rep, device))
+    stage("kernel", lambda: kernel_check(rep, device, args.smoke))
+    stage("tiny", lambda: tiny_checks(rep, device))
+    gc.collect()
+    stage("build", lambda: build_full(rep, device, cfg))
+    state["model"] = state.pop("build", None)
+    stage("speed", lambda: speed(rep, state["model"], device, args.smoke), needs_model=True)
+    stage("profile", lambda: profile_step(rep, state["model"], device), needs_model=True)
+    state.pop("model")  # ours is freed before transformers builds its (much larger) bf16 model
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    if args.no_transformers:
+        rep.skip("transformers", "side by side", "--no-transformers")
+    else:
+        rates = state.get("speed") or {}
+        ctx = min((c for c, _ in rates), default=8 if args.smoke else 1024)
+        ours = max((r for (c, _), r in rates.items() if c == ctx), default=None)
+        stage("transformers", lambda: transformers_side_by_side(rep, cfg, device, ctx, 3 if args.smoke else 24,
+                                                                ours))
+    print(write_markdown(rep, out, name, args.smoke), flush=True)
+    print(f"wrote {out}", flush=True)
     return 1 if rep.failed else 0
 
 

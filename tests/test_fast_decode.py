@@ -6,6 +6,7 @@ conversation after another on the same buffers, and refuses a full cache."""
 import numpy as np
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 import gptoss_np
 from gptoss_np import get_config, scale_down
@@ -82,3 +83,58 @@ def test_a_graph_per_process_and_a_full_cache():
     assert b is a and b.cache.length == 0  # the same decoder, reset for the next conversation
     b.step(1)
     assert int(b.pos) == 1
+
+
+class NoHostSync(TorchDispatchMode):
+    """Raise on the ops that make a CUDA step wait for the device or take data-dependent shapes, which a CUDA graph
+    cannot capture: .item() / int() / bool() of a tensor, nonzero, boolean indexing, bincount, unique."""
+
+    SYNCING = {"aten._local_scalar_dense", "aten.nonzero", "aten.masked_select", "aten.bincount", "aten.unique_dim",
+               "aten._unique2", "aten.unique_consecutive"}
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        name = str(func.overloadpacket)
+        bool_index = name in ("aten.index", "aten.index_put", "aten.index_put_") and any(
+            isinstance(i, torch.Tensor) and i.dtype == torch.bool for i in (args[1] or ()) if i is not None)
+        if name in self.SYNCING or bool_index:
+            raise AssertionError(f"host sync or data-dependent shape in a decode step: {name}")
+        return func(*args, **(kwargs or {}))
+
+
+def no_tolist(self):
+    raise AssertionError("host sync in a decode step: Tensor.tolist")
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_the_graphed_step_never_waits_for_the_device(fast, monkeypatch):
+    """What GraphedDecoder captures (FastDecoder.step, or Model.run), with the MoE path CUDA takes for a decode
+    step (gathered: the fused Triton kernels replace it where they run), dispatches no op that syncs the host."""
+    _, twin = twins("gpt-oss-20b", torch.float32)
+    for block in twin.layers:
+        block.mlp.path = "gathered"
+    cache = twin.new_cache(16)
+    twin(torch.as_tensor(TOKENS[:5]), cache=cache)
+    dec = GraphedDecoder(twin, cache, fast=fast)
+    monkeypatch.setattr(torch.Tensor, "tolist", no_tolist)
+    with NoHostSync():
+        dec._run()
+    for block in twin.layers:  # the prefill's per-expert path does sync (bincount, tolist): the check can fail
+        block.mlp.path = "per_expert"
+    with pytest.raises(AssertionError, match="host sync"), NoHostSync():
+        dec._run()
+
+
+def test_graph_replay_returns_logits_of_its_own():
+    """A replay rewrites the captured step's output buffer: step() must hand back a copy, or a list of steps would
+    hold the last step's logits in every row. A stand-in graph replays the eager step into one buffer as CUDA does."""
+    oracle, twin = twins("gpt-oss-20b")
+    full = oracle(TOKENS)
+    dec = GraphedDecoder(twin, twin.new_cache(16))
+
+    class Replay:
+        def replay(self):
+            dec.logits.copy_(dec._run())
+
+    dec.graph, dec.logits = Replay(), torch.empty(1, 1, twin.cfg.vocab_size, dtype=torch.float64)
+    first = dec.prefill(torch.as_tensor(TOKENS[:3]))
+    close(torch.cat([first, torch.stack([dec.step(t) for t in TOKENS[3:8]])]), full[:8])

@@ -1,6 +1,7 @@
 """benchmarks/gpu_check.py --smoke: every stage of the GPU check runs on the CPU with a tiny model (the Triton
 kernel in its interpreter), every correctness check passes, and the markdown table names each stage."""
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -27,3 +28,29 @@ def test_gpu_check_smoke_runs_every_stage_on_the_cpu(tmp_path):
     assert "| kernel | matvec tiles" in text
     assert text.count("| kernel | decode attention") == 2
     assert "tok/s" in text and "per layer" in text
+    assert "Checks that could not run on this machine:" in text and "- speed: decode bs1 at 8 context, graphed" in text
+
+
+def test_a_failing_stage_is_a_row_and_the_run_goes_on(tmp_path, monkeypatch):
+    """An exception inside a stage becomes a FAIL row (pipes escaped), the next stages still run or are recorded as
+    not run, the markdown file is written and the exit status is 1; past --budget no stage starts."""
+    spec = importlib.util.spec_from_file_location("gpu_check", os.path.join(ROOT, "benchmarks", "gpu_check.py"))
+    gc = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gc)
+
+    def boom(*args):
+        raise RuntimeError("Triton said | no\nsecond line")
+
+    monkeypatch.setattr(gc, "kernel_check", boom)
+    monkeypatch.setattr(gc, "build_full", boom)
+    monkeypatch.setattr(gc, "tiny_checks", lambda rep, device: rep.add("tiny", "ran after the failure", "yes"))
+    out = tmp_path / "fail.md"
+    assert gc.main(["--smoke", "--out", str(out), "--no-transformers"]) == 1
+    text = out.read_text()
+    assert "| kernel | stage stopped by an error | RuntimeError: Triton said / no | see stderr | FAIL |" in text
+    assert "| tiny | ran after the failure | yes |" in text
+    assert "| speed | whole stage | no model: the build stage did not finish |  | not run |" in text
+    assert "- transformers: side by side: --no-transformers" in text and "INCOMPLETE" not in text
+    assert gc.main(["--smoke", "--out", str(out), "--no-transformers", "--budget", "0"]) == 0
+    text = out.read_text()
+    assert text.count("the time budget of 0 s was spent") == 2 * 4 and "Checks that could not run" in text

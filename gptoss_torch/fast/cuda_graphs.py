@@ -64,7 +64,8 @@ class GraphedDecoder:
 
     @torch.no_grad()
     def step(self, token):
-        """token: an int, or a device tensor of one element (copied on the device) -> logits [V]."""
+        """token: an int, or a device tensor of one element (copied on the device) -> logits [V], a tensor of its
+        own (a replay rewrites the graph's output buffer, so that buffer is copied: steps can be kept and stacked)."""
         cache = self.cache
         if cache.length >= cache.max_tokens:
             raise InputError(f"token: the cache is full (max_tokens={cache.max_tokens}); reset() or a larger cache")
@@ -78,7 +79,7 @@ class GraphedDecoder:
             logits = self._run()
         else:
             self.graph.replay()
-            logits = self.logits
+            logits = self.logits.clone()
         cache.length += 1
         self._pos_at = cache.length
         return logits[0, 0]
