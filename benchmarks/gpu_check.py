@@ -362,6 +362,10 @@ def profile_step(rep, model, device):
                     step()
                     sync(device)
             kernels = [e for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA]
+            if not kernels:
+                rep.skip("profile", f"GPU kernels in one eager decode step, {name}",
+                         "the profiler recorded no GPU activity (CUPTI unavailable?)")
+                continue
             total = {}
             for e in kernels:
                 total[e.name] = total.get(e.name, 0.0) + e.device_time

@@ -77,8 +77,9 @@ if triton is not None:
                           axis=2)  # [BR, BG]
             s = tl.load(scales_ptr + e * stride_se + rows[:, None] * stride_sr + gs[None, :],
                         mask=rmask[:, None] & gmask[None, :], other=127).to(tl.int32)
-            # 2^(s-127) exactly, as float32 exponent bits (s = 0 is the subnormal 2^-127)
-            factor = tl.where(s == 0, 5.877471754111438e-39, (s << 23).to(tl.float32, bitcast=True))
+            # 2^(s-127) exactly, as float32 bits (s = 0: the subnormal 2^-127 = mantissa bit 22); all in integers, as
+            # Triton types a float literal below 2^-126 as float64
+            factor = tl.where(s == 0, 1 << 22, s << 23).to(tl.float32, bitcast=True)
             acc += tl.sum(part * 16384.0 * factor, axis=1)  # 2^14 undoes _e2m1_scaled's 2^-14 before any rounding
         if HAS_BIAS:
             acc += tl.load(bias_ptr + e * stride_bias + rows, mask=rmask, other=0.0).to(tl.float32)
