@@ -17,7 +17,8 @@
 It writes a markdown table naming the GPU and the date (benchmarks/gpu_check_<gpu>.md unless --out is given),
 rewritten after every stage (a run killed half way still leaves the stages it finished), lists the checks that could
 not run on this machine under the table, prints the table at the end, and exits 1 if a correctness check failed.
-Each stage runs inside a guard: an exception becomes a FAIL row and the next stage runs; a stage that would start
+Each stage runs inside a guard, and so do the CUDA-only pieces within one (graph capture and replay, each decode
+timing, each profiled step): an exception becomes a FAIL row naming it and the run goes on; a stage that would start
 after --budget seconds (default 420) is recorded as not run.
 
     python benchmarks/gpu_check.py                               # on a CUDA machine
@@ -76,20 +77,26 @@ class Report:
         print(f"[{time.perf_counter() - self.t0:6.1f} s] {stage:<10} {what:<44} not run: {why}", flush=True)
 
 
-def run_stage(rep, stage, device, fn):
-    """fn() -> its result, synchronised so an asynchronous CUDA error is charged to this stage; an exception becomes
-    a FAIL row (traceback on stderr) and None, so the later stages and the markdown file still happen."""
-    print(f"[{time.perf_counter() - rep.t0:6.1f} s] -- stage {stage}", flush=True)
+def attempt(rep, stage, what, fn, device=None):
+    """fn() -> its result, synchronised on `device` so an asynchronous CUDA error is charged here; an exception
+    becomes a FAIL row `what` (traceback on stderr) and None, so the checks after it still run."""
     try:
         result = fn()
-        sync(device)
+        if device is not None:
+            sync(device)
         return result
     except Exception as e:  # any failure, Triton's compile errors and CUDA's out-of-memory included
         traceback.print_exc()
         sys.stderr.flush()
         msg = str(e).strip().splitlines()[0][:100] if str(e).strip() else ""
-        rep.add(stage, "stage stopped by an error", f"{type(e).__name__}: {msg}", "see stderr", False)
+        rep.add(stage, what, f"{type(e).__name__}: {msg}", "see stderr", False)
         return None
+
+
+def run_stage(rep, stage, device, fn):
+    """One stage inside attempt(): a failure is a row, then the next stage and the markdown file still happen."""
+    print(f"[{time.perf_counter() - rep.t0:6.1f} s] -- stage {stage}", flush=True)
+    return attempt(rep, stage, "stage stopped by an error", fn, device)
 
 
 def sync(device):
@@ -204,11 +211,14 @@ def tiny_checks(rep, device):
         results["chunked prefill (5 a chunk)"] = m(toks, prefill_chunk=5)
         cache = m.new_cache(32)
         first = m(toks[:5], cache=cache)
-        dec = GraphedDecoder(m, cache)
-        replay = "graph replay" if dec.graph is not None else "graph-capturable step (eager here)"
-        results[replay] = torch.cat([first, torch.stack([dec.step(t) for t in toks[5:]])])
-        if dec.graph is None:
-            rep.skip(f"tiny {name}", "CUDA-graph capture and replay", "needs CUDA (the same step ran eagerly)")
+        dec = attempt(rep, f"tiny {name}", "CUDA-graph capture", lambda: GraphedDecoder(m, cache), device)
+        if dec is not None:
+            replay = "graph replay" if dec.graph is not None else "graph-capturable step (eager here)"
+            steps = attempt(rep, f"tiny {name}", replay, lambda: torch.stack([dec.step(t) for t in toks[5:]]), device)
+            if steps is not None:
+                results[replay] = torch.cat([first, steps])
+            if dec.graph is None:
+                rep.skip(f"tiny {name}", "CUDA-graph capture and replay", "needs CUDA (the same step ran eagerly)")
         for what, out in results.items():
             errs = rel_err(out, ref, per_position=True)
             if dtype == torch.float32:
@@ -228,8 +238,8 @@ def tiny_checks(rep, device):
                 try:
                     step()
                     sync_ok, msg = True, "no host sync"
-                except RuntimeError as e:
-                    sync_ok, msg = False, str(e).splitlines()[0][:60]
+                except Exception as e:  # RuntimeError: called a synchronizing CUDA operation
+                    sync_ok, msg = False, f"{type(e).__name__}: {str(e).strip()[:60]}"
                 finally:
                     torch.cuda.set_sync_debug_mode(0)
                 rep.add(f"tiny {name}", f"{label} under sync_debug_mode('error')", msg, "", sync_ok)
@@ -330,11 +340,13 @@ def speed(rep, model, device, smoke):
             if graphed and device.type != "cuda":
                 rep.skip("speed", f"decode bs1 at {ctx} context, graphed", "CUDA graphs need CUDA")
                 continue
-            rate = decode_rate(model, ctx, n_dec, graphed)
+            what = f"decode bs1 at {ctx} context, {'graphed' if graphed else 'eager'}"
+            rate = attempt(rep, "speed", what, lambda: decode_rate(model, ctx, n_dec, graphed), device)
+            if rate is None:
+                continue
             rates[ctx, graphed] = rate
             ceiling = bw / need
-            rep.add("speed", f"decode bs1 at {ctx} context, {'graphed' if graphed else 'eager'}",
-                    f"{rate:,.1f} tok/s", f"{100 * rate / ceiling:.1f} % of {ceiling:,.0f} tok/s "
+            rep.add("speed", what, f"{rate:,.1f} tok/s", f"{100 * rate / ceiling:.1f} % of {ceiling:,.0f} tok/s "
                                           f"({need / 1e9:.2f} GB/token)")
     if device.type == "cuda":
         peak = f"{torch.cuda.max_memory_allocated() / 2**30:.2f} GiB allocated"
@@ -355,13 +367,20 @@ def profile_step(rep, model, device):
                        ("FastDecoder.step", lambda: fast.step(tok, pos, cache))):
         if device.type == "cuda":
             from torch.profiler import ProfilerActivity, profile
-            with torch.no_grad():
-                step()  # warm (autotuning, allocator)
-                sync(device)
-                with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
-                    step()
+
+            def profiled(step=step):
+                with torch.no_grad():
+                    step()  # warm (autotuning, allocator)
                     sync(device)
-            kernels = [e for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA]
+                    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+                        step()
+                        sync(device)
+                return prof.events()
+
+            events = attempt(rep, "profile", f"profiler on one eager decode step, {name}", profiled, device)
+            if events is None:
+                continue
+            kernels = [e for e in events if e.device_type == torch.autograd.DeviceType.CUDA]
             if not kernels:
                 rep.skip("profile", f"GPU kernels in one eager decode step, {name}",
                          "the profiler recorded no GPU activity (CUPTI unavailable?)")

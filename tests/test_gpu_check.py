@@ -42,15 +42,20 @@ def test_a_failing_stage_is_a_row_and_the_run_goes_on(tmp_path, monkeypatch):
         raise RuntimeError("Triton said | no\nsecond line")
 
     monkeypatch.setattr(gc, "kernel_check", boom)
-    monkeypatch.setattr(gc, "build_full", boom)
+    monkeypatch.setattr(gc, "decode_rate", boom)
     monkeypatch.setattr(gc, "tiny_checks", lambda rep, device: rep.add("tiny", "ran after the failure", "yes"))
     out = tmp_path / "fail.md"
     assert gc.main(["--smoke", "--out", str(out), "--no-transformers"]) == 1
     text = out.read_text()
     assert "| kernel | stage stopped by an error | RuntimeError: Triton said / no | see stderr | FAIL |" in text
     assert "| tiny | ran after the failure | yes |" in text
-    assert "| speed | whole stage | no model: the build stage did not finish |  | not run |" in text
+    # a failing check inside a stage is a row of its own, and the stage goes on
+    assert "| speed | decode bs1 at 24 context, eager | RuntimeError: Triton said / no | see stderr | FAIL |" in text
+    assert "| speed | peak memory, prefill included |" in text and "| profile |" in text
     assert "- transformers: side by side: --no-transformers" in text and "INCOMPLETE" not in text
+    monkeypatch.setattr(gc, "build_full", boom)
+    assert gc.main(["--smoke", "--out", str(out), "--no-transformers"]) == 1
+    assert "| speed | whole stage | no model: the build stage did not finish |  | not run |" in out.read_text()
     assert gc.main(["--smoke", "--out", str(out), "--no-transformers", "--budget", "0"]) == 0
     text = out.read_text()
     assert text.count("the time budget of 0 s was spent") == 2 * 4 and "Checks that could not run" in text
