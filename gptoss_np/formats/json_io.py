@@ -8,7 +8,7 @@ import stat
 
 from ..errors import CheckpointError
 
-MAX_JSON_BYTES = 100 * 1024 * 1024  # the safetensors reference reader's header cap; far above any real config
+MAX_JSON_BYTES = 100 * 1024 * 1024  # 100 MiB: far above any real config, index or tokenizer.json (tens of MB)
 MAX_JSON_DEPTH = 64  # real configs, indexes and tokenizer files nest fewer than 10 levels
 
 
