@@ -8,6 +8,7 @@ import os
 
 import torch
 
+from gptoss_np.accounting import kv_cache_bytes
 from gptoss_np.errors import InputError
 
 
@@ -64,8 +65,7 @@ def check_size(cfg, max_tokens, batch, dtype, device):
         if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1 or (top and value > top):
             raise InputError(f"{name}={value!r}; expected an integer "
                              + (f"from 1 to context_length={top}" if top else ">= 1"))
-    slots = sum(max_tokens if w is None else min(w, max_tokens) for w in cfg.layer_windows)
-    need = 2 * batch * slots * cfg.n_kv_heads * cfg.head_dim * dtype.itemsize  # keys and values
+    need = batch * kv_cache_bytes(cfg, max_tokens, dtype.itemsize)  # the slots KVCache allocates (its nbytes())
     have = memory_bytes(device)
     if have is not None and need > have:
         raise InputError(f"max_tokens={max_tokens}, batch={batch}: the KV cache would take {need / 2**30:.1f} GiB; "

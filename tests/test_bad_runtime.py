@@ -110,6 +110,13 @@ def test_a_cache_larger_than_memory_is_refused_before_allocating(models):
     expect(lambda: models["torch"].new_cache(16, 2 ** 31), "max_tokens=16", "batch=2147483648", "GiB")
 
 
+def test_the_memory_check_counts_what_the_cache_allocates(models):
+    """The size refused above is accounting's kv_cache_bytes per sequence: it must be the bytes a cache holds."""
+    for max_tokens in (3, 64):  # within and past the sliding window (4 tokens)
+        cache = models["torch"].new_cache(max_tokens, 2)
+        assert cache.nbytes() == 2 * gptoss_np.kv_cache_bytes(CFG, max_tokens, 4)  # float32
+
+
 @pytest.mark.parametrize("kind", ["np", "torch"])
 def test_the_cache_holds_max_tokens(models, kind):
     cache = models[kind].new_cache(4)
