@@ -42,18 +42,19 @@ class StackedExperts:
     """Qwen3 stores each expert as its own tensors; this presents them as one [E, rows, cols] array whose
     indexing reads only the experts asked for (and concatenates [gate | up] for the fused up projection)."""
 
-    def __init__(self, store, names_per_expert):
+    def __init__(self, store, names_per_expert, part, cfg_name):
+        """Each stored tensor must have shape `part`, what config `cfg_name` gives one piece: gate and up [F, D]
+        each (not only their sum), down [D, F]."""
         self.store, self.names = store, names_per_expert  # [E] lists of tensor names, concatenated on rows
         self._cache = {}
-        shapes = [store.shape(n) for n in names_per_expert[0]]
-        self.shape = (len(names_per_expert), sum(s[0] for s in shapes), shapes[0][1])
-        self.dtype = store.get(names_per_expert[0][0]).dtype
+        self.shape = (len(names_per_expert), part[0] * len(names_per_expert[0]), part[1])
         first = names_per_expert[0][0]
+        self.dtype = store.get(first).dtype
         for names in names_per_expert:
-            for n, want in zip(names, shapes):
-                if store.shape(n) != want:
-                    raise CheckpointError(f"{store.directory}: tensor {n!r} has shape {store.shape(n)}; expected "
-                                          f"{want} like expert 0")
+            for n in names:
+                if store.shape(n) != part:
+                    raise CheckpointError(f"{store.directory}: tensor {n!r} has shape {store.shape(n)}; config "
+                                          f"{cfg_name!r} expects {part}")
                 if store.dtype(n) not in FLOAT_DTYPES:
                     raise CheckpointError(f"{store.directory}: tensor {n!r} has dtype {store.dtype(n)}; expected a "
                                           f"float dtype ({', '.join(FLOAT_DTYPES)})")
@@ -126,12 +127,7 @@ def _map_tensors(store, cfg, layout):
                     if n not in store:
                         store.get(n)  # raises a CheckpointError naming the missing tensor and close matches
                     used.add(n)
-            part = (want[1] // len(names[0]), want[2])  # gate and up [F, D] each (not only their sum); down [D, F]
-            for n in names[0]:  # StackedExperts checks every other expert against expert 0
-                if tuple(store.shape(n)) != part:
-                    raise CheckpointError(f"{store.directory}: tensor {n!r} has shape {tuple(store.shape(n))}; "
-                                          f"config {cfg.name!r} expects {part}")
-            weights[name] = StackedExperts(store, names)
+            weights[name] = StackedExperts(store, names, (want[1] // len(names[0]), want[2]), cfg.name)
             continue
         src = prefix + src
         if src not in store:
