@@ -182,11 +182,11 @@ class Model(nn.Module):
         single = tokens.ndim == 1
         batch = tokens[None] if single else tokens  # [B, T]
         B, T = batch.shape
+        # full layers attend over every slot of the cache: T of them without one (the pieces' temporary cache too)
+        rows = prefill_chunk or self.prefill_rows(B, T if cache is None else cache.max_tokens)
         if positions is None and T > PREFILL_TOKENS:
-            rows = prefill_chunk or self.prefill_rows(B, PREFILL_TOKENS if cache is None else cache.max_tokens)
             logits, tr = self._prefill_in_pieces(batch, start, rows, cache, trace, last_only)
         else:
-            rows = prefill_chunk or self.prefill_rows(B, T if cache is None else cache.max_tokens)
             pos = positions if positions is not None else torch.arange(start, start + T, device=self.device)
             tr = {} if trace else None
             logits = self.run(batch, pos, cache, tr, last_only=last_only, q_chunk=rows if rows < T else None)
@@ -199,7 +199,8 @@ class Model(nn.Module):
 
     def prefill_rows(self, batch, slots):
         """How many queries at a time keep every layer's [B, Hq, rows, keys + 1] scores (float32 at least) under
-        ATTN_TEMP_BYTES, with `slots` keys on full layers; a sliding layer sees at most its window + rows <= slots."""
+        ATTN_TEMP_BYTES, with `slots` keys on full layers; a sliding layer sees its ring (at most the window) and the
+        new tokens (at most `slots`)."""
         window = max([w for w in self.cfg.layer_windows if w is not None], default=0)
         keys = slots + min(window, slots)
         itemsize = max(4, self.dtype.itemsize)

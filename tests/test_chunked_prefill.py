@@ -94,11 +94,9 @@ def test_last_only_gives_the_last_row_of_the_oracle(chunk):
     assert both.shape == (2, 1, twin.cfg.vocab_size) and np.abs(both[1].numpy() - last).max() <= 1e-12 * np.abs(last).max()
 
 
-def test_attention_temporaries_stay_under_the_budget(monkeypatch):
-    """With a budget of a few score rows the prompt is split on its own; every attention call's score tensor and
-    additive mask stay under it, and the logits are the one-shot ones."""
-    oracle, twin = twins()
-    budget = 6 * twin.cfg.n_heads * 2 * (len(TOKENS) + 1) * 8  # about 6 float64 query rows over 2x the keys
+@pytest.fixture
+def sdpa_calls(monkeypatch):
+    """Every attention call's (query rows, score bytes, additive mask bytes), by a spy on SDPA."""
     seen = []
     sdpa = F.scaled_dot_product_attention
 
@@ -107,8 +105,17 @@ def test_attention_temporaries_stay_under_the_budget(monkeypatch):
                      attn_mask.nbytes))
         return sdpa(q, k, v, attn_mask=attn_mask, **kw)
 
-    monkeypatch.setattr(model_module, "ATTN_TEMP_BYTES", budget)
     monkeypatch.setattr(F, "scaled_dot_product_attention", spy)
+    return seen
+
+
+def test_attention_temporaries_stay_under_the_budget(monkeypatch, sdpa_calls):
+    """With a budget of a few score rows the prompt is split on its own; every attention call's score tensor and
+    additive mask stay under it, and the logits are the one-shot ones."""
+    oracle, twin = twins()
+    budget = 6 * twin.cfg.n_heads * 2 * (len(TOKENS) + 1) * 8  # about 6 float64 query rows over 2x the keys
+    seen = sdpa_calls
+    monkeypatch.setattr(model_module, "ATTN_TEMP_BYTES", budget)
     logits = twin(torch.as_tensor(TOKENS))
     rows = max(r for r, _, _ in seen)
     assert 1 < rows < len(TOKENS)  # it was chunked, and not one query at a time
@@ -119,6 +126,19 @@ def test_attention_temporaries_stay_under_the_budget(monkeypatch):
     monkeypatch.setattr(model_module, "ATTN_TEMP_BYTES", 1 << 28)
     twin(torch.as_tensor(TOKENS))
     assert [r for r, _, _ in seen] == [len(TOKENS)] * twin.cfg.n_layers  # a short prompt still runs in one shot
+
+
+def test_a_prompt_in_pieces_without_a_cache_stays_under_the_budget(monkeypatch, sdpa_calls):
+    """Past PREFILL_TOKENS with no cache of the caller's, the temporary cache holds the whole prompt, so a full
+    layer's queries see len(TOKENS) keys in every piece: the query chunks are sized for those, not for a piece."""
+    oracle, twin = twins()
+    monkeypatch.setattr(model_module, "PREFILL_TOKENS", 7)
+    budget = 3 * twin.cfg.n_heads * (len(TOKENS) + 4 + 1) * 8  # 3 float64 query rows over every key, window, sink
+    monkeypatch.setattr(model_module, "ATTN_TEMP_BYTES", budget)
+    logits = twin(torch.as_tensor(TOKENS))
+    assert max(max(s, m) for _, s, m in sdpa_calls) <= budget
+    full = oracle(TOKENS)
+    assert np.abs(logits.numpy() - full).max() <= 1e-12 * np.abs(full).max()
 
 
 def test_full_size_prefill_rows_bound_the_scores():
