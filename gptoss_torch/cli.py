@@ -17,6 +17,7 @@ import sys
 import numpy as np
 import torch
 
+from gptoss_np.cli import check_seed, check_tokens
 from gptoss_np.errors import GptOssError, InputError
 
 
@@ -46,8 +47,7 @@ def check_device(name):
 def check_arguments(args):
     """The numeric arguments the verbs share, before anything is loaded."""
     check_device(getattr(args, "device", None))
-    if getattr(args, "seed", None) is not None and args.seed < 0:
-        raise InputError(f"--seed {args.seed}: expected an integer >= 0")
+    check_seed(args)
     for name in ("tokens", "context", "threads"):
         value = getattr(args, name, None)
         if value is not None and value < 1:
@@ -60,9 +60,8 @@ def compare(args):
 
     from . import load_model
     model = load_model(args.checkpoint, device=args.device, dtype=args.dtype, progress=not args.quiet)
+    check_tokens(args.tokens, model.cfg.context_length)  # before the oracle's load
     oracle = gptoss_np.load_model(args.checkpoint, dtype="float32", progress=not args.quiet)
-    if args.tokens > oracle.cfg.context_length:
-        raise InputError(f"--tokens {args.tokens}: expected at most the context length, {oracle.cfg.context_length}")
     tokens = np.random.default_rng(args.seed).integers(0, oracle.cfg.vocab_size, args.tokens)
     _, ref = oracle(tokens, trace=True)
     _, ours = model(torch.as_tensor(tokens), trace=True)

@@ -214,6 +214,14 @@ def test_torch_cli_bad_values(capsys, argv, fragments):
     one_error_line(capsys, main(argv), *fragments)
 
 
+def test_torch_compare_refuses_tokens_past_the_context_before_loading_the_oracle(capsys, monkeypatch):
+    from gptoss_torch.cli import main
+    monkeypatch.setattr(gptoss_np, "load_model", lambda *a, **k: pytest.fail("the oracle was loaded"))
+    path = gptoss_np.trained_checkpoint("gpt2-shakespeare")
+    one_error_line(capsys, main(["compare", "--checkpoint", path, "--tokens", "100000000", "--device", "cpu",
+                                 "--quiet"]), "--tokens 100000000", "context length")
+
+
 def test_torch_cli_cuda_absent(capsys, monkeypatch):
     from gptoss_torch.cli import main
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
