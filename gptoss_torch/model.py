@@ -189,7 +189,7 @@ class Model(nn.Module):
         else:
             pos = positions if positions is not None else torch.arange(start, start + T, device=self.device)
             tr = {} if trace else None
-            logits = self.run(batch, pos, cache, tr, last_only=last_only, q_chunk=rows if rows < T else None)
+            logits = self.run(batch, pos, cache, tr, last_only=last_only, q_chunk=rows)
             if cache is not None:
                 cache.length += T
         if single:
@@ -217,7 +217,7 @@ class Model(nn.Module):
             n = min(PREFILL_TOKENS, T - i)
             tr = {} if trace else None
             logits.append(self.run(batch[:, i:i + n], torch.arange(start + i, start + i + n, device=self.device),
-                                   cache, tr, last_only=last_only, q_chunk=rows if rows < n else None))
+                                   cache, tr, last_only=last_only, q_chunk=rows))
             cache.length += n
             traces.append(tr)
         tr = {name: torch.cat([t[name] for t in traces], dim=1) for name in traces[0]} if trace else None
