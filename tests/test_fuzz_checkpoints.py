@@ -76,6 +76,20 @@ def tensor_names(header):
     return [k for k in header if k != "__metadata__"]
 
 
+def rewrite_entry(path, rng, edit):
+    """rewrite_header with `edit(entry)` applied to the header entry of one tensor picked by `rng`; returns the
+    tensor's name and its edited entry."""
+    picked = []
+
+    def edit_header(h):
+        name = tensor_names(h)[rng.integers(len(tensor_names(h)))]
+        edit(h[name])
+        picked.append((name, h[name]))
+
+    rewrite_header(path, edit_header)
+    return picked[0]
+
+
 # ---- mutations: each takes (directory, rng) and returns a one-line description --------------------------------
 
 def pick_shard(d, rng):
@@ -104,15 +118,12 @@ def header_length(d, rng):
 def shift_offset(d, rng):
     p = pick_shard(d, rng)
     which, delta = int(rng.integers(2)), int(rng.choice([-3, -1, 1, 2, 64, 10**6]))
-    state = {}
 
-    def edit(h):
-        name = tensor_names(h)[rng.integers(len(tensor_names(h)))]
-        h[name]["data_offsets"][which] += delta
-        state["name"] = name
+    def edit(entry):
+        entry["data_offsets"][which] += delta
 
-    rewrite_header(p, edit)
-    return f"{os.path.basename(p)}: {state['name']} data_offsets[{which}] += {delta}"
+    name, _ = rewrite_entry(p, rng, edit)
+    return f"{os.path.basename(p)}: {name} data_offsets[{which}] += {delta}"
 
 
 def swap_offsets(d, rng):
@@ -131,24 +142,15 @@ def swap_offsets(d, rng):
 def change_dtype(d, rng):
     p = pick_shard(d, rng)
     new = str(rng.choice(["F16", "F32", "BF16", "U8", "I8", "I32", "F64", "BOOL", "F8_E4M3", "Q4", ""]))
-    state = {}
-
-    def edit(h):
-        name = tensor_names(h)[rng.integers(len(tensor_names(h)))]
-        h[name]["dtype"] = new
-        state["name"] = name
-
-    rewrite_header(p, edit)
-    return f"{os.path.basename(p)}: {state['name']} dtype -> {new!r}"
+    name, _ = rewrite_entry(p, rng, lambda entry: entry.update(dtype=new))
+    return f"{os.path.basename(p)}: {name} dtype -> {new!r}"
 
 
 def change_shape(d, rng):
     p = pick_shard(d, rng)
-    state = {}
 
-    def edit(h):
-        name = tensor_names(h)[rng.integers(len(tensor_names(h)))]
-        shape = list(h[name]["shape"])
+    def edit(entry):
+        shape = list(entry["shape"])
         kind = int(rng.integers(4))
         if kind == 0 and shape:
             i = int(rng.integers(len(shape)))
@@ -159,11 +161,10 @@ def change_shape(d, rng):
             shape[int(rng.integers(len(shape)))] = int(rng.choice([0, -1, 2**62, 3]))
         else:
             shape = [int(np.prod(shape))] if shape else [1]
-        h[name]["shape"] = shape
-        state["what"] = f"{name} shape -> {shape}"
+        entry["shape"] = shape
 
-    rewrite_header(p, edit)
-    return f"{os.path.basename(p)}: {state['what']}"
+    name, entry = rewrite_entry(p, rng, edit)
+    return f"{os.path.basename(p)}: {name} shape -> {entry['shape']}"
 
 
 def add_or_drop_bytes(d, rng):
