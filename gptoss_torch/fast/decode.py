@@ -9,13 +9,14 @@ make once made once, on this object (never in the model's state_dict):
   (fast/attention_triton.py) on CUDA, else attention.decode_attention;
 - F.rms_norm (one fused kernel on CUDA) and, with fast/mxfp4_triton enabled, the MoE's experts in two launches.
 
-tests/test_kernel_count.py counts the ops of a step; tests/test_fast_paths.py keeps it equal to Model.run.
+tests/test_kernel_count.py counts the ops of a step; tests/test_fast_decode.py keeps its logits equal to the NumPy
+oracle's.
 """
 
 import torch
 import torch.nn.functional as F
 
-from ..attention import attention_mask, decode_attention
+from ..attention import at_least_float32, attention_mask, decode_attention
 from ..rope import rope_cos_sin
 from . import attention_triton
 
@@ -53,8 +54,7 @@ class FastDecoder:
             a = block.attn
             self.qkv.append((torch.cat([a.q.weight * scale, a.k.weight, a.v.weight]),  # [(Hq + 2 Hkv) d, D]
                              None if a.q.bias is None else torch.cat([a.q.bias * scale, a.k.bias, a.v.bias])))
-            self.sinks.append(None if a.sinks is None else a.sinks.float() if a.sinks.dtype in
-                              (torch.bfloat16, torch.float16) else a.sinks)
+            self.sinks.append(None if a.sinks is None else at_least_float32(a.sinks))  # cast once, not per step
         self.rope = None
         if cfg.positions == "rope":
             n = max_positions or cfg.context_length
@@ -74,7 +74,7 @@ class FastDecoder:
             x = self.layer(i, block, x, pos, cs, cache.layers[i], slots, masks)
         logits = F.linear(norm(model.final_norm, x), model.embed.weight if model.unembed is None else
                           model.unembed.weight)  # [B, 1, V]
-        return logits.float() if logits.dtype in (torch.bfloat16, torch.float16) else logits
+        return at_least_float32(logits)
 
     def layer(self, i, block, x, pos, cs, lc, slots, masks):
         """One block for one token; `slots` and `masks` are shared by the layers of a kind within the step."""
