@@ -208,6 +208,7 @@ def test_numpy_cli_bad_values(capsys, argv, fragments):
     (["chat", "--threads", "0", "hi"], ["--threads 0", ">= 1"]),
     (["compare", "--checkpoint", "x", "--tokens", "0"], ["--tokens 0", ">= 1"]),
     (["compare", "--checkpoint", "x", "--seed", "-5"], ["--seed -5", ">= 0"]),
+    (["train", "--release", "--quiet"], ["--release without --out", "expected --out DIR"]),
 ])
 def test_torch_cli_bad_values(capsys, argv, fragments):
     from gptoss_torch.cli import main

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from gptoss_np.accounting import count_params, weight_bytes
+from gptoss_np.errors import InputError
 
 from .data import as_tensor, validation_batches
 from .export import quantize_experts, write_trained
@@ -158,17 +159,17 @@ def machine():
 def run_train(args):
     out = args.out
     if args.release and not out:
-        raise SystemExit("train: --release needs --out DIR (the directory of the model to ship)")
+        raise InputError("--release without --out: expected --out DIR, the directory of the model to ship")
     if out:
         os.makedirs(out, exist_ok=True)
     data = load_data(args.data, args.vocab)
     model, cfg, result, ranks = train_one(args, data, log=os.path.join(out, "log.jsonl") if out and not args.release
                                           else None)
+    stored = model.cfg.replace(weight_dtype=args.dtype) if args.dtype else model.cfg  # as the checkpoint holds it
     if args.release:
         with torch_threads(args.threads):
-            write_release(model, out, result, ranks, data[1], args)
+            write_release(model, stored, out, result, ranks, data[1], args)
     elif out:
-        stored = model.cfg.replace(weight_dtype=args.dtype) if args.dtype else model.cfg
         _, layout = write_trained(model, out, cfg=stored, ranks=ranks)
         plot_history(result["history"], os.path.join(out, "loss.png"), title=f"{cfg.name} (seed {args.seed})")
         with open(os.path.join(out, "result.json"), "w", encoding="utf-8") as f:
@@ -185,12 +186,11 @@ def run_train(args):
     return 0
 
 
-def write_release(model, out, result, ranks, val_ids, args):
-    """A model to ship in `out`: its checkpoint (weights stored as args.dtype, default the config's), its tokenizer
-    files and training.json (size, parameters, budget, val loss as trained and as stored, the loss curve and the
-    command that retrains it)."""
+def write_release(model, cfg, out, result, ranks, val_ids, args):
+    """A model to ship in `out`: its checkpoint (weights stored as cfg.weight_dtype), its tokenizer files and
+    training.json (size, parameters, budget, val loss as trained and as stored, the loss curve and the command that
+    retrains it)."""
     from ..loader import load_model
-    cfg = model.cfg.replace(weight_dtype=args.dtype) if args.dtype else model.cfg
     write_trained(model, out, cfg=cfg, ranks=ranks)
     final = validation_batches(val_ids, args.batch_size, CONTEXT, args.val_batches)
     stored = evaluate(load_model(out, progress=False), final)
