@@ -12,6 +12,7 @@ import os
 
 import torch
 
+from ..ffn import activate
 from ..routers import route
 
 try:
@@ -151,7 +152,6 @@ def fused_moe(x, logits, up, down, cfg):
     """The MoE after the router's matmul in few launches: routing (gpt-oss's top-k + softmax, one kernel), up (bias
     in the epilogue), then down with the activation in its prologue and bias + router weight in its epilogue; a sum
     over the k pairs remains. x [N, D], logits [N, E] -> (y [N, D] in x's dtype, experts [N, k], weights [N, k])."""
-    from ..ffn import activate
     k = cfg.top_k
     if cfg.router == "topk_softmax" and k & (k - 1) == 0:
         experts, weights = route_topk_softmax(logits, k)
