@@ -47,6 +47,12 @@ MAX_PARAMS = 10**13
 MAX_TENSORS = 10**6
 
 
+def short_repr(value, limit=200) -> str:
+    """repr(value), cut after `limit` characters: a bad value in an error message, never a megabyte of it."""
+    r = repr(value)
+    return r if len(r) <= limit else r[:limit] + "..."
+
+
 def _is_int(v) -> bool:
     return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
 
@@ -164,8 +170,7 @@ class ModelConfig:
 
     def _bad(self, field_name, value, expected):
         """A ConfigError for `field_name`; .field, .value and .expected let a config.json reader name its key."""
-        shown = repr(value) if len(repr(value)) <= 200 else repr(value)[:200] + "..."
-        err = ConfigError(f"{self.name}: {field_name}={shown}; expected {expected}")
+        err = ConfigError(f"{self.name}: {field_name}={short_repr(value)}; expected {expected}")
         err.field, err.value, err.expected = field_name, value, expected
         raise err
 

@@ -11,7 +11,7 @@ this implementation does not follow is refused, never ignored.
 import dataclasses
 import os
 
-from ..config import ModelConfig, YarnScaling, alternating_windows
+from ..config import ModelConfig, YarnScaling, alternating_windows, short_repr
 from ..errors import CheckpointError, ConfigError
 from .json_io import read_json
 from .layouts import CANONICAL_MODEL_TYPE, NAMES, ORIGINAL_FIELDS, ORIGINAL_ONLY
@@ -64,11 +64,6 @@ YARN_UNSUPPORTED = ("attention_factor", "mscale", "mscale_all_dim")
 LAYER_TYPES = {"sliding_attention", "full_attention"}
 
 
-def _short(value, limit=200):
-    r = repr(value)
-    return r if len(r) <= limit else r[:limit] + "..."
-
-
 def _size(v):
     return isinstance(v, int) and not isinstance(v, bool) and v > 0
 
@@ -88,7 +83,7 @@ class _Fields:
         self.hf, self.kind, self.where, self.src = hf, kind, where, {}
 
     def fail(self, key, value, expected):
-        raise ConfigFieldError(f"{self.where}: {key}={_short(value)}; expected {expected}")
+        raise ConfigFieldError(f"{self.where}: {key}={short_repr(value)}; expected {expected}")
 
     def get(self, key, *model_fields):
         names = [k for k in (key, *ALIASES.get(self.kind, {}).get(key, ())) if k in self.hf]
@@ -124,7 +119,7 @@ class _Fields:
             if field is None:
                 raise ConfigFieldError(f"{self.where}: the fields give an invalid model: {e}") from None
             label, value = self.src.get(field) or self.src.get(field.split(".")[0]) or (field, e.value)
-            raise ConfigFieldError(f"{self.where}: {label}={_short(value)} (the model's {field}); expected "
+            raise ConfigFieldError(f"{self.where}: {label}={short_repr(value)} (the model's {field}); expected "
                                    f"{e.expected}") from None
 
 
@@ -135,7 +130,7 @@ def config_from_hf(hf, weight_dtype="float32", name="checkpoint", where="config.
     kind = hf.get("model_type")
     build = {"gpt2": _gpt2, "gpt_oss": _gpt_oss, "qwen3_moe": _qwen3_moe}.get(kind) if isinstance(kind, str) else None
     if build is None:
-        raise ConfigFieldError(f"{where}: unknown layout: model_type={_short(kind)}; expected one of 'gpt2', "
+        raise ConfigFieldError(f"{where}: unknown layout: model_type={short_repr(kind)}; expected one of 'gpt2', "
                                "'gpt_oss', 'qwen3_moe' (Hugging Face config.json)")
     f = _Fields(hf, kind, where)
     if kind != "gpt_oss" and hf.get("quantization_config") is not None:
@@ -316,9 +311,9 @@ def detect_layout(config, where="config.json"):
         return "canonical"
     if isinstance(kind, str) and kind in NAMES and kind != "original":
         return kind
-    raise ConfigFieldError(f"{where}: unknown layout: model_type={_short(kind)}; expected one of 'gpt2', 'gpt_oss', "
-                           "'qwen3_moe' (Hugging Face config.json) or no model_type with OpenAI's original gpt-oss "
-                           f"fields ({', '.join(ORIGINAL_ONLY)}, ...)")
+    raise ConfigFieldError(f"{where}: unknown layout: model_type={short_repr(kind)}; expected one of 'gpt2', "
+                           "'gpt_oss', 'qwen3_moe' (Hugging Face config.json) or no model_type with OpenAI's original "
+                           f"gpt-oss fields ({', '.join(ORIGINAL_ONLY)}, ...)")
 
 
 def config_from_original(oc, weight_dtype="bfloat16", expert_quant="mxfp4", name="original",
@@ -373,8 +368,8 @@ def config_from_canonical(d, where="config.json"):
     """The ModelConfig a canonical config.json describes (the inverse of canonical_config_json)."""
     fields = d.get("config")
     if not isinstance(fields, dict):
-        raise ConfigFieldError(f"{where}: config={_short(fields)}; expected an object of ModelConfig fields (model_type "
-                               f"{CANONICAL_MODEL_TYPE!r})")
+        raise ConfigFieldError(f"{where}: config={short_repr(fields)}; expected an object of ModelConfig fields "
+                               f"(model_type {CANONICAL_MODEL_TYPE!r})")
     f = _Fields(fields, "canonical", where)
     f.src = {k: (f"config.{k}", v) for k, v in fields.items()}
     y = fields.get("rope_scaling")
