@@ -138,15 +138,12 @@ class Model(nn.Module):
             except (TypeError, ValueError) as e:  # ragged nesting
                 raise InputError(f"tokens: expected [T] or [B, T] integer token ids, got a {type(tokens).__name__} "
                                  f"that is not an array ({e})") from None
-            if a.dtype == object and a.size and all(type(v) is int for v in a.flat):  # ints past 64 bits (2**70)
-                bad = [v for v in a.flat if not 0 <= v < V]
-                if bad:
-                    raise InputError(f"tokens: id {bad[0]} is out of range: vocab_size is {V}")
-                a = a.astype(np.int64)
-            if a.dtype.kind not in "iu":  # floats, bools, strings, objects: refused below as a named dtype
+            ints = a.dtype == object and a.size and all(type(v) is int for v in a.flat)  # ints past 64 bits (2**70)
+            if a.dtype.kind not in "iu" and not ints:  # floats, bools, strings, other objects
                 raise InputError(f"tokens: expected a non-empty [T] or [B, T] integer tensor, got {a.shape} "
                                  f"{a.dtype}")
-            if a.size and (a.min() < 0 or a.max() >= V):  # before int64, which would wrap uint64 ids past 2**63
+            # before int64, which would wrap uint64 ids past 2**63 (Python ints past 64 bits compare exactly)
+            if a.size and (a.min() < 0 or a.max() >= V):
                 raise InputError(f"tokens: id {int(a.min() if a.min() < 0 else a.max())} is out of range: "
                                  f"vocab_size is {V}")
             tokens = torch.from_numpy(a.astype(np.int64))
