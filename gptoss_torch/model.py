@@ -173,7 +173,10 @@ class Model(nn.Module):
         PREFILL_TOKENS passes through the layers in pieces of that many tokens via a KV cache (a temporary one when
         none is given). The result is the one-shot forward's, to rounding (tested).
         last_only: logits of the last position only ([1, V] / [B, 1, V]), what generation needs: a 4k-token
-        prompt's full float32 logits would hold 3.3 GB on gpt-oss-20b's 201k vocabulary."""
+        prompt's full float32 logits would hold 3.3 GB on gpt-oss-20b's 201k vocabulary; not with trace, whose
+        final_norm and logits hold every position."""
+        if trace and last_only:
+            raise InputError("last_only=True with trace=True: expected one of them (a trace holds every position)")
         start = cache.length if cache is not None else 0
         tokens = self._check_tokens(tokens, start, cache)
         single = tokens.ndim == 1

@@ -109,6 +109,14 @@ def sdpa_calls(monkeypatch):
     return seen
 
 
+def test_last_only_with_a_trace_is_refused():
+    """A trace's final_norm and logits hold every position; asking for both would give a trace of another shape."""
+    from gptoss_np import InputError
+    _, twin = twins()
+    with pytest.raises(InputError, match="last_only"):
+        twin(torch.as_tensor(TOKENS), trace=True, last_only=True)
+
+
 def test_attention_temporaries_stay_under_the_budget(monkeypatch, sdpa_calls):
     """With a budget of a few score rows the prompt is split on its own; every attention call's score tensor and
     additive mask stay under it, and the logits are the one-shot ones."""
