@@ -274,6 +274,20 @@ def test_chunking_leaves_real_text_as_tiktoken_encodes_it(shakespeare, monkeypat
         assert enc.encode(text) == tiktoken.Encoding.encode(enc, text)
 
 
+@pytest.mark.parametrize("name", ["o200k_harmony", "gpt2"])
+def test_encode_with_unstable_after_a_long_run_leaves_only_the_last_word_open(name):
+    """Short text: tiktoken's own answer (completions compared as sets: tiktoken orders them by a hash set); after a
+    250 KB run of blanks (three chunks): the same completions, and stable tokens that spell all but ' ques'."""
+    enc = tk.get_tokenizer(name)
+    short = "or not to be: that is the ques"
+    stable, completions = tiktoken.Encoding.encode_with_unstable(enc, short)
+    ours = enc.encode_with_unstable(short)
+    assert ours[0] == stable and sorted(ours[1]) == sorted(completions)
+    text = "To be," + " " * 250_000 + short
+    ours = enc.encode_with_unstable(text)
+    assert enc.decode(ours[0]) == text[:-len(" ques")] and sorted(ours[1]) == sorted(completions)
+
+
 def test_whitespace_chunks_cut_only_inside_long_runs(shakespeare):
     """Cuts fall inside whitespace runs longer than max_run, as few as leave no run longer; nothing else moves."""
     words = shakespeare[1][:400].split()

@@ -125,11 +125,12 @@ class Tokenizer(tiktoken.Encoding):
         """The text the BPE sees: NFC-normalised for Qwen's tokenizer, unchanged otherwise."""
         return unicodedata.normalize("NFC", text) if self.nfc else text
 
-    def _chunked(self, encode, text, **kw):
-        """[encode(chunk, **kw) for each whitespace chunk of the normalised text]; a panic of the Rust encoder
-        becomes an InputError naming the text."""
+    def _chunked(self, encode, text, last=None, **kw):
+        """[encode(chunk, **kw) for each whitespace chunk of the normalised text], the last chunk through `last`
+        instead when given; a panic of the Rust encoder becomes an InputError naming the text."""
         try:
-            return [encode(chunk, **kw) for chunk in whitespace_chunks(self.normalize(text))]
+            *head, tail = whitespace_chunks(self.normalize(text))
+            return [encode(chunk, **kw) for chunk in head] + [(last or encode)(tail, **kw)]
         except BaseException as e:
             if type(e).__module__ != "pyo3_runtime":  # KeyboardInterrupt, tiktoken's ValueErrors, ... pass through
                 raise
@@ -147,10 +148,9 @@ class Tokenizer(tiktoken.Encoding):
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
     def encode_with_unstable(self, text, **kw):
-        *head, last = whitespace_chunks(self.normalize(text))  # only the end of the last chunk can be unstable
-        stable, completions = self._chunked(super().encode_with_unstable, last, **kw)[0]
-        encode = super().encode
-        return [t for chunk in head for t in self._chunked(encode, chunk, **kw)[0]] + stable, completions
+        # only the end of the last chunk can be unstable
+        *head, (stable, completions) = self._chunked(super().encode, text, last=super().encode_with_unstable, **kw)
+        return [t for part in head for t in part] + stable, completions
 
     def __getstate__(self):
         return {"name": self.name, "pat_str": self._pat_str, "mergeable_ranks": self._mergeable_ranks,
