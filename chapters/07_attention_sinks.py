@@ -389,17 +389,11 @@ plt.show()
 # the trained model answers in the format it was trained on, in something like Shakespeare's English.
 
 # %%
-from gptoss_np.text.chat import generate
-
-
-def greedy_reply(model, question, n=60):
-    """The model's greedy reply to one user line (harmony prompt, low effort), decoded with its special tokens."""
-    prompt = H.chat_prompt(tok, question, "low")
-    return tok.decode(list(generate(model, prompt, n, temperature=0, stop_tokens=H.stop_tokens(tok))))
+from gptoss_np.text.chat import greedy_reply
 
 
 for name, model in (("random weights", random_twin), ("trained", shipped)):
-    print(f"--- {name}, greedy ---\n{greedy_reply(model, line_a)}\n")
+    print(f"--- {name}, greedy ---\n{greedy_reply(model, tok, line_a)}\n")
 
 # %% [markdown]
 # ## Final check

@@ -356,18 +356,12 @@ for name, model in (("random", gptoss_np.build_model(shipped.cfg, seed=0)), ("tr
 # the trained model answers in the format it was trained on, in something like Shakespeare's English.
 
 # %%
-from gptoss_np.text.chat import generate
-
-
-def greedy_reply(model, question, n=60):
-    """The model's greedy reply to one user line (harmony prompt, low effort), decoded with its special tokens."""
-    prompt = H.chat_prompt(tok, question, "low")
-    return tok.decode(list(generate(model, prompt, n, temperature=0, stop_tokens=H.stop_tokens(tok))))
+from gptoss_np.text.chat import greedy_reply
 
 
 question = dialogue_pairs(shakespeare_splits()[1])[5][0][1]  # VALENTINE's answer to the duke
 for name, model in (("random weights", gptoss_np.build_model(shipped.cfg, seed=0)), ("trained", shipped)):
-    print(f"--- {name}, greedy ---\n{greedy_reply(model, question)}\n")
+    print(f"--- {name}, greedy ---\n{greedy_reply(model, tok, question)}\n")
 
 # %% [markdown]
 # ## Final check

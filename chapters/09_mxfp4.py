@@ -391,18 +391,15 @@ assert runs and all(abs(after - before) < 0.01 for _, before, after in runs)
 # writing text, where random weights repeat a few tokens.
 
 # %%
-from gptoss_np.text import harmony as H
-from gptoss_np.text.chat import generate
+from gptoss_np.text.chat import greedy_reply
 from gptoss_np.text.corpus import dialogue_pairs, shakespeare_splits
 
 shipped = gptoss_np.load_model(gptoss_np.default_checkpoint(), progress=False)
 tok = gptoss_np.get_tokenizer(gptoss_np.default_checkpoint())
 question = dialogue_pairs(shakespeare_splits()[1])[5][0][1]  # a line of a held-out play
-prompt = H.chat_prompt(tok, question, "low")
 assert shipped.cfg.expert_quant == "mxfp4"
 for name, model in (("random weights", gptoss_np.build_model(shipped.cfg, seed=0)), ("trained", shipped)):
-    reply = generate(model, prompt, 60, temperature=0, stop_tokens=H.stop_tokens(tok))
-    print(f"--- {name}, MXFP4 experts, greedy ---\n{tok.decode(list(reply))}\n")
+    print(f"--- {name}, MXFP4 experts, greedy ---\n{greedy_reply(model, tok, question)}\n")
 
 # %% [markdown]
 # ## On trained weights: the per-block error

@@ -68,6 +68,14 @@ def _decode(model, prompt, n, temperature, top_p, rng, stops):
         logits = model(np.array([token], dtype=np.int64), cache=cache)[-1]
 
 
+def greedy_reply(model, tokenizer, question, max_new_tokens=60, reasoning="low"):
+    """The model's greedy reply to one user line in the harmony format, decoded with its special tokens (so the
+    channels show): what the chapters print to compare a random-weight model with a trained one."""
+    prompt = chat_prompt(tokenizer, question, reasoning)
+    reply = generate(model, prompt, max_new_tokens, temperature=0, stop_tokens=harmony_stop_tokens(tokenizer))
+    return tokenizer.decode(list(reply))
+
+
 # ---- chat -------------------------------------------------------------------------------------------------------
 
 @dataclass
