@@ -14,6 +14,7 @@ import torch
 
 import gptoss_np
 import gptoss_torch
+from test_shipped_model import greedy  # the same full-forward greedy loop the shipped gpt-oss is checked with
 
 PATH = gptoss_np.trained_checkpoint("gpt2-shakespeare")
 PROMPT = "ROMEO:\nBut soft, what light"
@@ -73,14 +74,6 @@ def test_release_writes_only_the_model_to_ship(tmp_path):
     info = json.load(open(out / "training.json"))
     assert info["command"].endswith(f"--dtype bfloat16 --data {text} --release --out {out}")
     assert info["weight_dtype"] == "bfloat16" and abs(info["val_loss"] - info["val_loss_float32"]) < 0.05
-
-
-def greedy(step, prompt, n):
-    """n greedy tokens from `step(ids) -> logits of the last position`, full forward each time."""
-    ids = list(prompt)
-    for _ in range(n):
-        ids.append(int(np.argmax(step(ids))))
-    return ids[len(prompt):]
 
 
 def test_three_implementations_give_the_same_greedy_continuation():
