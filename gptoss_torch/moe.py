@@ -30,6 +30,7 @@ class ExpertProjection(nn.Module):
         else:
             self.weight = nn.Parameter(torch.empty(E, rows, cols, device=device, dtype=dtype))
         self.bias = nn.Parameter(torch.zeros(E, rows, device=device, dtype=dtype)) if bias else None
+        self.dequantize = None  # a faster (blocks, scales, dtype) -> matrix than mxfp4_decode, set by fast/ code
 
     def matrices(self, ids, dtype):
         """Float matrices of experts `ids` (a 1-D tensor, may repeat): [n, out, in]."""
@@ -38,9 +39,10 @@ class ExpertProjection(nn.Module):
         return self.weight[ids].to(dtype)
 
     def matrix(self, e, dtype):
-        """Expert e's float matrix [out, in]."""
+        """Expert e's float matrix [out, in] (through `self.dequantize`, a one-launch kernel, where
+        gptoss_torch.fast.mxfp4_triton.enable set one)."""
         if self.packed:
-            return mxfp4_decode(self.blocks[e], self.scales[e], dtype)
+            return (self.dequantize or mxfp4_decode)(self.blocks[e], self.scales[e], dtype)
         return self.weight[e].to(dtype)
 
 

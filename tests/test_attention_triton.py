@@ -1,6 +1,7 @@
 """The one-launch decode attention (gptoss_torch/fast/attention_triton.py) in Triton's CPU interpreter, against
 attention.decode_attention in float64 (itself checked against the oracle): full layers (stopping at the position),
-sliding rings, sinks or none, GQA and MHA, float32 and bf16; and the fast decode step using it gives the oracle's
+sliding rings, sinks or none, GQA and MHA, float32 and bf16, one program per kv head and the split
+(flash-decoding) pair of kernels; and the fast decode step using it gives the oracle's
 logits token by token past the window."""
 
 import os
@@ -35,10 +36,12 @@ for B, S, Hq, Hkv, d, window, ring, p, sink, dt, tol in CASES:
     pos = torch.tensor([p])
     ref = decode_attention(q.double(), k.double(), v.double(), attention_mask(pos, kpos, window),
                            None if sinks is None else sinks.double())
-    out = decode_attention_triton(q, k, v, kpos, pos, window, sinks, ring=ring)
-    assert out.dtype == dt and out.shape == ref.shape
-    err = ((out.double() - ref).abs().max() / ref.abs().max()).item()
-    assert err < tol, (B, S, Hq, Hkv, d, window, ring, p, sink, dt, err)
+    # one program per kv head, then (full layers) the split kernels: 16 or 32 slots a program, splits past p empty
+    for split in (0,) if ring else (0, 16, 32):
+        out = decode_attention_triton(q, k, v, kpos, pos, window, sinks, ring=ring, split_slots=split)
+        assert out.dtype == dt and out.shape == ref.shape
+        err = ((out.double() - ref).abs().max() / ref.abs().max()).item()
+        assert err < tol, (B, S, Hq, Hkv, d, window, ring, p, sink, dt, split, err)
 
 cfg = gptoss_np.scale_down(gptoss_np.get_config("gpt-oss-20b"), window=4)
 w = gptoss_np.init_weights(cfg, seed=2)

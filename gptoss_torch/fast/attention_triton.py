@@ -58,13 +58,100 @@ if triton is not None:
         tl.store(out_ptr + b * so_b + heads[:, None] * so_h + d[None, :], out.to(out_ptr.dtype.element_ty))
 
 
-def decode_attention_triton(q, k, v, k_pos, pos, window=None, sinks=None, scale=None, ring=False, block_s=32):
+    @triton.jit
+    def _decode_attention_split_kernel(q_ptr, k_ptr, v_ptr, kpos_ptr, pos_ptr, pm_ptr, pl_ptr, pacc_ptr, S, Hkv,
+                                       window, scale, sq_b, sq_h, sk_b, sk_s, sk_h, sv_b, sv_s, sv_h, NSPLIT,
+                                       G: tl.constexpr, D: tl.constexpr, BLOCK_S: tl.constexpr,
+                                       CHUNK: tl.constexpr):
+        """Flash-decoding's first half on a full layer: program (sequence x kv head, split) streams slots
+        [split * CHUNK, (split + 1) * CHUNK) up to the current position and writes its running max, denominator and
+        unnormalised output per query head (a split past the position writes an empty partial)."""
+        pid, split = tl.program_id(0), tl.program_id(1)
+        b, kvh = pid // Hkv, pid % Hkv
+        heads = kvh * G + tl.arange(0, G)  # [G]
+        d = tl.arange(0, D)
+        q = tl.load(q_ptr + b * sq_b + heads[:, None] * sq_h + d[None, :]).to(tl.float32) * scale  # [G, D]
+        p = tl.load(pos_ptr)
+        start = split * CHUNK
+        stop = tl.minimum(tl.minimum(S, p + 1), start + CHUNK)
+        m = tl.full([G], -1.0e30, tl.float32)
+        den = tl.zeros([G], tl.float32)
+        acc = tl.zeros([G, D], tl.float32)
+        for s0 in range(start, stop, BLOCK_S):
+            s = s0 + tl.arange(0, BLOCK_S)  # [BS]
+            smask = s < stop
+            kp = tl.load(kpos_ptr + s, mask=smask, other=-1)
+            ok = smask & (kp >= 0) & (kp <= p) & (kp > p - window)
+            k = tl.load(k_ptr + b * sk_b + s[:, None] * sk_s + kvh * sk_h + d[None, :], mask=smask[:, None],
+                        other=0.0).to(tl.float32)  # [BS, D]
+            sc = tl.where(ok[None, :], tl.sum(q[:, None, :] * k[None, :, :], axis=2), float("-inf"))  # [G, BS]
+            m_new = tl.maximum(m, tl.max(sc, axis=1))
+            alpha = tl.exp(m - m_new)
+            e = tl.exp(sc - m_new[:, None])
+            v = tl.load(v_ptr + b * sv_b + s[:, None] * sv_s + kvh * sv_h + d[None, :], mask=smask[:, None],
+                        other=0.0).to(tl.float32)  # [BS, D]
+            den = den * alpha + tl.sum(e, axis=1)
+            acc = acc * alpha[:, None] + tl.sum(e[:, :, None] * v[None, :, :], axis=1)
+            m = m_new
+        row = (b * Hkv * G + heads) * NSPLIT + split  # [G]: (sequence, query head, split)
+        tl.store(pm_ptr + row, m)
+        tl.store(pl_ptr + row, den)
+        tl.store(pacc_ptr + row[:, None] * D + d[None, :], acc)
+
+    @triton.jit
+    def _decode_attention_combine_kernel(pm_ptr, pl_ptr, pacc_ptr, sinks_ptr, out_ptr, Hq, NSPLIT, so_b, so_h,
+                                         D: tl.constexpr, BLOCK_N: tl.constexpr, HAS_SINK: tl.constexpr):
+        """Flash-decoding's second half: one program per (sequence, query head) rescales the splits' partials to
+        their common max, adds the sink to the denominator and writes o = acc / den."""
+        bh = tl.program_id(0)
+        b, h = bh // Hq, bh % Hq
+        j = tl.arange(0, BLOCK_N)
+        d = tl.arange(0, D)
+        jm = j < NSPLIT
+        m = tl.load(pm_ptr + bh * NSPLIT + j, mask=jm, other=-1.0e30)  # [N]
+        den = tl.load(pl_ptr + bh * NSPLIT + j, mask=jm, other=0.0)
+        acc = tl.load(pacc_ptr + (bh * NSPLIT + j)[:, None] * D + d[None, :], mask=jm[:, None], other=0.0)  # [N, D]
+        mx = tl.max(m, axis=0)
+        if HAS_SINK:
+            sink = tl.load(sinks_ptr + h).to(tl.float32)
+            mx = tl.maximum(mx, sink)
+        f = tl.exp(m - mx)  # [N]
+        total = tl.sum(den * f, axis=0)
+        if HAS_SINK:
+            total += tl.exp(sink - mx)
+        o = tl.sum(acc * f[:, None], axis=0) / total  # [D]
+        tl.store(out_ptr + b * so_b + h * so_h + d, o.to(out_ptr.dtype.element_ty))
+
+
+SPLIT_SLOTS = 0  # a full layer's slots per program of the split (flash-decoding) kernels; 0: one program per kv head
+SPLIT_BLOCK_S = 16  # slots a loop step of the split kernel ([G, BLOCK_S, D] float32 products in registers)
+
+
+def decode_attention_triton(q, k, v, k_pos, pos, window=None, sinks=None, scale=None, ring=False, block_s=32,
+                            split_slots=None):
     """q [B, 1, Hq, d], k/v [B, S, Hkv, d] (a layer's cache), k_pos [S] (-1 = empty), pos [1] on the device ->
-    [B, 1, Hq, d] in q's dtype. `ring`: slots are a sliding layer's ring (read them all), else slot = position."""
+    [B, 1, Hq, d] in q's dtype. `ring`: slots are a sliding layer's ring (read them all), else slot = position.
+    split_slots (default SPLIT_SLOTS): on a full layer longer than this, split the slots over programs of that
+    many each (two launches: partials, then their combination), so a long cache is read by many programs at once."""
     B, _, Hq, d = q.shape
     S, Hkv = k.shape[1], k.shape[2]
     out = torch.empty(B, 1, Hq, d, dtype=q.dtype, device=q.device)
     big = 1 << 62  # "no window": every earlier position allowed
+    chunk = SPLIT_SLOTS if split_slots is None else split_slots
+    if chunk and not ring and S > chunk:
+        chunk = triton.cdiv(chunk, SPLIT_BLOCK_S) * SPLIT_BLOCK_S
+        nsplit = triton.cdiv(S, chunk)
+        pm = torch.empty(B * Hq * nsplit, dtype=torch.float32, device=q.device)
+        pl = torch.empty_like(pm)
+        pacc = torch.empty(B * Hq * nsplit, d, dtype=torch.float32, device=q.device)
+        _decode_attention_split_kernel[(B * Hkv, nsplit)](
+            q, k, v, k_pos, pos, pm, pl, pacc, S, Hkv, big if window is None else window,
+            d ** -0.5 if scale is None else scale, q.stride(0), q.stride(2), k.stride(0), k.stride(1), k.stride(2),
+            v.stride(0), v.stride(1), v.stride(2), nsplit, G=Hq // Hkv, D=d, BLOCK_S=SPLIT_BLOCK_S, CHUNK=chunk)
+        _decode_attention_combine_kernel[(B * Hq,)](
+            pm, pl, pacc, out if sinks is None else sinks, out, Hq, nsplit, out.stride(0), out.stride(2), D=d,
+            BLOCK_N=triton.next_power_of_2(nsplit), HAS_SINK=sinks is not None)
+        return out
     _decode_attention_kernel[(B * Hkv,)](
         q, k, v, k_pos, pos, out if sinks is None else sinks, out, S, Hkv, big if window is None else window,
         d ** -0.5 if scale is None else scale, q.stride(0), q.stride(2), k.stride(0), k.stride(1), k.stride(2),

@@ -90,6 +90,77 @@ if triton is not None:
 
 
     @triton.jit
+    def _mxfp4_matvec_words_kernel(blocks_ptr, scales_ptr, ids_ptr, x_ptr, bias_ptr, w_ptr, out_ptr, R, G,
+                                   stride_be, stride_br, stride_se, stride_sr, stride_xn, stride_bias, stride_on,
+                                   alpha, limit, TOPK: tl.constexpr, ACT: tl.constexpr, HAS_BIAS: tl.constexpr,
+                                   HAS_W: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_G: tl.constexpr,
+                                   NUM_STAGES: tl.constexpr):
+        """The same product reading the packed weights as 32-bit words (8 codes each; strides in words): code q of
+        a word (bits 4q..4q+3) is input 8w + q of its block, and becomes float32 bits directly, mantissa bit -> bit
+        22, exponent bits -> 23..24, sign -> 31: E2M1 * 2^-126 (a subnormal for exponent 0), three integer ops and
+        no conversion per weight. The input is scaled by 2^64 so that those products stay normal floats; the block
+        sum is scaled back by 2^62 * 2^(s-127)."""
+        n = tl.program_id(0)
+        rows = tl.program_id(1) * BLOCK_R + tl.arange(0, BLOCK_R)  # [BR]
+        rmask = rows < R
+        e = tl.load(ids_ptr + n).to(tl.int64)
+        x_row = x_ptr + (n // TOPK) * stride_xn
+        jw = tl.arange(0, 4)  # word within a 32-value block
+        acc = tl.zeros([BLOCK_R], dtype=tl.float32)
+        for g0 in tl.range(0, G, BLOCK_G, num_stages=NUM_STAGES):
+            gs = g0 + tl.arange(0, BLOCK_G)  # [BG]
+            gmask = gs < G
+            word = tl.load(blocks_ptr + e * stride_be + rows[:, None, None] * stride_br + gs[None, :, None] * 4
+                           + jw[None, None, :], mask=rmask[:, None, None] & gmask[None, :, None],
+                           other=0).to(tl.uint32, bitcast=True)  # [BR, BG, 4]
+            xm = gmask[:, None]
+            part = tl.zeros([BLOCK_R, BLOCK_G], dtype=tl.float32)
+            for q in tl.static_range(8):
+                i = gs[:, None] * 32 + jw[None, :] * 8 + q  # [BG, 4]: the input each word's code q multiplies
+                if ACT:
+                    xq = _swiglu_oss(tl.load(x_row + 2 * i, mask=xm, other=0.0).to(tl.float32),
+                                     tl.load(x_row + 2 * i + 1, mask=xm, other=0.0).to(tl.float32), alpha, limit)
+                else:
+                    xq = tl.load(x_row + i, mask=xm, other=0.0).to(tl.float32)
+                xq = xq * 18446744073709551616.0  # 2^64
+                if q < 6:
+                    mag = (word << (22 - 4 * q)) & 0x01C00000
+                else:
+                    mag = (word >> (4 * q - 22)) & 0x01C00000
+                bits = mag | ((word << (28 - 4 * q)) & 0x80000000)
+                part += tl.sum(bits.to(tl.float32, bitcast=True) * xq[None, :, :], axis=2)  # [BR, BG]
+            s = tl.load(scales_ptr + e * stride_se + rows[:, None] * stride_sr + gs[None, :],
+                        mask=rmask[:, None] & gmask[None, :], other=127).to(tl.int32)
+            factor = tl.where(s == 0, 1 << 22, s << 23).to(tl.float32, bitcast=True)  # 2^(s-127)
+            acc += tl.sum(part * 4611686018427387904.0 * factor, axis=1)  # 2^62 first, then the scale
+        if HAS_BIAS:
+            acc += tl.load(bias_ptr + e * stride_bias + rows, mask=rmask, other=0.0).to(tl.float32)
+        if HAS_W:
+            acc *= tl.load(w_ptr + n).to(tl.float32)
+        tl.store(out_ptr + n * stride_on + rows, acc, mask=rmask)
+
+    @triton.jit
+    def _mxfp4_dequant_kernel(blocks_ptr, scales_ptr, out_ptr, R, G, stride_br, stride_sr, stride_or,
+                              BLOCK_R: tl.constexpr, BLOCK_G: tl.constexpr):
+        """W[r, 32g + 2j + b] = E2M1(nibble b of byte j of block g) * 2^(s[r, g] - 127), written in out's dtype:
+        one expert's float matrix for the prefill's matmuls, memory-bound (17 bytes read per 32 weights)."""
+        rows = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)  # [BR]
+        gs = tl.program_id(1) * BLOCK_G + tl.arange(0, BLOCK_G)  # [BG]
+        jb = tl.arange(0, 16)
+        m2 = (rows < R)[:, None] & (gs < G)[None, :]
+        byte = tl.load(blocks_ptr + rows[:, None, None] * stride_br + gs[None, :, None] * 16 + jb[None, None, :],
+                       mask=m2[:, :, None], other=0).to(tl.int32)  # [BR, BG, 16]
+        s = tl.load(scales_ptr + rows[:, None] * stride_sr + gs[None, :], mask=m2, other=127).to(tl.int32)
+        factor = tl.where(s == 0, 1 << 22, s << 23).to(tl.float32, bitcast=True)[:, :, None]  # 2^(s-127)
+        w = tl.join(_e2m1_scaled(byte & 15) * 16384.0 * factor,
+                    _e2m1_scaled(byte >> 4) * 16384.0 * factor)  # [BR, BG, 16, 2]: 2^14 undone first
+        w = tl.reshape(w, [BLOCK_R, BLOCK_G * 32])
+        cols = gs[:, None] * 32 + tl.arange(0, 32)[None, :]  # [BG, 32]
+        cols = tl.reshape(cols, [BLOCK_G * 32])
+        tl.store(out_ptr + rows[:, None] * stride_or + cols[None, :], w.to(out_ptr.dtype.element_ty),
+                 mask=(rows < R)[:, None] & (cols < G * 32)[None, :])
+
+    @triton.jit
     def _route_kernel(logits_ptr, ids_ptr, w_ptr, E, stride_l, K: tl.constexpr, BLOCK_E: tl.constexpr):
         """gpt-oss's router for one token: the top K logits by repeated argmax (a tie goes to the lower expert),
         then a softmax over those K, in float32."""
@@ -121,15 +192,22 @@ def route_topk_softmax(logits, k):
 
 
 # 32 rows x 256 inputs a step: 4 KiB of packed weights per program per step (untuned: gpu_check sweeps tiles)
-BLOCK_R, BLOCK_G, NUM_STAGES = 32, 8, 3
+BLOCK_R, BLOCK_G, NUM_STAGES, NUM_WARPS = 32, 8, 3, 4
+VARIANT = "bytes"  # "bytes": one byte (two codes) per element; "words": one 32-bit word (eight codes) per element
 
 
-def mxfp4_matvec(blocks, scales, ids, x, bias=None, weights=None, topk=1, swiglu=None, tile=None):
+def mxfp4_matvec(blocks, scales, ids, x, bias=None, weights=None, topk=1, swiglu=None, tile=None, variant=None):
     """out [n, R] float32 = W[ids[p]] @ x[p // topk] (+ bias[ids[p]]) (* weights[p]) for MXFP4 W (blocks
     [E, R, G, 16], scales [E, R, G]); swiglu=(alpha, limit) reads x as h [., 2 G 32] and multiplies
     swiglu_oss(h) instead (the activation folded into the load). x float32 or bf16; ids [n] int.
-    tile: (rows, 32-value blocks, pipeline stages) per program, default (BLOCK_R, BLOCK_G, NUM_STAGES)."""
-    block_r, block_g, stages = tile or (BLOCK_R, BLOCK_G, NUM_STAGES)
+    tile: (rows, 32-value blocks, pipeline stages[, warps = 4]) per program, default (BLOCK_R, BLOCK_G,
+    NUM_STAGES, NUM_WARPS);
+    variant: "bytes" or "words" (the two kernels above), default VARIANT."""
+    block_r, block_g, stages, warps = (tuple(tile) + (4,))[:4] if tile else (BLOCK_R, BLOCK_G, NUM_STAGES,
+                                                                            NUM_WARPS)
+    variant = variant or VARIANT
+    if variant not in ("bytes", "words"):
+        raise ValueError(f"variant: {variant!r}; expected 'bytes' or 'words'")
     E, R, G, _ = blocks.shape
     n = ids.numel()
     if blocks.stride(-1) != 1 or blocks.stride(-2) != 16 or scales.stride(-1) != 1:  # rows/experts may be strided
@@ -138,13 +216,29 @@ def mxfp4_matvec(blocks, scales, ids, x, bias=None, weights=None, topk=1, swiglu
     out = torch.empty(n, R, dtype=torch.float32, device=x.device)
     grid = (n, triton.cdiv(R, block_r))
     alpha, limit = swiglu or (0.0, 0.0)
-    _mxfp4_matvec_kernel[grid](blocks, scales, ids, x, out if bias is None else bias,
-                               out if weights is None else weights, out, R, G,
-                               blocks.stride(0), blocks.stride(1), scales.stride(0), scales.stride(1),
-                               x.stride(0), 0 if bias is None else bias.stride(0), out.stride(0),
-                               float(alpha), float(limit), TOPK=topk, ACT=swiglu is not None,
-                               HAS_BIAS=bias is not None, HAS_W=weights is not None,
-                               BLOCK_R=block_r, BLOCK_G=block_g, NUM_STAGES=stages)
+    kernel, packed, unit = _mxfp4_matvec_kernel, blocks, 1
+    if variant == "words":  # the same bytes read as int32 words: strides in words
+        kernel, packed, unit = _mxfp4_matvec_words_kernel, blocks.view(torch.int32), 4
+    kernel[grid](packed, scales, ids, x, out if bias is None else bias, out if weights is None else weights, out, R, G,
+                 blocks.stride(0) // unit, blocks.stride(1) // unit, scales.stride(0), scales.stride(1),
+                 x.stride(0), 0 if bias is None else bias.stride(0), out.stride(0),
+                 float(alpha), float(limit), TOPK=topk, ACT=swiglu is not None,
+                 HAS_BIAS=bias is not None, HAS_W=weights is not None,
+                 BLOCK_R=block_r, BLOCK_G=block_g, NUM_STAGES=stages, num_warps=warps)
+    return out
+
+
+def mxfp4_dequantize(blocks, scales, dtype):
+    """One expert's float matrix in one launch: blocks [R, G, 16] u8, scales [R, G] u8 -> [R, G*32] `dtype`, equal
+    to gptoss_torch.mxfp4.mxfp4_decode (the prefill's per-expert matmuls read it)."""
+    R, G, _ = blocks.shape
+    if blocks.stride(-1) != 1 or blocks.stride(-2) != 16 or scales.stride(-1) != 1:
+        blocks, scales = blocks.contiguous(), scales.contiguous()
+    out = torch.empty(R, G * 32, dtype=dtype, device=blocks.device)
+    br, bg = 32, 4
+    _mxfp4_dequant_kernel[(triton.cdiv(R, br), triton.cdiv(G, bg))](blocks, scales, out, R, G, blocks.stride(0),
+                                                                    scales.stride(0), out.stride(0),
+                                                                    BLOCK_R=br, BLOCK_G=bg)
     return out
 
 
@@ -176,4 +270,5 @@ def enable(model):
     for block in model.layers:
         ex = block.mlp.experts
         block.mlp.fused = (lambda x, logits, up=ex.up, down=ex.down: fused_moe(x, logits, up, down, cfg))
+        ex.up.dequantize = ex.down.dequantize = mxfp4_dequantize  # the prefill's per-expert matrices
     return True
