@@ -52,7 +52,7 @@ from gptoss_torch.fast.dispatch_count import count_ops  # noqa: E402
 from gptoss_torch.model import Model  # noqa: E402
 from gptoss_torch.mxfp4 import mxfp4_decode  # noqa: E402
 
-VARIANTS = ("bytes", "words")  # the two MXFP4 matvec kernels (gptoss_torch/fast/mxfp4_triton.py)
+VARIANTS = ("bytes", "direct")  # the two MXFP4 matvec kernels (gptoss_torch/fast/mxfp4_triton.py)
 # max |x - ref| / max |ref| against the float64 CPU twin, by dtype: float32 rounding over a few layers; bf16 keeps
 # 8 mantissa bits (~5e-3 here), and where rounding flips a near-tied routing decision one position's logits move by
 # up to ~20 %, so bf16 is judged at the median position (the worst one is reported beside it).
@@ -168,9 +168,9 @@ def kernel_check(rep, device, smoke, state):
     scales = torch.randint(118, 130, (E, R, G), dtype=torch.uint8, device=device, generator=g)
     ids, x = torch.arange(n, device=device) % E, torch.randn(n, G * 32, device=device, generator=g)
     default = (mxfp4_triton.VARIANT, mxfp4_triton.BLOCK_R, mxfp4_triton.BLOCK_G, mxfp4_triton.NUM_STAGES)
-    tiles = [default[1:]] if smoke else [(16, 4, 2), (16, 8, 3), (32, 4, 3), (32, 8, 3), (32, 8, 4), (64, 4, 3),
-                                         (64, 8, 3), (128, 2, 3), (8, 8, 3, 2), (16, 4, 3, 2), (16, 8, 3, 8),
-                                         (32, 4, 3, 8), (64, 2, 3, 8), (16, 16, 3)]
+    tiles = [default[1:]] if smoke else [(16, 8, 3), (32, 4, 3), (32, 8, 3), (64, 4, 3), (8, 8, 3, 2), (16, 4, 3, 2),
+                                         (16, 4, 2, 2), (16, 4, 4, 2), (16, 2, 3, 2), (16, 8, 3, 2), (32, 4, 3, 2),
+                                         (8, 4, 3, 1), (8, 8, 3, 1), (16, 4, 3, 1)]
     speeds, broken = {}, []
     for variant in VARIANTS:
         for tile in tiles:
@@ -210,8 +210,10 @@ def kernel_check(rep, device, smoke, state):
     from gptoss_torch.fast.attention_triton import decode_attention_triton
     # decode attention, gpt-oss-20b's heads (64 q / 8 kv, d = 64) in bf16: a full layer (one program per kv head,
     # then split over programs of 256 slots) and a sliding ring of 128; microseconds a call
-    cases = ((64, None, 40, 16), (16, 8, 29, 0)) if smoke else ((4096, None, 3000, 0), (4096, None, 3000, 256),
-                                                                (4096, None, 3000, 128), (128, 128, 3000, 0))
+    ring_slots = 16 if smoke else 128
+    cases = ((64, None, 40, 0), (64, None, 40, 16), (16, 8, 29, 0)) if smoke else (
+        [(4096, None, 3000, split) for split in (0, 32, 64, 128, 256)] + [(128, 128, 3000, split) for split in (0, 32, 64)])
+    times = {}
     for slots, window, p, split in cases:
         q, k, v = (torch.randn(1, n, h, 64, device=device, generator=g).bfloat16()
                    for n, h in ((1, 64), (slots, 8), (slots, 8)))
@@ -230,8 +232,16 @@ def kernel_check(rep, device, smoke, state):
             call()
         sync(device)
         us = (time.perf_counter() - t0) / (1 if smoke else 100) * 1e6
+        times[window is not None, split] = us
         rep.add("kernel", f"decode attention, {slots} slots, window {window}, split {split or 'none'}",
                 f"rel err {err:.1e}, {us:,.0f} us a call", "< 8e-3 (bf16)", err < 8e-3)
+    # one split size serves both kinds of layer (gpt-oss-20b alternates them): the one with the least time for a
+    # full layer plus a sliding one (a ring of 128 is not split at 128 slots or more)
+    both = {sp: times[False, sp] + times.get((True, sp if sp < ring_slots else 0), float("inf"))
+            for (ring, sp) in times if not ring}
+    state["best_split"] = min(both, key=both.get) if both else 0
+    rep.add("kernel", "attention split for a full + a sliding layer", f"{state['best_split'] or 'none'}: "
+            f"{both.get(state['best_split'], 0):,.0f} us", f"none: {both.get(0, 0):,.0f} us")
 
 
 # ---- 3. a tiny model against the float64 CPU twin ----------------------------------------------------------------
@@ -264,13 +274,13 @@ def tiny_checks(rep, device):
                 results[replay] = torch.cat([first, steps])
             if dec.graph is None:
                 rep.skip(f"tiny {name}", "CUDA-graph capture and replay", "needs CUDA (the same step ran eagerly)")
-        if device.type == "cuda":  # the other kernels: the word-reading matvec, attention split 16 slots a program
+        if device.type == "cuda":  # the other kernels: the direct matvec, attention split 16 slots a program
             shipped = current_kernels()
-            configure(("words", (16, 8, 3, 4), 16))
+            configure(("direct", (16, 4, 3, 2), 16))
             try:
                 cache = m.new_cache(32)
                 first = m(toks[:5], cache=cache)
-                what = "graph replay, words matvec + split attention"
+                what = "graph replay, direct matvec + split attention"
                 dec = attempt(rep, f"tiny {name}", what, lambda: GraphedDecoder(m, cache), device)
                 steps = dec and attempt(rep, f"tiny {name}", what,
                                         lambda: torch.stack([dec.step(t) for t in toks[5:]]), device)
@@ -350,15 +360,15 @@ def shipped_checks(rep, device, n=32):
         # fp32 must agree token for token (the issue's target); bf16 rounding may flip a near-tie: reported only
         rep.add(f"shipped {name}", what, result, f"{n}/{n}" if dtype == torch.float32 else "",
                 same == n if dtype == torch.float32 else None)
-        if device.type == "cuda" and dtype == torch.float32:  # the word-reading matvec, attention split 16 a program
+        if device.type == "cuda" and dtype == torch.float32:  # the direct matvec, attention split 16 slots a program
             shipped = current_kernels()
-            configure(("words", (16, 8, 3, 4), 16))
+            configure(("direct", (16, 4, 3, 2), 16))
             try:
                 got = greedy_tokens(m, prompt, n, GraphedDecoder(m, m.new_cache(len(prompt) + n + 1)))[0]
             finally:
                 configure(shipped)
             same = next((i for i, (a, b) in enumerate(zip(got, ref)) if a != b), n)
-            rep.add(f"shipped {name}", "the same, words matvec + split attention", f"{same}/{n} equal", f"{n}/{n}",
+            rep.add(f"shipped {name}", "the same, direct matvec + split attention", f"{same}/{n} equal", f"{n}/{n}",
                     same == n)
     rep.add("shipped", f"the CPU twin's {n} greedy tokens", repr(tokenizer.decode(ref))[:90])
 
@@ -483,7 +493,7 @@ def speed(rep, model, device, smoke, state):
     rep.add("speed", "device copy bandwidth", f"{bw / 1e9:,.0f} GB/s")
     shipped = current_kernels()
     best = state.get("best_tile")
-    tuned = (best[0], (tuple(best[1:]) + (4,))[:4], 256) if best else None
+    tuned = (best[0], (tuple(best[1:]) + (4,))[:4], state.get("best_split", 0)) if best else None
     configs = [("shipped", shipped)] + ([("tuned", tuned)] if tuned and tuned != shipped else [])
     rates = {}
     for ctx in contexts:
@@ -559,6 +569,34 @@ def profile_step(rep, model, device):
             rep.add("profile", f"aten ops in one eager decode step, {name}", f"{n} ({n / n_layers:.1f} per layer)")
             for op, k in counter.ops.most_common(4):
                 rep.add("profile", "top op", f"{k}", op)
+
+
+def profile_prefill(rep, model, device, T):
+    """The profiler on one T-token prefill into a cache: wall time, summed kernel time, the top kernels."""
+    if device.type != "cuda":
+        rep.skip("profile", f"CUDA profiler on a {T}-token prefill", "needs CUDA")
+        return
+    from torch.profiler import ProfilerActivity, profile
+    prompt = torch.randint(0, model.cfg.vocab_size, (T,), device=device)
+    with torch.no_grad():
+        model(prompt, cache=model.new_cache(T), last_only=True)  # warm
+        sync(device)
+        cache = model.new_cache(T)
+        t0 = time.perf_counter()
+        with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+            model(prompt, cache=cache, last_only=True)
+            sync(device)
+        wall = time.perf_counter() - t0
+    kernels = [e for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA]
+    total, count = {}, {}
+    for e in kernels:
+        total[e.name] = total.get(e.name, 0.0) + e.device_time
+        count[e.name] = count.get(e.name, 0) + 1
+    rep.add("profile", f"a {T}-token prefill under the profiler", f"{wall * 1e3:,.0f} ms wall, {len(kernels)} kernels",
+            f"their time summed: {sum(total.values()) / 1e3:,.0f} ms")
+    for kname, us in sorted(total.items(), key=lambda kv: -kv[1])[:8]:
+        rep.add("profile", "top prefill kernel", f"{us / 1e3:,.1f} ms in {count[kname]} launches",
+                re.sub(r"[|\n]", " ", kname)[:70])
 
 
 # ---- 7. transformers, same config, same run ------------------------------------------------------------------------
@@ -666,6 +704,8 @@ def main(argv=None):
     state["model"] = state.pop("build", None)
     stage("speed", lambda: speed(rep, state["model"], device, args.smoke, state), needs_model=True)
     stage("profile", lambda: profile_step(rep, state["model"], device), needs_model=True)
+    stage("prefill profile", lambda: profile_prefill(rep, state["model"], device, 32 if args.smoke else 2048),
+          needs_model=True)
     state.pop("model")  # ours is freed before transformers builds its (much larger) bf16 model
     gc.collect()
     if device.type == "cuda":

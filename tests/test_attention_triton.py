@@ -24,7 +24,8 @@ CASES = [(1, 20, 4, 2, 16, None, False, 13, True, torch.float32, 1e-6),  # full 
          (2, 4, 8, 1, 16, 4, True, 9, True, torch.float32, 1e-6),  # a ring of 4 past the window, batch 2, G = 8
          (1, 37, 4, 4, 32, None, False, 36, False, torch.float32, 1e-6),  # MHA, no sinks, 37 slots (2 blocks)
          (1, 8, 8, 2, 16, 8, True, 5, True, torch.bfloat16, 8e-3),  # a ring not yet full; bf16 out (2^-8)
-         (1, 100, 16, 2, 64, None, False, 70, True, torch.bfloat16, 8e-3)]  # gpt-oss's head_dim
+         (1, 100, 16, 2, 64, None, False, 70, True, torch.bfloat16, 8e-3),  # gpt-oss's head_dim
+         (1, 40, 8, 2, 16, 40, True, 100, True, torch.float32, 1e-6)]  # a full ring of 40 (split: 3 or 2 programs)
 for B, S, Hq, Hkv, d, window, ring, p, sink, dt, tol in CASES:
     q, k, v = (torch.randn(B, n, h, d, generator=g).to(dt) for n, h in ((1, Hq), (S, Hkv), (S, Hkv)))
     if ring:  # slot s holds the latest position = s mod S that is <= p
@@ -36,8 +37,9 @@ for B, S, Hq, Hkv, d, window, ring, p, sink, dt, tol in CASES:
     pos = torch.tensor([p])
     ref = decode_attention(q.double(), k.double(), v.double(), attention_mask(pos, kpos, window),
                            None if sinks is None else sinks.double())
-    # one program per kv head, then (full layers) the split kernels: 16 or 32 slots a program, splits past p empty
-    for split in (0,) if ring else (0, 16, 32):
+    # one program per kv head, then the split kernels: 16 or 32 slots a program (on a full layer, splits past p
+    # empty)
+    for split in (0, 16, 32):
         out = decode_attention_triton(q, k, v, kpos, pos, window, sinks, ring=ring, split_slots=split)
         assert out.dtype == dt and out.shape == ref.shape
         err = ((out.double() - ref).abs().max() / ref.abs().max()).item()

@@ -44,22 +44,22 @@ compile_for_sm90(attention_triton._decode_attention_kernel,
                  dict(i32, q_ptr="*bf16", k_ptr="*bf16", v_ptr="*bf16", kpos_ptr="*i64", pos_ptr="*i64",
                       sinks_ptr="*fp32", out_ptr="*bf16", window="i64", scale="fp32"),
                  dict(G=8, D=64, BLOCK_S=32, RING=False, HAS_SINK=True))
-# the word-reading variant: its E2M1 values are float32 subnormals for exponent 0, so no multiply or add may flush
-# them (".ftz")
+# the direct variant: its E2M1 values are float32 subnormals for exponent 0, so no multiply or add may flush them
+# (".ftz")
 for act in (False, True):
-    k = compile_for_sm90(mxfp4_triton._mxfp4_matvec_words_kernel,
-                         dict(mx, blocks_ptr="*i32", x_ptr="*fp32" if act else "*bf16", bias_ptr="*bf16",
-                              w_ptr="*fp32"), dict(tile, TOPK=1 if act else 4, ACT=act, HAS_BIAS=True, HAS_W=act))
+    k = compile_for_sm90(mxfp4_triton._mxfp4_matvec_direct_kernel,
+                         dict(mx, x_ptr="*fp32" if act else "*bf16", bias_ptr="*bf16", w_ptr="*fp32"),
+                         dict(tile, TOPK=1 if act else 4, ACT=act, HAS_BIAS=True, HAS_W=act))
     flushed = [ln.strip() for ln in k.asm["ptx"].splitlines() if re.search(r"\b(fma|mul|add)\.[a-z.]*ftz", ln)]
     assert not flushed, flushed[:3]
 compile_for_sm90(mxfp4_triton._mxfp4_dequant_kernel,
-                 dict(blocks_ptr="*u8", scales_ptr="*u8", out_ptr="*bf16", R="i32", G="i32", stride_br="i32",
-                      stride_sr="i32", stride_or="i32"), dict(BLOCK_R=32, BLOCK_G=4))
+                 dict(blocks_ptr="*u8", scales_ptr="*u8", out_ptr="*bf16", R="i32", C="i32", stride_br="i32",
+                      stride_sr="i32", stride_or="i32"), dict(BLOCK_R=16, BLOCK_C=256))
 # the split (flash-decoding) pair on a full layer
 compile_for_sm90(attention_triton._decode_attention_split_kernel,
                  dict(i32, q_ptr="*bf16", k_ptr="*bf16", v_ptr="*bf16", kpos_ptr="*i64", pos_ptr="*i64",
                       pm_ptr="*fp32", pl_ptr="*fp32", pacc_ptr="*fp32", window="i64", scale="fp32", NSPLIT="i32"),
-                 dict(G=8, D=64, BLOCK_S=attention_triton.SPLIT_BLOCK_S, CHUNK=256))
+                 dict(G=8, D=64, BLOCK_S=attention_triton.SPLIT_BLOCK_S, CHUNK=256, RING=False))
 compile_for_sm90(attention_triton._decode_attention_combine_kernel,
                  dict(pm_ptr="*fp32", pl_ptr="*fp32", pacc_ptr="*fp32", sinks_ptr="*fp32", out_ptr="*bf16",
                       Hq="i32", NSPLIT="i32", so_b="i32", so_h="i32"), dict(D=64, BLOCK_N=32, HAS_SINK=True))

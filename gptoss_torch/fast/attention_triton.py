@@ -62,10 +62,11 @@ if triton is not None:
     def _decode_attention_split_kernel(q_ptr, k_ptr, v_ptr, kpos_ptr, pos_ptr, pm_ptr, pl_ptr, pacc_ptr, S, Hkv,
                                        window, scale, sq_b, sq_h, sk_b, sk_s, sk_h, sv_b, sv_s, sv_h, NSPLIT,
                                        G: tl.constexpr, D: tl.constexpr, BLOCK_S: tl.constexpr,
-                                       CHUNK: tl.constexpr):
-        """Flash-decoding's first half on a full layer: program (sequence x kv head, split) streams slots
-        [split * CHUNK, (split + 1) * CHUNK) up to the current position and writes its running max, denominator and
-        unnormalised output per query head (a split past the position writes an empty partial)."""
+                                       CHUNK: tl.constexpr, RING: tl.constexpr):
+        """Flash-decoding's first half: program (sequence x kv head, split) streams slots [split * CHUNK,
+        (split + 1) * CHUNK) (on a full layer only up to the current position; a sliding layer's ring whole) and
+        writes its running max, denominator and unnormalised output per query head (a split with nothing to read
+        writes an empty partial)."""
         pid, split = tl.program_id(0), tl.program_id(1)
         b, kvh = pid // Hkv, pid % Hkv
         heads = kvh * G + tl.arange(0, G)  # [G]
@@ -73,7 +74,7 @@ if triton is not None:
         q = tl.load(q_ptr + b * sq_b + heads[:, None] * sq_h + d[None, :]).to(tl.float32) * scale  # [G, D]
         p = tl.load(pos_ptr)
         start = split * CHUNK
-        stop = tl.minimum(tl.minimum(S, p + 1), start + CHUNK)
+        stop = tl.minimum(S if RING else tl.minimum(S, p + 1), start + CHUNK)
         m = tl.full([G], -1.0e30, tl.float32)
         den = tl.zeros([G], tl.float32)
         acc = tl.zeros([G, D], tl.float32)
@@ -123,7 +124,7 @@ if triton is not None:
         tl.store(out_ptr + b * so_b + h * so_h + d, o.to(out_ptr.dtype.element_ty))
 
 
-SPLIT_SLOTS = 0  # a full layer's slots per program of the split (flash-decoding) kernels; 0: one program per kv head
+SPLIT_SLOTS = 0  # slots per program of the split (flash-decoding) kernels; 0: one program per kv head
 SPLIT_BLOCK_S = 16  # slots a loop step of the split kernel ([G, BLOCK_S, D] float32 products in registers)
 
 
@@ -131,14 +132,14 @@ def decode_attention_triton(q, k, v, k_pos, pos, window=None, sinks=None, scale=
                             split_slots=None):
     """q [B, 1, Hq, d], k/v [B, S, Hkv, d] (a layer's cache), k_pos [S] (-1 = empty), pos [1] on the device ->
     [B, 1, Hq, d] in q's dtype. `ring`: slots are a sliding layer's ring (read them all), else slot = position.
-    split_slots (default SPLIT_SLOTS): on a full layer longer than this, split the slots over programs of that
+    split_slots (default SPLIT_SLOTS): on a layer of more slots than this, split the slots over programs of that
     many each (two launches: partials, then their combination), so a long cache is read by many programs at once."""
     B, _, Hq, d = q.shape
     S, Hkv = k.shape[1], k.shape[2]
     out = torch.empty(B, 1, Hq, d, dtype=q.dtype, device=q.device)
     big = 1 << 62  # "no window": every earlier position allowed
     chunk = SPLIT_SLOTS if split_slots is None else split_slots
-    if chunk and not ring and S > chunk:
+    if chunk and S > chunk:
         chunk = triton.cdiv(chunk, SPLIT_BLOCK_S) * SPLIT_BLOCK_S
         nsplit = triton.cdiv(S, chunk)
         pm = torch.empty(B * Hq * nsplit, dtype=torch.float32, device=q.device)
@@ -147,7 +148,8 @@ def decode_attention_triton(q, k, v, k_pos, pos, window=None, sinks=None, scale=
         _decode_attention_split_kernel[(B * Hkv, nsplit)](
             q, k, v, k_pos, pos, pm, pl, pacc, S, Hkv, big if window is None else window,
             d ** -0.5 if scale is None else scale, q.stride(0), q.stride(2), k.stride(0), k.stride(1), k.stride(2),
-            v.stride(0), v.stride(1), v.stride(2), nsplit, G=Hq // Hkv, D=d, BLOCK_S=SPLIT_BLOCK_S, CHUNK=chunk)
+            v.stride(0), v.stride(1), v.stride(2), nsplit, G=Hq // Hkv, D=d, BLOCK_S=SPLIT_BLOCK_S, CHUNK=chunk,
+            RING=ring)
         _decode_attention_combine_kernel[(B * Hq,)](
             pm, pl, pacc, out if sinks is None else sinks, out, Hq, nsplit, out.stride(0), out.stride(2), D=d,
             BLOCK_N=triton.next_power_of_2(nsplit), HAS_SINK=sinks is not None)

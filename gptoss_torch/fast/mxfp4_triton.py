@@ -90,45 +90,49 @@ if triton is not None:
 
 
     @triton.jit
-    def _mxfp4_matvec_words_kernel(blocks_ptr, scales_ptr, ids_ptr, x_ptr, bias_ptr, w_ptr, out_ptr, R, G,
-                                   stride_be, stride_br, stride_se, stride_sr, stride_xn, stride_bias, stride_on,
-                                   alpha, limit, TOPK: tl.constexpr, ACT: tl.constexpr, HAS_BIAS: tl.constexpr,
-                                   HAS_W: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_G: tl.constexpr,
-                                   NUM_STAGES: tl.constexpr):
-        """The same product reading the packed weights as 32-bit words (8 codes each; strides in words): code q of
-        a word (bits 4q..4q+3) is input 8w + q of its block, and becomes float32 bits directly, mantissa bit -> bit
-        22, exponent bits -> 23..24, sign -> 31: E2M1 * 2^-126 (a subnormal for exponent 0), three integer ops and
-        no conversion per weight. The input is scaled by 2^64 so that those products stay normal floats; the block
-        sum is scaled back by 2^62 * 2^(s-127)."""
+    def _e2m1_f32(nib_bits, shift_mag: tl.constexpr, shift_sign: tl.constexpr):
+        """E2M1 code at bits (b0 = mantissa, b1..b2 = exponent, b3 = sign) of an int32 -> its value * 2^-126 as
+        float32 bits: the mantissa bit lands on bit 22, the exponent bits on 23..24 (exponent 0 is a float32
+        subnormal, m * 2^-127: E2M1's 0 and 0.5 scaled alike), the sign on 31. Two shifts and two masks, no
+        conversion instruction. shift_mag / shift_sign: how far left bit b0 / b3 must move."""
+        return (((nib_bits << shift_mag) & 0x01C00000) | ((nib_bits << shift_sign) & -2147483648)).to(
+            tl.float32, bitcast=True)
+
+    @triton.jit
+    def _mxfp4_matvec_direct_kernel(blocks_ptr, scales_ptr, ids_ptr, x_ptr, bias_ptr, w_ptr, out_ptr, R, G,
+                                    stride_be, stride_br, stride_se, stride_sr, stride_xn, stride_bias, stride_on,
+                                    alpha, limit, TOPK: tl.constexpr, ACT: tl.constexpr, HAS_BIAS: tl.constexpr,
+                                    HAS_W: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_G: tl.constexpr,
+                                    NUM_STAGES: tl.constexpr):
+        """_mxfp4_matvec_kernel with the codes made float32 directly (_e2m1_f32: E2M1 * 2^-126) instead of through
+        float16: the input is scaled by 2^64 so that the products stay normal floats, the block sums are scaled
+        back by 2^62 and then by 2^(s-127)."""
         n = tl.program_id(0)
         rows = tl.program_id(1) * BLOCK_R + tl.arange(0, BLOCK_R)  # [BR]
         rmask = rows < R
         e = tl.load(ids_ptr + n).to(tl.int64)
         x_row = x_ptr + (n // TOPK) * stride_xn
-        jw = tl.arange(0, 4)  # word within a 32-value block
+        jb = tl.arange(0, 16)
         acc = tl.zeros([BLOCK_R], dtype=tl.float32)
         for g0 in tl.range(0, G, BLOCK_G, num_stages=NUM_STAGES):
             gs = g0 + tl.arange(0, BLOCK_G)  # [BG]
             gmask = gs < G
-            word = tl.load(blocks_ptr + e * stride_be + rows[:, None, None] * stride_br + gs[None, :, None] * 4
-                           + jw[None, None, :], mask=rmask[:, None, None] & gmask[None, :, None],
-                           other=0).to(tl.uint32, bitcast=True)  # [BR, BG, 4]
+            byte = tl.load(blocks_ptr + e * stride_be + rows[:, None, None] * stride_br + gs[None, :, None] * 16
+                           + jb[None, None, :], mask=rmask[:, None, None] & gmask[None, :, None],
+                           other=0).to(tl.int32)  # [BR, BG, 16]
+            i = gs[:, None] * 32 + 2 * jb[None, :]  # [BG, 16]
             xm = gmask[:, None]
-            part = tl.zeros([BLOCK_R, BLOCK_G], dtype=tl.float32)
-            for q in tl.static_range(8):
-                i = gs[:, None] * 32 + jw[None, :] * 8 + q  # [BG, 4]: the input each word's code q multiplies
-                if ACT:
-                    xq = _swiglu_oss(tl.load(x_row + 2 * i, mask=xm, other=0.0).to(tl.float32),
-                                     tl.load(x_row + 2 * i + 1, mask=xm, other=0.0).to(tl.float32), alpha, limit)
-                else:
-                    xq = tl.load(x_row + i, mask=xm, other=0.0).to(tl.float32)
-                xq = xq * 18446744073709551616.0  # 2^64
-                if q < 6:
-                    mag = (word << (22 - 4 * q)) & 0x01C00000
-                else:
-                    mag = (word >> (4 * q - 22)) & 0x01C00000
-                bits = mag | ((word << (28 - 4 * q)) & 0x80000000)
-                part += tl.sum(bits.to(tl.float32, bitcast=True) * xq[None, :, :], axis=2)  # [BR, BG]
+            if ACT:
+                xe = _swiglu_oss(tl.load(x_row + 2 * i, mask=xm, other=0.0).to(tl.float32),
+                                 tl.load(x_row + 2 * i + 1, mask=xm, other=0.0).to(tl.float32), alpha, limit)
+                xo = _swiglu_oss(tl.load(x_row + 2 * i + 2, mask=xm, other=0.0).to(tl.float32),
+                                 tl.load(x_row + 2 * i + 3, mask=xm, other=0.0).to(tl.float32), alpha, limit)
+            else:
+                xe = tl.load(x_row + i, mask=xm, other=0.0).to(tl.float32)
+                xo = tl.load(x_row + i + 1, mask=xm, other=0.0).to(tl.float32)
+            xe, xo = xe * 18446744073709551616.0, xo * 18446744073709551616.0  # 2^64
+            part = tl.sum(_e2m1_f32(byte, 22, 28) * xe[None, :, :] + _e2m1_f32(byte, 18, 24) * xo[None, :, :],
+                          axis=2)  # [BR, BG]: low nibble at bits 0..3, high nibble at 4..7
             s = tl.load(scales_ptr + e * stride_se + rows[:, None] * stride_sr + gs[None, :],
                         mask=rmask[:, None] & gmask[None, :], other=127).to(tl.int32)
             factor = tl.where(s == 0, 1 << 22, s << 23).to(tl.float32, bitcast=True)  # 2^(s-127)
@@ -140,25 +144,20 @@ if triton is not None:
         tl.store(out_ptr + n * stride_on + rows, acc, mask=rmask)
 
     @triton.jit
-    def _mxfp4_dequant_kernel(blocks_ptr, scales_ptr, out_ptr, R, G, stride_br, stride_sr, stride_or,
-                              BLOCK_R: tl.constexpr, BLOCK_G: tl.constexpr):
-        """W[r, 32g + 2j + b] = E2M1(nibble b of byte j of block g) * 2^(s[r, g] - 127), written in out's dtype:
-        one expert's float matrix for the prefill's matmuls, memory-bound (17 bytes read per 32 weights)."""
+    def _mxfp4_dequant_kernel(blocks_ptr, scales_ptr, out_ptr, R, C, stride_br, stride_sr, stride_or,
+                              BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr):
+        """W[r, c] = E2M1(nibble c % 2 of byte c // 2 of row r) * 2^(s[r, c // 32] - 127), written in out's dtype:
+        one expert's float matrix for the prefill's matmuls, a tile of rows x columns a program (stores contiguous;
+        neighbouring columns share their byte through the cache)."""
         rows = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)  # [BR]
-        gs = tl.program_id(1) * BLOCK_G + tl.arange(0, BLOCK_G)  # [BG]
-        jb = tl.arange(0, 16)
-        m2 = (rows < R)[:, None] & (gs < G)[None, :]
-        byte = tl.load(blocks_ptr + rows[:, None, None] * stride_br + gs[None, :, None] * 16 + jb[None, None, :],
-                       mask=m2[:, :, None], other=0).to(tl.int32)  # [BR, BG, 16]
-        s = tl.load(scales_ptr + rows[:, None] * stride_sr + gs[None, :], mask=m2, other=127).to(tl.int32)
-        factor = tl.where(s == 0, 1 << 22, s << 23).to(tl.float32, bitcast=True)[:, :, None]  # 2^(s-127)
-        w = tl.join(_e2m1_scaled(byte & 15) * 16384.0 * factor,
-                    _e2m1_scaled(byte >> 4) * 16384.0 * factor)  # [BR, BG, 16, 2]: 2^14 undone first
-        w = tl.reshape(w, [BLOCK_R, BLOCK_G * 32])
-        cols = gs[:, None] * 32 + tl.arange(0, 32)[None, :]  # [BG, 32]
-        cols = tl.reshape(cols, [BLOCK_G * 32])
-        tl.store(out_ptr + rows[:, None] * stride_or + cols[None, :], w.to(out_ptr.dtype.element_ty),
-                 mask=(rows < R)[:, None] & (cols < G * 32)[None, :])
+        cols = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)  # [BC]
+        m = (rows < R)[:, None] & (cols < C)[None, :]
+        byte = tl.load(blocks_ptr + rows[:, None] * stride_br + cols[None, :] // 2, mask=m, other=0).to(tl.int32)
+        code = tl.where(cols[None, :] % 2 == 0, byte & 15, byte >> 4)  # [BR, BC]
+        s = tl.load(scales_ptr + rows[:, None] * stride_sr + cols[None, :] // 32, mask=m, other=127).to(tl.int32)
+        factor = tl.where(s == 0, 1 << 22, s << 23).to(tl.float32, bitcast=True)  # 2^(s-127)
+        w = _e2m1_scaled(code) * 16384.0 * factor  # 2^14 undone first
+        tl.store(out_ptr + rows[:, None] * stride_or + cols[None, :], w.to(out_ptr.dtype.element_ty), mask=m)
 
     @triton.jit
     def _route_kernel(logits_ptr, ids_ptr, w_ptr, E, stride_l, K: tl.constexpr, BLOCK_E: tl.constexpr):
@@ -193,7 +192,7 @@ def route_topk_softmax(logits, k):
 
 # 32 rows x 256 inputs a step: 4 KiB of packed weights per program per step (untuned: gpu_check sweeps tiles)
 BLOCK_R, BLOCK_G, NUM_STAGES, NUM_WARPS = 32, 8, 3, 4
-VARIANT = "bytes"  # "bytes": one byte (two codes) per element; "words": one 32-bit word (eight codes) per element
+VARIANT = "bytes"  # "bytes": codes -> float16 bits -> float32; "direct": codes -> float32 bits
 
 
 def mxfp4_matvec(blocks, scales, ids, x, bias=None, weights=None, topk=1, swiglu=None, tile=None, variant=None):
@@ -202,12 +201,12 @@ def mxfp4_matvec(blocks, scales, ids, x, bias=None, weights=None, topk=1, swiglu
     swiglu_oss(h) instead (the activation folded into the load). x float32 or bf16; ids [n] int.
     tile: (rows, 32-value blocks, pipeline stages[, warps = 4]) per program, default (BLOCK_R, BLOCK_G,
     NUM_STAGES, NUM_WARPS);
-    variant: "bytes" or "words" (the two kernels above), default VARIANT."""
+    variant: "bytes" or "direct" (the two kernels above), default VARIANT."""
     block_r, block_g, stages, warps = (tuple(tile) + (4,))[:4] if tile else (BLOCK_R, BLOCK_G, NUM_STAGES,
                                                                             NUM_WARPS)
     variant = variant or VARIANT
-    if variant not in ("bytes", "words"):
-        raise ValueError(f"variant: {variant!r}; expected 'bytes' or 'words'")
+    if variant not in ("bytes", "direct"):
+        raise ValueError(f"variant: {variant!r}; expected 'bytes' or 'direct'")
     E, R, G, _ = blocks.shape
     n = ids.numel()
     if blocks.stride(-1) != 1 or blocks.stride(-2) != 16 or scales.stride(-1) != 1:  # rows/experts may be strided
@@ -216,11 +215,9 @@ def mxfp4_matvec(blocks, scales, ids, x, bias=None, weights=None, topk=1, swiglu
     out = torch.empty(n, R, dtype=torch.float32, device=x.device)
     grid = (n, triton.cdiv(R, block_r))
     alpha, limit = swiglu or (0.0, 0.0)
-    kernel, packed, unit = _mxfp4_matvec_kernel, blocks, 1
-    if variant == "words":  # the same bytes read as int32 words: strides in words
-        kernel, packed, unit = _mxfp4_matvec_words_kernel, blocks.view(torch.int32), 4
-    kernel[grid](packed, scales, ids, x, out if bias is None else bias, out if weights is None else weights, out, R, G,
-                 blocks.stride(0) // unit, blocks.stride(1) // unit, scales.stride(0), scales.stride(1),
+    kernel = _mxfp4_matvec_kernel if variant == "bytes" else _mxfp4_matvec_direct_kernel
+    kernel[grid](blocks, scales, ids, x, out if bias is None else bias, out if weights is None else weights, out, R, G,
+                 blocks.stride(0), blocks.stride(1), scales.stride(0), scales.stride(1),
                  x.stride(0), 0 if bias is None else bias.stride(0), out.stride(0),
                  float(alpha), float(limit), TOPK=topk, ACT=swiglu is not None,
                  HAS_BIAS=bias is not None, HAS_W=weights is not None,
@@ -235,10 +232,10 @@ def mxfp4_dequantize(blocks, scales, dtype):
     if blocks.stride(-1) != 1 or blocks.stride(-2) != 16 or scales.stride(-1) != 1:
         blocks, scales = blocks.contiguous(), scales.contiguous()
     out = torch.empty(R, G * 32, dtype=dtype, device=blocks.device)
-    br, bg = 32, 4
-    _mxfp4_dequant_kernel[(triton.cdiv(R, br), triton.cdiv(G, bg))](blocks, scales, out, R, G, blocks.stride(0),
-                                                                    scales.stride(0), out.stride(0),
-                                                                    BLOCK_R=br, BLOCK_G=bg)
+    br, bc = 16, 256
+    _mxfp4_dequant_kernel[(triton.cdiv(R, br), triton.cdiv(G * 32, bc))](blocks, scales, out, R, G * 32,
+                                                                         blocks.stride(0), scales.stride(0),
+                                                                         out.stride(0), BLOCK_R=br, BLOCK_C=bc)
     return out
 
 
