@@ -52,7 +52,6 @@ from gptoss_torch.fast.dispatch_count import count_ops  # noqa: E402
 from gptoss_torch.model import Model  # noqa: E402
 from gptoss_torch.mxfp4 import mxfp4_decode  # noqa: E402
 
-VARIANTS = ("bytes", "direct")  # the two MXFP4 matvec kernels (gptoss_torch/fast/mxfp4_triton.py)
 # max |x - ref| / max |ref| against the float64 CPU twin, by dtype: float32 rounding over a few layers; bf16 keeps
 # 8 mantissa bits (~5e-3 here), and where rounding flips a near-tied routing decision one position's logits move by
 # up to ~20 %, so bf16 is judged at the median position (the worst one is reported beside it).
@@ -133,6 +132,31 @@ def versions(rep, device):
 
 
 # ---- 2. the Triton kernel ----------------------------------------------------------------------------------------
+def gpu_time(device, fn, reps=20):
+    """Seconds a call of fn takes on the device: on CUDA, reps calls captured in one CUDA graph and replayed (no
+    launch overhead, as in the graphed decode); elsewhere one plain call."""
+    if device.type != "cuda":
+        t0 = time.perf_counter()
+        fn()
+        return time.perf_counter() - t0
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        fn()  # compile, allocate
+    torch.cuda.current_stream().wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        for _ in range(reps):
+            fn()
+    graph.replay()
+    sync(device)
+    t0 = time.perf_counter()
+    for _ in range(5):
+        graph.replay()
+    sync(device)
+    return (time.perf_counter() - t0) / (5 * reps)
+
+
 def kernel_check(rep, device, smoke, state):
     from gptoss_torch.fast import mxfp4_triton
     if not mxfp4_triton.available(device):
@@ -140,7 +164,7 @@ def kernel_check(rep, device, smoke, state):
         return
     # (experts, rows, 32-value blocks per row, routed pairs); the real shapes keep K = 90 blocks = 2880 inputs
     shapes = [(3, 37, 5, 5), (5, 23, 7, 3)]
-    shapes += [(2, 5, 90, 2), (2, 7, 90, 2)] if smoke else [(32, 2880, 90, 4), (32, 5760, 90, 4)]
+    shapes += [(2, 6, 90, 2), (2, 8, 90, 2)] if smoke else [(32, 2880, 90, 4), (32, 5760, 90, 4)]
     g = torch.Generator(device=device).manual_seed(0)
     for E, R, G, n in shapes:
         blocks = torch.randint(0, 256, (E, R, G, 16), dtype=torch.uint8, device=device, generator=g)
@@ -148,10 +172,12 @@ def kernel_check(rep, device, smoke, state):
         ids = torch.randint(0, E, (n,), device=device, generator=g)
         x = torch.randn(n, G * 32, device=device, generator=g)
         ref = torch.einsum("nrk,nk->nr", mxfp4_decode(blocks[ids], scales[ids], torch.float64), x.double())
-        for variant in VARIANTS:
-            err = rel_err(mxfp4_triton.mxfp4_matvec(blocks, scales, ids, x, variant=variant), ref)
-            rep.add("kernel", f"matvec ({variant}) E={E} R={R} G={G} ({n} routed)", f"rel err {err:.1e}", "< 1e-5",
-                    err < 1e-5)
+        err = rel_err(mxfp4_triton.mxfp4_matvec(blocks, scales, ids, x), ref)
+        rep.add("kernel", f"matvec E={E} R={R} G={G} ({n} routed)", f"rel err {err:.1e}", "< 1e-5", err < 1e-5)
+        if R % 2 == 0:  # the up projection's epilogue: SwiGLU of (gate, linear) row pairs
+            from gptoss_torch.ffn import swiglu_oss
+            err = rel_err(mxfp4_triton.mxfp4_matvec(blocks, scales, ids, x, swiglu=(1.702, 7.0)), swiglu_oss(ref))
+            rep.add("kernel", f"matvec + SwiGLU E={E} R={R} G={G}", f"rel err {err:.1e}", "< 1e-5", err < 1e-5)
     # every byte under scales 0..252 (subnormals included), float32 and bf16: the prefill's dequantisation, bit for bit
     b = torch.arange(256, dtype=torch.uint8, device=device).reshape(16, 1, 16).repeat(253, 1, 1)  # [253*16, 1, 16]
     sc = torch.arange(253, dtype=torch.uint8, device=device).repeat_interleave(16)[:, None]
@@ -162,59 +188,55 @@ def kernel_check(rep, device, smoke, state):
                            mxfp4_decode(b[16 * lo:], sc[16 * lo:], dt))
         rep.add("kernel", f"dequantize every code x scales {lo}..252, {str(dt)[6:]}",
                 "bit-equal" if same else "differs", "mxfp4_decode", same)
-    # tile sweep on the up projection's real shape, 4 routed experts: packed bytes read per second, both variants
-    E, R, G, n = (2, 64, 90, 2) if smoke else (32, 5760, 90, 4)
-    blocks = torch.randint(0, 256, (E, R, G, 16), dtype=torch.uint8, device=device, generator=g)
-    scales = torch.randint(118, 130, (E, R, G), dtype=torch.uint8, device=device, generator=g)
-    ids, x = torch.arange(n, device=device) % E, torch.randn(n, G * 32, device=device, generator=g)
-    default = (mxfp4_triton.VARIANT, mxfp4_triton.BLOCK_R, mxfp4_triton.BLOCK_G, mxfp4_triton.NUM_STAGES)
-    tiles = [default[1:]] if smoke else [(16, 8, 3), (32, 4, 3), (32, 8, 3), (64, 4, 3), (8, 8, 3, 2), (16, 4, 3, 2),
-                                         (16, 4, 2, 2), (16, 4, 4, 2), (16, 2, 3, 2), (16, 8, 3, 2), (32, 4, 3, 2),
-                                         (8, 4, 3, 1), (8, 8, 3, 1), (16, 4, 3, 1)]
-    speeds, broken = {}, []
-    for variant in VARIANTS:
+    # tile sweep on the two real shapes, 4 routed experts, as the decode calls them (up: bf16 input, SwiGLU epilogue;
+    # down: float32 input, bias and router weight): packed bytes read per second, kernel time from graph replays
+    tiles = [mxfp4_triton.TILE_UP] if smoke else [(16, 4, 3, 1), (8, 4, 3, 1), (8, 8, 3, 1), (16, 8, 3, 1),
+                                                  (16, 2, 3, 1), (16, 4, 4, 1), (32, 4, 3, 1), (16, 4, 3, 2),
+                                                  (32, 4, 3, 2), (8, 4, 3, 2), (32, 8, 3, 4), (64, 4, 3, 4)]
+    best = {}
+    for proj, R in (("up", 64 if smoke else 5760), ("down", 32 if smoke else 2880)):
+        E, G, n = (2, 90, 2) if smoke else (32, 90, 4)
+        blocks = torch.randint(0, 256, (E, R, G, 16), dtype=torch.uint8, device=device, generator=g)
+        scales = torch.randint(118, 130, (E, R, G), dtype=torch.uint8, device=device, generator=g)
+        ids = torch.arange(n, device=device) % E
+        bias, w = torch.randn(E, R, device=device, generator=g).bfloat16(), torch.rand(n, device=device, generator=g)
+        if proj == "up":
+            x = torch.randn(1, G * 32, device=device, generator=g).bfloat16()
+            kw = dict(bias=bias, topk=n, swiglu=(1.702, 7.0))
+        else:
+            x, kw = torch.randn(n, G * 32, device=device, generator=g), dict(bias=bias, weights=w)
+        speeds, broken = {}, []
         for tile in tiles:
             try:  # a tile the compiler refuses (registers, shared memory) is reported, not fatal
-                mxfp4_triton.mxfp4_matvec(blocks, scales, ids, x, tile=tile, variant=variant)  # compile
-                sync(device)
+                t = gpu_time(device, lambda: mxfp4_triton.mxfp4_matvec(blocks, scales, ids, x, tile=tile, **kw))
+                speeds[tile] = n * R * G * 17 / t  # 16 bytes + 1 scale per block
             except Exception as e:  # Triton's OutOfResources / CompilationError
-                broken.append(f"{variant} {tile} {type(e).__name__}")
-                continue
-            reps = 1 if smoke else 50
-            t0 = time.perf_counter()
-            for _ in range(reps):
-                mxfp4_triton.mxfp4_matvec(blocks, scales, ids, x, tile=tile, variant=variant)
-            sync(device)
-            speeds[(variant, *tile)] = reps * n * R * G * 17 / (time.perf_counter() - t0)  # 16 bytes + 1 scale
-    for variant in VARIANTS:
-        mine = {t: v for t, v in speeds.items() if t[0] == variant}
-        if mine:
-            best = max(mine, key=mine.get)
-            rep.add("kernel", f"matvec ({variant}) tiles (rows, blocks, stages[, warps]), {n} x {R} x {G}",
-                    f"best {best[1:]}: {mine[best] / 1e9:,.1f} GB/s",
-                    f"default {default[1:]}: {mine[default] / 1e9:,.1f} GB/s" if default[0] == variant else "")
-    if broken:
-        rep.add("kernel", "tiles the compiler refused", ", ".join(broken))
-    state["best_tile"] = max(speeds, key=speeds.get) if speeds else None
+                broken.append(f"{tile} {type(e).__name__}")
+        default = mxfp4_triton.TILE_UP if proj == "up" else mxfp4_triton.TILE_DOWN
+        best[proj] = max(speeds, key=speeds.get) if speeds else default
+        rep.add("kernel", f"matvec {proj} tiles (rows, blocks, stages, warps), {n} x {R} x {G}",
+                f"best {best[proj]}: {speeds.get(best[proj], 0) / 1e9:,.0f} GB/s",
+                f"default {default}: {speeds.get(default, 0) / 1e9:,.0f} GB/s"
+                + (f"; refused: {', '.join(broken)}" if broken else ""))
+    state["best_tiles"] = best
     # dequantisation speed: one expert's up projection, bytes read + written per second
-    nb = R * G * 17 + R * G * 32 * 2
-    mxfp4_triton.mxfp4_dequantize(blocks[0], scales[0], torch.bfloat16)
-    sync(device)
-    t0 = time.perf_counter()
-    for _ in range(1 if smoke else 50):
-        mxfp4_triton.mxfp4_dequantize(blocks[0], scales[0], torch.bfloat16)
-    sync(device)
+    E, R, G = 1, 64 if smoke else 5760, 90
+    blocks = torch.randint(0, 256, (R, G, 16), dtype=torch.uint8, device=device, generator=g)
+    scales = torch.randint(118, 130, (R, G), dtype=torch.uint8, device=device, generator=g)
+    t = gpu_time(device, lambda: mxfp4_triton.mxfp4_dequantize(blocks, scales, torch.bfloat16))
     rep.add("kernel", f"dequantize one {R} x {G * 32} expert to bf16",
-            f"{(1 if smoke else 50) * nb / (time.perf_counter() - t0) / 1e9:,.0f} GB/s read + written")
+            f"{(R * G * 17 + R * G * 32 * 2) / t / 1e9:,.0f} GB/s read + written")
     from gptoss_torch.attention import attention_mask, decode_attention
     from gptoss_torch.fast.attention_triton import decode_attention_triton
-    # decode attention, gpt-oss-20b's heads (64 q / 8 kv, d = 64) in bf16: a full layer (one program per kv head,
-    # then split over programs of 256 slots) and a sliding ring of 128; microseconds a call
+    # decode attention, gpt-oss-20b's heads (64 q / 8 kv, d = 64) in bf16: a full layer of 4096 slots and a sliding
+    # ring of 128, one program per kv head (loop steps of 16 or 32 slots) or split over programs; kernel time from
+    # graph replays
     ring_slots = 16 if smoke else 128
-    cases = ((64, None, 40, 0), (64, None, 40, 16), (16, 8, 29, 0)) if smoke else (
-        [(4096, None, 3000, split) for split in (0, 32, 64, 128, 256)] + [(128, 128, 3000, split) for split in (0, 32, 64)])
+    cases = ([(64, None, 40, 0, 32), (64, None, 40, 16, 32), (16, 8, 29, 0, 32)] if smoke else
+             [(4096, None, 3000, split, 32) for split in (0, 32, 64, 128, 256)] + [(4096, None, 3000, 0, 16)]
+             + [(128, 128, 3000, split, 32) for split in (0, 32, 64)] + [(128, 128, 3000, 0, 16)])
     times = {}
-    for slots, window, p, split in cases:
+    for slots, window, p, split, block_s in cases:
         q, k, v = (torch.randn(1, n, h, 64, device=device, generator=g).bfloat16()
                    for n, h in ((1, 64), (slots, 8), (slots, 8)))
         kpos = torch.tensor([p - (p - s) % slots if window else s for s in range(slots)], device=device)
@@ -224,24 +246,25 @@ def kernel_check(rep, device, smoke, state):
 
         def call():
             return decode_attention_triton(q, k, v, kpos, pos, window, sinks, ring=window is not None,
-                                           split_slots=split)
+                                           block_s=block_s, split_slots=split)
         err = rel_err(call(), ref)
-        sync(device)
-        t0 = time.perf_counter()
-        for _ in range(1 if smoke else 100):
-            call()
-        sync(device)
-        us = (time.perf_counter() - t0) / (1 if smoke else 100) * 1e6
-        times[window is not None, split] = us
-        rep.add("kernel", f"decode attention, {slots} slots, window {window}, split {split or 'none'}",
-                f"rel err {err:.1e}, {us:,.0f} us a call", "< 8e-3 (bf16)", err < 8e-3)
-    # one split size serves both kinds of layer (gpt-oss-20b alternates them): the one with the least time for a
-    # full layer plus a sliding one (a ring of 128 is not split at 128 slots or more)
-    both = {sp: times[False, sp] + times.get((True, sp if sp < ring_slots else 0), float("inf"))
-            for (ring, sp) in times if not ring}
-    state["best_split"] = min(both, key=both.get) if both else 0
-    rep.add("kernel", "attention split for a full + a sliding layer", f"{state['best_split'] or 'none'}: "
-            f"{both.get(state['best_split'], 0):,.0f} us", f"none: {both.get(0, 0):,.0f} us")
+        us = gpu_time(device, call) * 1e6
+        times[window is not None, split, block_s] = us
+        rep.add("kernel", f"decode attention, {slots} slots, window {window}, "
+                          f"{f'split {split}' if split else f'one program per kv head, {block_s} a step'}",
+                f"rel err {err:.1e}, {us:,.1f} us", "< 8e-3 (bf16)", err < 8e-3)
+    # one setting serves both kinds of layer (gpt-oss-20b alternates them): the least time for a full layer plus a
+    # sliding one (a ring is not split at its own size or more)
+    both = {}
+    for (ring, sp, bs), us in times.items():
+        if not ring:
+            other = times.get((True, sp if sp < ring_slots else 0, bs))
+            if other is not None:
+                both[sp, bs] = us + other
+    state["best_attention"] = min(both, key=both.get) if both else (0, 32)
+    sp, bs = state["best_attention"]
+    rep.add("kernel", "attention for a full + a sliding layer (split, slots a step)",
+            f"{sp or 'none'}, {bs}: {both.get((sp, bs), 0):,.1f} us", f"none, 32: {both.get((0, 32), 0):,.1f} us")
 
 
 # ---- 3. a tiny model against the float64 CPU twin ----------------------------------------------------------------
@@ -274,13 +297,13 @@ def tiny_checks(rep, device):
                 results[replay] = torch.cat([first, steps])
             if dec.graph is None:
                 rep.skip(f"tiny {name}", "CUDA-graph capture and replay", "needs CUDA (the same step ran eagerly)")
-        if device.type == "cuda":  # the other kernels: the direct matvec, attention split 16 slots a program
+        if device.type == "cuda":  # other tiles, attention split 16 slots a program
             shipped = current_kernels()
-            configure(("direct", (16, 4, 3, 2), 16))
+            configure(((8, 4, 3, 2), (32, 4, 3, 1), 16, 16))
             try:
                 cache = m.new_cache(32)
                 first = m(toks[:5], cache=cache)
-                what = "graph replay, direct matvec + split attention"
+                what = "graph replay, other tiles + split attention"
                 dec = attempt(rep, f"tiny {name}", what, lambda: GraphedDecoder(m, cache), device)
                 steps = dec and attempt(rep, f"tiny {name}", what,
                                         lambda: torch.stack([dec.step(t) for t in toks[5:]]), device)
@@ -360,15 +383,15 @@ def shipped_checks(rep, device, n=32):
         # fp32 must agree token for token (the issue's target); bf16 rounding may flip a near-tie: reported only
         rep.add(f"shipped {name}", what, result, f"{n}/{n}" if dtype == torch.float32 else "",
                 same == n if dtype == torch.float32 else None)
-        if device.type == "cuda" and dtype == torch.float32:  # the direct matvec, attention split 16 slots a program
+        if device.type == "cuda" and dtype == torch.float32:  # other tiles, attention split 16 slots a program
             shipped = current_kernels()
-            configure(("direct", (16, 4, 3, 2), 16))
+            configure(((8, 4, 3, 2), (32, 4, 3, 1), 16, 16))
             try:
                 got = greedy_tokens(m, prompt, n, GraphedDecoder(m, m.new_cache(len(prompt) + n + 1)))[0]
             finally:
                 configure(shipped)
             same = next((i for i, (a, b) in enumerate(zip(got, ref)) if a != b), n)
-            rep.add(f"shipped {name}", "the same, direct matvec + split attention", f"{same}/{n} equal", f"{n}/{n}",
+            rep.add(f"shipped {name}", "the same, other tiles + split attention", f"{same}/{n} equal", f"{n}/{n}",
                     same == n)
     rep.add("shipped", f"the CPU twin's {n} greedy tokens", repr(tokenizer.decode(ref))[:90])
 
@@ -425,25 +448,21 @@ def copy_bandwidth(device, nbytes):
 
 
 def configure(kernels):
-    """Set the fast paths' module switches: (matvec variant, (rows, blocks, stages, warps), attention split slots)."""
+    """Set the fast paths' module switches: (up tile, down tile, attention split slots, attention slots a step)."""
     from gptoss_torch.fast import attention_triton, mxfp4_triton
-    variant, tile, split = kernels
-    mxfp4_triton.VARIANT = variant
-    (mxfp4_triton.BLOCK_R, mxfp4_triton.BLOCK_G, mxfp4_triton.NUM_STAGES,
-     mxfp4_triton.NUM_WARPS) = (tuple(tile) + (4,))[:4]
-    attention_triton.SPLIT_SLOTS = split
+    (mxfp4_triton.TILE_UP, mxfp4_triton.TILE_DOWN, attention_triton.SPLIT_SLOTS,
+     attention_triton.BLOCK_S) = kernels
 
 
 def current_kernels():
     """The fast paths' switches now, as configure() takes them."""
     from gptoss_torch.fast import attention_triton, mxfp4_triton
-    return (mxfp4_triton.VARIANT, (mxfp4_triton.BLOCK_R, mxfp4_triton.BLOCK_G, mxfp4_triton.NUM_STAGES,
-                                   mxfp4_triton.NUM_WARPS), attention_triton.SPLIT_SLOTS)
+    return (mxfp4_triton.TILE_UP, mxfp4_triton.TILE_DOWN, attention_triton.SPLIT_SLOTS, attention_triton.BLOCK_S)
 
 
 def describe(kernels):
-    variant, tile, split = kernels
-    return f"{variant} {tuple(tile)}, split {split or 'none'}"
+    up, down, split, block_s = kernels
+    return f"up {up}, down {down}, attention split {split or 'none'}, {block_s} a step"
 
 
 def decode_rate(model, context, n_tokens, graphed, host_sync=True):
@@ -492,8 +511,8 @@ def speed(rep, model, device, smoke, state):
     bw = copy_bandwidth(device, (1 << 24) if smoke else (1 << 31))
     rep.add("speed", "device copy bandwidth", f"{bw / 1e9:,.0f} GB/s")
     shipped = current_kernels()
-    best = state.get("best_tile")
-    tuned = (best[0], (tuple(best[1:]) + (4,))[:4], state.get("best_split", 0)) if best else None
+    tiles, attn = state.get("best_tiles"), state.get("best_attention")
+    tuned = (tiles["up"], tiles["down"], *attn) if tiles and attn else None
     configs = [("shipped", shipped)] + ([("tuned", tuned)] if tuned and tuned != shipped else [])
     rates = {}
     for ctx in contexts:

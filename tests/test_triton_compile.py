@@ -30,13 +30,16 @@ def compile_for_sm90(fn, types, constexprs):
 i32 = dict.fromkeys(["R", "G", "stride_be", "stride_br", "stride_se", "stride_sr", "stride_xn", "stride_bias",
                      "stride_on", "S", "Hkv", "sq_b", "sq_h", "sk_b", "sk_s", "sk_h", "sv_b", "sv_s", "sv_h", "so_b",
                      "so_h", "E", "stride_l"], "i32")
-tile = dict(BLOCK_R=mxfp4_triton.BLOCK_R, BLOCK_G=mxfp4_triton.BLOCK_G, NUM_STAGES=mxfp4_triton.NUM_STAGES)
 mx = dict(i32, blocks_ptr="*u8", scales_ptr="*u8", ids_ptr="*i64", out_ptr="*fp32", alpha="fp32", limit="fp32")
-# up: bf16 activation, bf16 bias, 4 pairs per token; down: float32 h with SwiGLU on load, bias and router weight
-compile_for_sm90(mxfp4_triton._mxfp4_matvec_kernel, dict(mx, x_ptr="*bf16", bias_ptr="*bf16", w_ptr="*fp32"),
-                 dict(tile, TOPK=4, ACT=False, HAS_BIAS=True, HAS_W=False))
-compile_for_sm90(mxfp4_triton._mxfp4_matvec_kernel, dict(mx, x_ptr="*fp32", bias_ptr="*bf16", w_ptr="*fp32"),
-                 dict(tile, TOPK=1, ACT=True, HAS_BIAS=True, HAS_W=True))
+# up: bf16 activation, bf16 bias, 4 pairs per token, SwiGLU in the epilogue; down: the float32 activation, bias and
+# router weight. The E2M1 values are float32 subnormals for exponent 0, so no multiply or add may flush them (.ftz)
+for tile, act in ((mxfp4_triton.TILE_UP, True), (mxfp4_triton.TILE_DOWN, False)):
+    k = compile_for_sm90(mxfp4_triton._mxfp4_matvec_kernel,
+                         dict(mx, x_ptr="*bf16" if act else "*fp32", bias_ptr="*bf16", w_ptr="*fp32"),
+                         dict(BLOCK_R=tile[0], BLOCK_G=tile[1], NUM_STAGES=tile[2], TOPK=4 if act else 1, SWIGLU=act,
+                              HAS_BIAS=True, HAS_W=not act))
+    flushed = [ln.strip() for ln in k.asm["ptx"].splitlines() if re.search(r"\b(fma|mul|add)\.[a-z.]*ftz", ln)]
+    assert not flushed, flushed[:3]
 compile_for_sm90(mxfp4_triton._route_kernel, dict(i32, logits_ptr="*bf16", ids_ptr="*i64", w_ptr="*fp32"),
                  dict(K=4, BLOCK_E=32))
 # a full layer: the loop bound min(S, p + 1) is read from memory; "no window" is 2^62, an int64 argument
@@ -44,14 +47,6 @@ compile_for_sm90(attention_triton._decode_attention_kernel,
                  dict(i32, q_ptr="*bf16", k_ptr="*bf16", v_ptr="*bf16", kpos_ptr="*i64", pos_ptr="*i64",
                       sinks_ptr="*fp32", out_ptr="*bf16", window="i64", scale="fp32"),
                  dict(G=8, D=64, BLOCK_S=32, RING=False, HAS_SINK=True))
-# the direct variant: its E2M1 values are float32 subnormals for exponent 0, so no multiply or add may flush them
-# (".ftz")
-for act in (False, True):
-    k = compile_for_sm90(mxfp4_triton._mxfp4_matvec_direct_kernel,
-                         dict(mx, x_ptr="*fp32" if act else "*bf16", bias_ptr="*bf16", w_ptr="*fp32"),
-                         dict(tile, TOPK=1 if act else 4, ACT=act, HAS_BIAS=True, HAS_W=act))
-    flushed = [ln.strip() for ln in k.asm["ptx"].splitlines() if re.search(r"\b(fma|mul|add)\.[a-z.]*ftz", ln)]
-    assert not flushed, flushed[:3]
 compile_for_sm90(mxfp4_triton._mxfp4_dequant_kernel,
                  dict(blocks_ptr="*u8", scales_ptr="*u8", out_ptr="*bf16", R="i32", C="i32", stride_br="i32",
                       stride_sr="i32", stride_or="i32"), dict(BLOCK_R=16, BLOCK_C=256))

@@ -124,11 +124,12 @@ if triton is not None:
         tl.store(out_ptr + b * so_b + h * so_h + d, o.to(out_ptr.dtype.element_ty))
 
 
-SPLIT_SLOTS = 0  # slots per program of the split (flash-decoding) kernels; 0: one program per kv head
-SPLIT_BLOCK_S = 16  # slots a loop step of the split kernel ([G, BLOCK_S, D] float32 products in registers)
+SPLIT_SLOTS = 128  # slots per program of the split (flash-decoding) kernels; 0: one program per kv head
+BLOCK_S = 32  # slots a loop step of the one-program kernel ([G, BLOCK_S, D] float32 products in registers)
+SPLIT_BLOCK_S = 16  # the same for the split kernel
 
 
-def decode_attention_triton(q, k, v, k_pos, pos, window=None, sinks=None, scale=None, ring=False, block_s=32,
+def decode_attention_triton(q, k, v, k_pos, pos, window=None, sinks=None, scale=None, ring=False, block_s=None,
                             split_slots=None):
     """q [B, 1, Hq, d], k/v [B, S, Hkv, d] (a layer's cache), k_pos [S] (-1 = empty), pos [1] on the device ->
     [B, 1, Hq, d] in q's dtype. `ring`: slots are a sliding layer's ring (read them all), else slot = position.
@@ -158,7 +159,7 @@ def decode_attention_triton(q, k, v, k_pos, pos, window=None, sinks=None, scale=
         q, k, v, k_pos, pos, out if sinks is None else sinks, out, S, Hkv, big if window is None else window,
         d ** -0.5 if scale is None else scale, q.stride(0), q.stride(2), k.stride(0), k.stride(1), k.stride(2),
         v.stride(0), v.stride(1), v.stride(2), out.stride(0), out.stride(2),
-        G=Hq // Hkv, D=d, BLOCK_S=block_s, RING=ring, HAS_SINK=sinks is not None)
+        G=Hq // Hkv, D=d, BLOCK_S=block_s or BLOCK_S, RING=ring, HAS_SINK=sinks is not None)
     return out
 
 

@@ -1,8 +1,8 @@
 """A fused MXFP4 matrix-vector product for decode: the routed experts' packed weights are read once, decoded in
 registers (E2M1 by bit manipulation) and multiplied with the token's activation, so only 4.25 bits per weight cross
-the memory bus; the MoE around it (bias, SwiGLU, router weight) rides in the kernel's prologue and epilogue.
+the memory bus; the MoE around it (bias, SwiGLU, router weight) rides in the kernels' epilogues.
 
-    out[p, r] = w[p] (b[e, r] + sum_k W[e, r, k] x[p // topk, k]),   e = ids[p],
+    out[p, r] = w[p] (b[e, r] + sum_k W[e, r, k] x[p // topk, k]),   e = ids[p]   (up: swiglu of row pairs)
     W[e, r, 32g + 2j + b] = E2M1(nibble b of byte j) * 2^(s[e, r, g] - 127)
 
 Runs on CUDA with Triton; with TRITON_INTERPRET=1 the same kernel runs on the CPU (how the tests check it here).
@@ -46,11 +46,24 @@ if triton is not None:
         return gate * tl.sigmoid(alpha * gate) * (lin + 1.0)
 
     @triton.jit
+    def _e2m1_f32(nib_bits, shift_mag: tl.constexpr, shift_sign: tl.constexpr):
+        """E2M1 code at bits (b0 = mantissa, b1..b2 = exponent, b3 = sign) of an int32 -> its value * 2^-126 as
+        float32 bits: the mantissa bit lands on bit 22, the exponent bits on 23..24 (exponent 0 is a float32
+        subnormal, m * 2^-127: E2M1's 0 and 0.5 scaled alike), the sign on 31. Two shifts and two masks, no
+        conversion instruction. shift_mag / shift_sign: how far left bit b0 / b3 must move."""
+        return (((nib_bits << shift_mag) & 0x01C00000) | ((nib_bits << shift_sign) & -2147483648)).to(
+            tl.float32, bitcast=True)
+
+    @triton.jit
     def _mxfp4_matvec_kernel(blocks_ptr, scales_ptr, ids_ptr, x_ptr, bias_ptr, w_ptr, out_ptr, R, G,
                              stride_be, stride_br, stride_se, stride_sr, stride_xn, stride_bias, stride_on,
-                             alpha, limit, TOPK: tl.constexpr, ACT: tl.constexpr, HAS_BIAS: tl.constexpr,
+                             alpha, limit, TOPK: tl.constexpr, SWIGLU: tl.constexpr, HAS_BIAS: tl.constexpr,
                              HAS_W: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_G: tl.constexpr,
                              NUM_STAGES: tl.constexpr):
+        """Program (pair n, BLOCK_R rows): acc = W[e] x + b[e] over its rows, the packed blocks decoded in registers
+        (_e2m1_f32, the input scaled by 2^64 so that the products stay normal floats; each block's sum scaled back by
+        2^62 and then by 2^(s-127)); with SWIGLU the rows are (gate, linear) pairs and it writes swiglu_oss of each
+        pair (half as many outputs); then times the router weight w[n]."""
         n = tl.program_id(0)  # which routed (token, expert) pair; its token is n // TOPK
         rows = tl.program_id(1) * BLOCK_R + tl.arange(0, BLOCK_R)  # [BR]
         rmask = rows < R
@@ -61,87 +74,33 @@ if triton is not None:
         for g0 in tl.range(0, G, BLOCK_G, num_stages=NUM_STAGES):  # software-pipelined on the GPU
             gs = g0 + tl.arange(0, BLOCK_G)  # [BG]
             gmask = gs < G
-            m3 = rmask[:, None, None] & gmask[None, :, None]
             byte = tl.load(blocks_ptr + e * stride_be + rows[:, None, None] * stride_br + gs[None, :, None] * 16
-                           + jb[None, None, :], mask=m3, other=0).to(tl.int32)  # [BR, BG, 16]
+                           + jb[None, None, :], mask=rmask[:, None, None] & gmask[None, :, None],
+                           other=0).to(tl.int32)  # [BR, BG, 16]
             i = gs[:, None] * 32 + 2 * jb[None, :]  # [BG, 16]: input index of each byte's low nibble
-            xm = gmask[:, None]
-            if ACT:  # the input is the up projection's output h [2F]: x_i = swiglu(h[2i], h[2i+1]), made on load
-                xe = _swiglu_oss(tl.load(x_row + 2 * i, mask=xm, other=0.0).to(tl.float32),
-                                 tl.load(x_row + 2 * i + 1, mask=xm, other=0.0).to(tl.float32), alpha, limit)
-                xo = _swiglu_oss(tl.load(x_row + 2 * i + 2, mask=xm, other=0.0).to(tl.float32),
-                                 tl.load(x_row + 2 * i + 3, mask=xm, other=0.0).to(tl.float32), alpha, limit)
-            else:
-                xe = tl.load(x_row + i, mask=xm, other=0.0).to(tl.float32)
-                xo = tl.load(x_row + i + 1, mask=xm, other=0.0).to(tl.float32)
-            part = tl.sum(_e2m1_scaled(byte & 15) * xe[None, :, :] + _e2m1_scaled(byte >> 4) * xo[None, :, :],
-                          axis=2)  # [BR, BG]
+            xe = tl.load(x_row + i, mask=gmask[:, None], other=0.0).to(tl.float32) * 18446744073709551616.0  # 2^64
+            xo = tl.load(x_row + i + 1, mask=gmask[:, None], other=0.0).to(tl.float32) * 18446744073709551616.0
+            part = tl.sum(_e2m1_f32(byte, 22, 28) * xe[None, :, :] + _e2m1_f32(byte, 18, 24) * xo[None, :, :],
+                          axis=2)  # [BR, BG]: low nibble at bits 0..3, high nibble at 4..7
             s = tl.load(scales_ptr + e * stride_se + rows[:, None] * stride_sr + gs[None, :],
                         mask=rmask[:, None] & gmask[None, :], other=127).to(tl.int32)
             # 2^(s-127) exactly, as float32 bits (s = 0: the subnormal 2^-127 = mantissa bit 22); all in integers, as
             # Triton types a float literal below 2^-126 as float64
             factor = tl.where(s == 0, 1 << 22, s << 23).to(tl.float32, bitcast=True)
-            acc += tl.sum(part * 16384.0 * factor, axis=1)  # 2^14 undoes _e2m1_scaled's 2^-14 before any rounding
-        if HAS_BIAS:
-            acc += tl.load(bias_ptr + e * stride_bias + rows, mask=rmask, other=0.0).to(tl.float32)
-        if HAS_W:  # the router's weight of this pair
-            acc *= tl.load(w_ptr + n).to(tl.float32)
-        tl.store(out_ptr + n * stride_on + rows, acc, mask=rmask)
-
-
-    @triton.jit
-    def _e2m1_f32(nib_bits, shift_mag: tl.constexpr, shift_sign: tl.constexpr):
-        """E2M1 code at bits (b0 = mantissa, b1..b2 = exponent, b3 = sign) of an int32 -> its value * 2^-126 as
-        float32 bits: the mantissa bit lands on bit 22, the exponent bits on 23..24 (exponent 0 is a float32
-        subnormal, m * 2^-127: E2M1's 0 and 0.5 scaled alike), the sign on 31. Two shifts and two masks, no
-        conversion instruction. shift_mag / shift_sign: how far left bit b0 / b3 must move."""
-        return (((nib_bits << shift_mag) & 0x01C00000) | ((nib_bits << shift_sign) & -2147483648)).to(
-            tl.float32, bitcast=True)
-
-    @triton.jit
-    def _mxfp4_matvec_direct_kernel(blocks_ptr, scales_ptr, ids_ptr, x_ptr, bias_ptr, w_ptr, out_ptr, R, G,
-                                    stride_be, stride_br, stride_se, stride_sr, stride_xn, stride_bias, stride_on,
-                                    alpha, limit, TOPK: tl.constexpr, ACT: tl.constexpr, HAS_BIAS: tl.constexpr,
-                                    HAS_W: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_G: tl.constexpr,
-                                    NUM_STAGES: tl.constexpr):
-        """_mxfp4_matvec_kernel with the codes made float32 directly (_e2m1_f32: E2M1 * 2^-126) instead of through
-        float16: the input is scaled by 2^64 so that the products stay normal floats, the block sums are scaled
-        back by 2^62 and then by 2^(s-127)."""
-        n = tl.program_id(0)
-        rows = tl.program_id(1) * BLOCK_R + tl.arange(0, BLOCK_R)  # [BR]
-        rmask = rows < R
-        e = tl.load(ids_ptr + n).to(tl.int64)
-        x_row = x_ptr + (n // TOPK) * stride_xn
-        jb = tl.arange(0, 16)
-        acc = tl.zeros([BLOCK_R], dtype=tl.float32)
-        for g0 in tl.range(0, G, BLOCK_G, num_stages=NUM_STAGES):
-            gs = g0 + tl.arange(0, BLOCK_G)  # [BG]
-            gmask = gs < G
-            byte = tl.load(blocks_ptr + e * stride_be + rows[:, None, None] * stride_br + gs[None, :, None] * 16
-                           + jb[None, None, :], mask=rmask[:, None, None] & gmask[None, :, None],
-                           other=0).to(tl.int32)  # [BR, BG, 16]
-            i = gs[:, None] * 32 + 2 * jb[None, :]  # [BG, 16]
-            xm = gmask[:, None]
-            if ACT:
-                xe = _swiglu_oss(tl.load(x_row + 2 * i, mask=xm, other=0.0).to(tl.float32),
-                                 tl.load(x_row + 2 * i + 1, mask=xm, other=0.0).to(tl.float32), alpha, limit)
-                xo = _swiglu_oss(tl.load(x_row + 2 * i + 2, mask=xm, other=0.0).to(tl.float32),
-                                 tl.load(x_row + 2 * i + 3, mask=xm, other=0.0).to(tl.float32), alpha, limit)
-            else:
-                xe = tl.load(x_row + i, mask=xm, other=0.0).to(tl.float32)
-                xo = tl.load(x_row + i + 1, mask=xm, other=0.0).to(tl.float32)
-            xe, xo = xe * 18446744073709551616.0, xo * 18446744073709551616.0  # 2^64
-            part = tl.sum(_e2m1_f32(byte, 22, 28) * xe[None, :, :] + _e2m1_f32(byte, 18, 24) * xo[None, :, :],
-                          axis=2)  # [BR, BG]: low nibble at bits 0..3, high nibble at 4..7
-            s = tl.load(scales_ptr + e * stride_se + rows[:, None] * stride_sr + gs[None, :],
-                        mask=rmask[:, None] & gmask[None, :], other=127).to(tl.int32)
-            factor = tl.where(s == 0, 1 << 22, s << 23).to(tl.float32, bitcast=True)  # 2^(s-127)
             acc += tl.sum(part * 4611686018427387904.0 * factor, axis=1)  # 2^62 first, then the scale
         if HAS_BIAS:
             acc += tl.load(bias_ptr + e * stride_bias + rows, mask=rmask, other=0.0).to(tl.float32)
-        if HAS_W:
-            acc *= tl.load(w_ptr + n).to(tl.float32)
-        tl.store(out_ptr + n * stride_on + rows, acc, mask=rmask)
+        if SWIGLU:  # rows 2i, 2i+1 are gate and linear (BLOCK_R is even, so a pair never straddles programs)
+            gate, lin = tl.split(tl.reshape(acc, [BLOCK_R // 2, 2]))
+            act = _swiglu_oss(gate, lin, alpha, limit)  # [BR / 2]
+            half = tl.program_id(1) * (BLOCK_R // 2) + tl.arange(0, BLOCK_R // 2)
+            if HAS_W:
+                act *= tl.load(w_ptr + n).to(tl.float32)
+            tl.store(out_ptr + n * stride_on + half, act, mask=half < R // 2)
+        else:
+            if HAS_W:  # the router's weight of this pair
+                acc *= tl.load(w_ptr + n).to(tl.float32)
+            tl.store(out_ptr + n * stride_on + rows, acc, mask=rmask)
 
     @triton.jit
     def _mxfp4_dequant_kernel(blocks_ptr, scales_ptr, out_ptr, R, C, stride_br, stride_sr, stride_or,
@@ -190,38 +149,33 @@ def route_topk_softmax(logits, k):
     return ids, w
 
 
-# 32 rows x 256 inputs a step: 4 KiB of packed weights per program per step (untuned: gpu_check sweeps tiles)
-BLOCK_R, BLOCK_G, NUM_STAGES, NUM_WARPS = 32, 8, 3, 4
-VARIANT = "bytes"  # "bytes": codes -> float16 bits -> float32; "direct": codes -> float32 bits
+# (rows, 32-value blocks, pipeline stages, warps) per program of the up and down projections
+TILE_UP, TILE_DOWN = (16, 4, 3, 1), (16, 4, 3, 1)
 
 
-def mxfp4_matvec(blocks, scales, ids, x, bias=None, weights=None, topk=1, swiglu=None, tile=None, variant=None):
+def mxfp4_matvec(blocks, scales, ids, x, bias=None, weights=None, topk=1, swiglu=None, tile=None):
     """out [n, R] float32 = W[ids[p]] @ x[p // topk] (+ bias[ids[p]]) (* weights[p]) for MXFP4 W (blocks
-    [E, R, G, 16], scales [E, R, G]); swiglu=(alpha, limit) reads x as h [., 2 G 32] and multiplies
-    swiglu_oss(h) instead (the activation folded into the load). x float32 or bf16; ids [n] int.
-    tile: (rows, 32-value blocks, pipeline stages[, warps = 4]) per program, default (BLOCK_R, BLOCK_G,
-    NUM_STAGES, NUM_WARPS);
-    variant: "bytes" or "direct" (the two kernels above), default VARIANT."""
-    block_r, block_g, stages, warps = (tuple(tile) + (4,))[:4] if tile else (BLOCK_R, BLOCK_G, NUM_STAGES,
-                                                                            NUM_WARPS)
-    variant = variant or VARIANT
-    if variant not in ("bytes", "direct"):
-        raise ValueError(f"variant: {variant!r}; expected 'bytes' or 'direct'")
+    [E, R, G, 16], scales [E, R, G]); swiglu=(alpha, limit): rows are (gate, linear) pairs and out [n, R/2] holds
+    swiglu_oss of each (bias added before, weight applied after). x float32 or bf16; ids [n] int.
+    tile: (rows, 32-value blocks, pipeline stages, warps) per program, default TILE_UP."""
+    block_r, block_g, stages, warps = tile or TILE_UP
     E, R, G, _ = blocks.shape
+    if swiglu is not None and (R % 2 or block_r % 2):
+        raise ValueError(f"swiglu: {R} rows in (gate, linear) pairs need an even row count and tile, got {block_r}")
     n = ids.numel()
     if blocks.stride(-1) != 1 or blocks.stride(-2) != 16 or scales.stride(-1) != 1:  # rows/experts may be strided
         blocks, scales = blocks.contiguous(), scales.contiguous()
     x = x.contiguous()
-    out = torch.empty(n, R, dtype=torch.float32, device=x.device)
+    out = torch.empty(n, R // 2 if swiglu else R, dtype=torch.float32, device=x.device)
     grid = (n, triton.cdiv(R, block_r))
     alpha, limit = swiglu or (0.0, 0.0)
-    kernel = _mxfp4_matvec_kernel if variant == "bytes" else _mxfp4_matvec_direct_kernel
-    kernel[grid](blocks, scales, ids, x, out if bias is None else bias, out if weights is None else weights, out, R, G,
-                 blocks.stride(0), blocks.stride(1), scales.stride(0), scales.stride(1),
-                 x.stride(0), 0 if bias is None else bias.stride(0), out.stride(0),
-                 float(alpha), float(limit), TOPK=topk, ACT=swiglu is not None,
-                 HAS_BIAS=bias is not None, HAS_W=weights is not None,
-                 BLOCK_R=block_r, BLOCK_G=block_g, NUM_STAGES=stages, num_warps=warps)
+    _mxfp4_matvec_kernel[grid](blocks, scales, ids, x, out if bias is None else bias,
+                               out if weights is None else weights, out, R, G,
+                               blocks.stride(0), blocks.stride(1), scales.stride(0), scales.stride(1),
+                               x.stride(0), 0 if bias is None else bias.stride(0), out.stride(0),
+                               float(alpha), float(limit), TOPK=topk, SWIGLU=swiglu is not None,
+                               HAS_BIAS=bias is not None, HAS_W=weights is not None,
+                               BLOCK_R=block_r, BLOCK_G=block_g, NUM_STAGES=stages, num_warps=warps)
     return out
 
 
@@ -241,8 +195,8 @@ def mxfp4_dequantize(blocks, scales, dtype):
 
 def fused_moe(x, logits, up, down, cfg):
     """The MoE after the router's matmul in few launches: routing (gpt-oss's top-k + softmax, one kernel), up (bias
-    in the epilogue), then down with the activation in its prologue and bias + router weight in its epilogue; a sum
-    over the k pairs remains. x [N, D], logits [N, E] -> (y [N, D] in x's dtype, experts [N, k], weights [N, k])."""
+    and the activation in its epilogue), then down (bias and router weight in its epilogue); a sum over the k pairs
+    remains. x [N, D], logits [N, E] -> (y [N, D] in x's dtype, experts [N, k], weights [N, k])."""
     k = cfg.top_k
     if cfg.router == "topk_softmax" and k & (k - 1) == 0:
         experts, weights = route_topk_softmax(logits, k)
@@ -250,12 +204,13 @@ def fused_moe(x, logits, up, down, cfg):
         experts, weights = route(logits, cfg)
     N = experts.shape[0]
     ids = experts.reshape(-1)  # [N*k]: pair p is token p // k
-    h = mxfp4_matvec(up.blocks, up.scales, ids, x, up.bias, topk=k)  # [N*k, 2F] float32
-    if cfg.activation == "swiglu_oss":
-        out = mxfp4_matvec(down.blocks, down.scales, ids, h, down.bias, weights.reshape(-1),
-                           swiglu=(cfg.swiglu_alpha, cfg.swiglu_limit))  # [N*k, D], weighted
+    if cfg.activation == "swiglu_oss":  # the activation in the up kernel's epilogue: a [N*k, F] output
+        act = mxfp4_matvec(up.blocks, up.scales, ids, x, up.bias, topk=k, swiglu=(cfg.swiglu_alpha, cfg.swiglu_limit),
+                           tile=TILE_UP)
     else:
-        out = mxfp4_matvec(down.blocks, down.scales, ids, activate(h, cfg), down.bias, weights.reshape(-1))
+        act = activate(mxfp4_matvec(up.blocks, up.scales, ids, x, up.bias, topk=k, tile=TILE_UP), cfg)
+    out = mxfp4_matvec(down.blocks, down.scales, ids, act, down.bias, weights.reshape(-1),
+                       tile=TILE_DOWN)  # [N*k, D], weighted
     return out.view(N, k, -1).sum(1).to(x.dtype), experts, weights  # [N, D]
 
 
