@@ -36,8 +36,8 @@ def test_gpu_check_smoke_runs_every_stage_on_the_cpu(tmp_path):
 
 
 def test_a_failing_stage_is_a_row_and_the_run_goes_on(tmp_path, monkeypatch):
-    """An exception inside a stage becomes a FAIL row (pipes escaped as \\|), the next stages still run or are recorded as
-    not run, the markdown file is written and the exit status is 1; past --budget no stage starts."""
+    """An exception inside a stage becomes a FAIL row (pipes escaped as \\|), the next stages still run or are
+    recorded as not run, the markdown file is written and the exit status is 1; past --budget no stage starts."""
     spec = importlib.util.spec_from_file_location("gpu_check", os.path.join(ROOT, "benchmarks", "gpu_check.py"))
     gc = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(gc)
