@@ -49,6 +49,7 @@ if "--smoke" in sys.argv:  # before anything imports Triton: the CPU rehearsal r
     os.environ.setdefault("TRITON_INTERPRET", "1")
 import gptoss_np  # noqa: E402
 from gptoss_np.accounting import decode_bytes_per_token, weight_bytes  # noqa: E402
+from gptoss_torch.fast import enable as enable_fast  # noqa: E402
 from gptoss_torch.fast.cuda_graphs import GraphedDecoder  # noqa: E402
 from gptoss_torch.fast.decode import FastDecoder  # noqa: E402
 from gptoss_torch.fast.dispatch_count import count_ops  # noqa: E402
@@ -268,11 +269,71 @@ def kernel_check(rep, device, smoke, state):
     sp, bs = state["best_attention"]
     rep.add("kernel", "attention for a full + a sliding layer (split, slots a step)",
             f"{sp or 'none'}, {bs}: {both.get((sp, bs), 0):,.1f} us", f"none, 32: {both.get((0, 32), 0):,.1f} us")
+    prompt_kernels(rep, device, smoke, g)
+
+
+def prompt_kernels(rep, device, smoke, g):
+    """The prompt's kernels (not yet on by default): the grouped MXFP4 MoE and flash attention with sinks, against
+    float64 references in float32 and bf16, and their speed at a 2k prompt (kernel time from graph replays)."""
+    from gptoss_torch.attention import attention, attention_mask
+    from gptoss_torch.fast import mxfp4_triton
+    from gptoss_torch.fast.attention_triton import prefill_attention_triton
+    from gptoss_torch.ffn import swiglu_oss
+    E, G, T, k = (4, 3, 40, 4) if smoke else (32, 90, 2048, 4)
+    # Triton's CPU interpreter multiplies bf16 matrices wrongly (it works on their bits); there float16 stands in
+    # for the same tensor-core path
+    narrow = torch.bfloat16 if device.type == "cuda" else torch.float16
+    nname = str(narrow)[6:]
+    for proj, R in (("up", 64 if smoke else 5760), ("down", 32 if smoke else 2880)):
+        blocks = torch.randint(0, 256, (E, R, G, 16), dtype=torch.uint8, device=device, generator=g)
+        scales = torch.randint(118, 130, (E, R, G), dtype=torch.uint8, device=device, generator=g)
+        bias = torch.randn(E, R, device=device, generator=g)
+        ids = torch.randint(0, E, (T * k,), device=device, generator=g)
+        slots, block_expert = mxfp4_triton.group_pairs(ids, E, mxfp4_triton.GROUP_M)
+        n_in = T if proj == "up" else T * k
+        x = torch.randn(n_in, G * 32, device=device, generator=g)
+        check = slice(0, 64 if proj == "up" else 256)  # the float64 reference for the first pairs only
+        pairs = torch.arange(T * k, device=device)[check]
+        xs = x.double()[pairs // k if proj == "up" else pairs]
+        ref = torch.einsum("nrk,nk->nr", mxfp4_decode(blocks[ids[check]], scales[ids[check]], torch.float64), xs)
+        ref = ref + bias[ids[check]].double()
+        if proj == "up":
+            ref = swiglu_oss(ref)
+        kw = dict(topk=k, swiglu=(1.702, 7.0)) if proj == "up" else {}
+        for dt, tol in ((torch.float32, 1e-5), (narrow, 1e-2)):
+            out = mxfp4_triton.mxfp4_grouped(blocks, scales, slots, block_expert, x.to(dt), bias.to(dt), **kw)
+            err = rel_err(out[check], ref)
+            rep.add("kernel", f"grouped MoE {proj}, {str(dt)[6:]}, {T} tokens x {k} over {E} experts",
+                    f"rel err {err:.1e}", f"< {tol:g}", err < tol)
+        xb, bb = x.to(narrow), bias.to(narrow)
+        t = gpu_time(device, lambda: mxfp4_triton.mxfp4_grouped(blocks, scales, slots, block_expert, xb, bb, **kw),
+                     reps=1 if smoke else 5)
+        rep.add("kernel", f"grouped MoE {proj}, {nname}, {T} tokens", f"{t * 1e3:,.2f} ms",
+                f"{2 * T * k * R * G * 32 / t / 1e12:,.0f} TFLOP/s")
+    # flash attention for a prompt: gpt-oss-20b's heads, full and sliding (window 128), sinks
+    T = 48 if smoke else 2048
+    q = torch.randn(1, T, 64, 64, device=device, generator=g)
+    kk, v = (torch.randn(1, T, 8, 64, device=device, generator=g) for _ in range(2))
+    sinks, pos = torch.randn(64, device=device, generator=g), torch.arange(T, device=device)
+    for window in (None, 128 if not smoke else 16):
+        check = slice(T - 64, T)  # the float64 reference for the last 64 queries
+        ref = attention(q[:, check].double(), kk.double(), v.double(), attention_mask(pos[check], pos, window),
+                        sinks.double())
+        for dt, tol in ((torch.float32, 1e-5), (narrow, 2e-2)):
+            out = prefill_attention_triton(q.to(dt), kk.to(dt), v.to(dt), pos, pos, window, sinks)
+            err = rel_err(out[:, check], ref)
+            rep.add("kernel", f"prompt attention, {str(dt)[6:]}, {T} tokens, window {window}", f"rel err {err:.1e}",
+                    f"< {tol:g}", err < tol)
+        qb, kb, vb = q.to(narrow), kk.to(narrow), v.to(narrow)
+        t = gpu_time(device, lambda: prefill_attention_triton(qb, kb, vb, pos, pos, window, sinks),
+                     reps=1 if smoke else 5)
+        flops = 4 * 64 * T * (T if window is None else min(T, window)) * 64 / (2 if window is None else 1)
+        rep.add("kernel", f"prompt attention, {nname}, {T} tokens, window {window}", f"{t * 1e3:,.2f} ms",
+                f"{flops / t / 1e12:,.0f} TFLOP/s of the causal work")
 
 
 # ---- 3. a tiny model against the float64 CPU twin ----------------------------------------------------------------
 def tiny_checks(rep, device):
-    from gptoss_torch.fast import mxfp4_triton
     cfg = gptoss_np.scale_down(gptoss_np.get_config("gpt-oss-20b"), window=4)
     w = gptoss_np.init_weights(cfg, seed=1)
     tokens = torch.arange(23) * 37 % cfg.vocab_size
@@ -280,13 +341,22 @@ def tiny_checks(rep, device):
     for dtype in (torch.float32, torch.bfloat16):
         name, tol = str(dtype).replace("torch.", ""), TOL[dtype]
         m = Model.from_numpy(cfg, w, device, dtype)
-        if device.type == "cuda":  # the interpreter would take minutes; stage 2 checked the kernel
-            mxfp4_triton.enable(m)
+        if device.type == "cuda":  # the interpreter would take minutes; stage 2 checked the kernels
+            enable_fast(m)
         else:
-            rep.skip(f"tiny {name}", "the model with its fused MXFP4 and routing kernels",
+            rep.skip(f"tiny {name}", "the model with its fused MXFP4, routing and attention kernels",
                      "needs CUDA (the kernel stage ran them in Triton's interpreter)")
         toks = tokens.to(device)
         results = {"full forward": m(toks)}
+        if device.type == "cuda":  # the prompt kernels (grouped MoE: 23 and 17 tokens x 4 pairs; flash attention)
+            m2 = Model.from_numpy(cfg, w, device, dtype)
+            on = ", ".join(k for k, v in enable_fast(m2, prefill=True).items() if v)
+            results[f"full forward ({on})"] = attempt(rep, f"tiny {name}", "prompt kernels", lambda: m2(toks), device)
+            cache2 = m2.new_cache(32)
+            results[f"two prompts into a cache ({on})"] = attempt(
+                rep, f"tiny {name}", "prompt kernels into a cache",
+                lambda: torch.cat([m2(toks[:17], cache=cache2), m2(toks[17:], cache=cache2)]), device)
+            results = {k: v for k, v in results.items() if v is not None}
         cache = m.new_cache(32)
         results["token by token"] = torch.cat([m(toks[i:i + 1], cache=cache) for i in range(len(toks))])
         results["chunked prefill (5 a chunk)"] = m(toks, prefill_chunk=5)
@@ -367,7 +437,6 @@ def shipped_checks(rep, device, n=32):
     from gptoss_np import default_checkpoint
     from gptoss_np.text.chat import chat_prompt, chat_tokenizer
     from gptoss_torch import load_model
-    from gptoss_torch.fast import mxfp4_triton
     ckpt = default_checkpoint()
     tokenizer = chat_tokenizer(ckpt)
     prompt = chat_prompt(tokenizer, "What light through yonder window breaks?", "low")
@@ -375,7 +444,7 @@ def shipped_checks(rep, device, n=32):
     for dtype in (torch.float32, torch.bfloat16):
         name = str(dtype).replace("torch.", "")
         m = load_model(ckpt, device, dtype, progress=False)
-        fused = device.type == "cuda" and mxfp4_triton.enable(m)
+        fused = device.type == "cuda" and enable_fast(m)["mxfp4"]
         dec = GraphedDecoder(m, m.new_cache(len(prompt) + n + 1))
         how = ("graph replay" if dec.graph is not None else "eager step") + (", fused MXFP4" if fused else "")
         got, logits = greedy_tokens(m, prompt, n, dec)
@@ -396,6 +465,11 @@ def shipped_checks(rep, device, n=32):
             same = next((i for i, (a, b) in enumerate(zip(got, ref)) if a != b), n)
             rep.add(f"shipped {name}", "the same, other tiles + split attention", f"{same}/{n} equal", f"{n}/{n}",
                     same == n)
+            on = ", ".join(k for k, v in enable_fast(m, prefill=True).items() if v)
+            got = greedy_tokens(m, prompt, n, GraphedDecoder(m, m.new_cache(len(prompt) + n + 1)))[0]
+            same = next((i for i, (a, b) in enumerate(zip(got, ref)) if a != b), n)
+            rep.add(f"shipped {name}", f"the same, prompt kernels ({on}; {len(prompt)}-token prompt)",
+                    f"{same}/{n} equal", f"{n}/{n}", same == n)
     rep.add("shipped", f"the CPU twin's {n} greedy tokens", repr(tokenizer.decode(ref))[:90])
 
 
@@ -418,8 +492,7 @@ def random_model(cfg, device, dtype, seed=0):
     return model.eval().requires_grad_(False)
 
 
-def build_full(rep, device, cfg):
-    from gptoss_torch.fast import mxfp4_triton
+def build_full(rep, device, cfg, state):
     t0 = time.perf_counter()
     model = random_model(cfg, device, torch.bfloat16)
     sync(device)
@@ -428,8 +501,9 @@ def build_full(rep, device, cfg):
     rep.add("build", f"random {cfg.name} on {device.type} (bf16, MXFP4 experts)",
             f"{time.perf_counter() - t0:.1f} s")
     rep.add("build", "held bytes = weight_bytes", f"{held / 1e9:.3f} GB", f"{want / 1e9:.3f} GB", held == want)
-    fused = device.type == "cuda" and mxfp4_triton.enable(model)
-    rep.add("build", "fused MXFP4 kernel enabled", str(fused))
+    fused = enable_fast(model, prefill=True) if device.type == "cuda" else {}
+    rep.add("build", "fused kernels enabled", ", ".join(f"{k}: {v}" for k, v in fused.items()) or "none (CPU)")
+    state["prompt_kernels"] = bool(fused.get("prefill moe") and fused.get("prefill attention"))
     if device.type != "cuda":
         rep.skip("build", "speed and profile with the fused kernels", "needs CUDA (the pure-torch MoE runs here)")
     return model
@@ -448,6 +522,17 @@ def copy_bandwidth(device, nbytes):
         sync(device)
         best = max(best, 2 * a.numel() / (time.perf_counter() - t0))
     return best
+
+
+def set_prompt_kernels(model, on):
+    """Switch the prompt kernels (grouped MoE, flash attention) on or off in a model that fast.enable(prefill=True)
+    prepared: each keeps what enable gave it in a saved slot."""
+    for block in model.layers:
+        for owner, name in ((block.mlp, "grouped"), (block.attn, "prefill_kernel")):
+            saved = f"_{name}_saved"
+            if not hasattr(owner, saved):
+                setattr(owner, saved, getattr(owner, name))
+            setattr(owner, name, getattr(owner, saved) if on else None)
 
 
 def configure(kernels):
@@ -499,22 +584,28 @@ def speed(rep, model, device, smoke, state):
     # the prefill's per-expert MoE path (8 tokens would take the decode one), so the first timed prompt is warm
     experts = [(b.mlp.experts.up, b.mlp.experts.down) for b in model.layers]
     fast_dequant = experts[0][0].dequantize
+    prompt_kernels = state.get("prompt_kernels", False)  # the grouped MoE and flash attention were enabled
+    variants = [("experts dequantised by the kernel", True, False), ("experts decoded in torch", False, False)]
+    if prompt_kernels:
+        variants.insert(0, ("prompt kernels: grouped MoE, flash attention", True, True))
     for T in prompts:
-        for dequant in ([fast_dequant, None] if fast_dequant and T == prompts[0] else [fast_dequant]):
+        for how, dequant, kernels in (variants if T == prompts[0] else variants[:1]):
             for up, down in experts:
-                up.dequantize = down.dequantize = dequant
+                up.dequantize = down.dequantize = fast_dequant if dequant else None
+            set_prompt_kernels(model, kernels and prompt_kernels)
             prompt = torch.randint(0, cfg.vocab_size, (T,), device=device)
             cache = model.new_cache(T)  # as a generation prefills: into its KV cache, the last position's logits
+            model(prompt[:64], cache=model.new_cache(64), last_only=True)  # warm (compiles a kernel first used)
             sync(device)
             t0 = time.perf_counter()
             model(prompt, cache=cache, last_only=True)
             sync(device)
             del cache
-            how = "" if fast_dequant is None else (", experts dequantised by the kernel" if dequant else
-                                                   ", experts decoded in torch")
-            rep.add("speed", f"prefill, {T}-token prompt{how}", f"{T / (time.perf_counter() - t0):,.0f} tok/s")
+            rep.add("speed", f"prefill, {T}-token prompt, {how}", f"{T / (time.perf_counter() - t0):,.0f} tok/s",
+                    ">= 50,000 tok/s at 2k")
     for up, down in experts:
         up.dequantize = down.dequantize = fast_dequant
+    set_prompt_kernels(model, prompt_kernels)
     rep.add("speed", "device copy bandwidth", f"{bw / 1e9:,.0f} GB/s")
     shipped = current_kernels()
     tiles, attn = state.get("best_tiles"), state.get("best_attention")
@@ -726,7 +817,7 @@ def main(argv=None):
     stage("tiny", lambda: tiny_checks(rep, device))
     stage("shipped", lambda: shipped_checks(rep, device))
     gc.collect()
-    stage("build", lambda: build_full(rep, device, cfg))
+    stage("build", lambda: build_full(rep, device, cfg, state))
     state["model"] = state.pop("build", None)
     stage("speed", lambda: speed(rep, state["model"], device, args.smoke, state), needs_model=True)
     stage("profile", lambda: profile_step(rep, state["model"], device), needs_model=True)

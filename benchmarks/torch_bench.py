@@ -4,7 +4,8 @@ of the memory-bandwidth ceiling (bytes a token must read / measured device copy 
     python benchmarks/torch_bench.py --checkpoint DIR [--device cuda] [--prompt 2048] [--contexts 1024 4096]
     python benchmarks/torch_bench.py --write-preset gpt-oss-20b --checkpoint /tmp/oss20b   # write it first
 
-On CUDA, decode replays one CUDA graph per token and MXFP4 experts go through the fused Triton matvec.
+On CUDA, decode replays one CUDA graph per token, MXFP4 experts go through the fused Triton matvec and a prompt
+through the fused attention kernel.
 """
 
 import argparse
@@ -19,7 +20,7 @@ import torch
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import gptoss_torch  # noqa: E402
 from gptoss_np.accounting import decode_bytes_per_token  # noqa: E402
-from gptoss_torch.fast import mxfp4_triton  # noqa: E402
+from gptoss_torch.fast import enable as enable_fast  # noqa: E402
 from gptoss_torch.fast.cuda_graphs import GraphedDecoder  # noqa: E402
 
 
@@ -79,7 +80,7 @@ def main():
     device = model.device
     sync(device)
     load_s = time.perf_counter() - t0
-    fused = False if args.no_triton else mxfp4_triton.enable(model)
+    fused = {} if args.no_triton else enable_fast(model)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     prompt = torch.randint(0, model.cfg.vocab_size, (args.prompt,), device=device)
@@ -101,7 +102,7 @@ def main():
     name = torch.cuda.get_device_name() if device.type == "cuda" else (platform.processor() or platform.machine())
     print(f"# gptoss_torch benchmark, {datetime.date.today()}")
     print(f"device: {name}; torch {torch.__version__}; dtype {model.dtype}; model {model.cfg.name} "
-          f"({model.cfg.n_layers} layers, {model.cfg.n_experts} experts); fused MXFP4 kernel: {fused}; "
+          f"({model.cfg.n_layers} layers, {model.cfg.n_experts} experts); fused kernels: {fused or 'none'}; "
           f"CUDA graphs: {device.type == 'cuda' and not args.no_graph}")
     print(f"load {load_s:.1f} s; peak GPU memory {peak:.2f} GiB; measured copy bandwidth {bw / 1e9:,.0f} GB/s\n")
     print("| phase | work | speed | vs bandwidth ceiling |")

@@ -81,6 +81,7 @@ class Attention(nn.Module):
             self.k_norm = nn.Module()
             self.k_norm.weight = nn.Parameter(torch.ones(cfg.head_dim, **kw))
         self.sinks = nn.Parameter(torch.zeros(cfg.n_heads, **kw)) if cfg.sinks else None
+        self.prefill_kernel = None  # a fused attention for prompts, set by gptoss_torch.fast.attention_triton.enable
 
     def forward(self, h, pos, cos_sin=None, layer_cache=None, record=None, q_chunk=None):
         """h [B, T, D], pos [T] -> [B, T, D]; `record(name, value)` receives q, k, v (after QK-norm and RoPE);
@@ -102,7 +103,9 @@ class Attention(nn.Module):
             return self.o(o.reshape(B, T, cfg.q_dim))  # [B, T, D]
         k_all, v_all, k_pos = (k, v, pos) if layer_cache is None else layer_cache.extend(k, v, pos)
         drop = cfg.dropout if self.training else 0.0
-        if q_chunk is None or q_chunk >= T:
+        if self.prefill_kernel is not None and not self.training:  # no [T, S] scores at all: q_chunk is moot
+            o = self.prefill_kernel(q, k_all, v_all, pos, k_pos, self.window, self.sinks)  # [B, T, Hq, d]
+        elif q_chunk is None or q_chunk >= T:
             o = attention(q, k_all, v_all, attention_mask(pos, k_pos, self.window), self.sinks, drop)  # [B, T, Hq, d]
         else:  # a chunk of queries at a time: [B, Hq, q_chunk, S] scores instead of [B, Hq, T, S]
             o = torch.cat([attention(q[:, i:i + q_chunk], k_all, v_all,

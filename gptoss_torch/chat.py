@@ -42,7 +42,7 @@ def run(args):
     from gptoss_np.text.chat import chat, chat_tokenizer, weights_note
 
     from . import load_model
-    from .fast.mxfp4_triton import enable
+    from .fast import enable
     torch.set_num_threads(args.threads)  # >= 1, checked by the cli
     try:
         args.checkpoint = args.checkpoint or default_checkpoint()
@@ -51,7 +51,7 @@ def run(args):
             print(note, file=sys.stderr)
         tokenizer = chat_tokenizer(args.checkpoint)
         model = load_model(args.checkpoint, device=args.device, dtype=args.dtype, progress=sys.stderr.isatty())
-        enable(model)  # the fused MXFP4 kernel where Triton runs (no-op elsewhere)
+        enable(model)  # the fused kernels where Triton runs (no-op elsewhere)
         reply = chat(args.checkpoint, args.question, reasoning=args.reasoning, max_new_tokens=args.max_tokens,
                      temperature=args.temperature, top_p=args.top_p, seed=args.seed,
                      show_analysis=args.show_analysis, developer=args.developer,

@@ -78,22 +78,28 @@ class MoE(nn.Module):
         self.router = nn.Linear(cfg.d_model, cfg.n_experts, bias=cfg.mlp_bias, device=device, dtype=dtype)
         self.experts = Experts(cfg, device, dtype)
         self.fused = None  # set by gptoss_torch.fast.mxfp4_triton.enable(model) on CUDA
+        self.grouped = None  # the same for many tokens, set by enable(model, prefill=True)
         self.path = None  # None: automatic; "gathered" / "per_expert" to force one (tests)
 
     def forward(self, x):
         """x [N, D] -> (y [N, D], router logits [N, E], experts [N, k], weights [N, k])."""
-        return moe(x, self.cfg, self.router, self.experts, fused=self.fused, path=self.path)
+        return moe(x, self.cfg, self.router, self.experts, fused=self.fused, path=self.path,
+                   grouped=None if self.training else self.grouped)
 
 
-def moe(x, cfg, router, experts, fused=None, path=None):
+def moe(x, cfg, router, experts, fused=None, path=None, grouped=None):
     """y_t = sum_r w_tr * expert_{e_tr}(x_t). x [N, D] -> (y [N, D], router logits, experts [N, k], weights).
     path: None picks the fused kernel (if given) or the gathered path for few tokens on CUDA (graph-capturable),
-    else one matmul per expert hit; "gathered" / "per_expert" force one (the tests run both)."""
+    the grouped kernel (if given) or one matmul per expert hit for more; "gathered" / "per_expert" force one (the
+    tests run both)."""
     N, k = x.shape[0], cfg.top_k
     logits = router(x)  # [N, E]
     few = N * k <= GATHER_MAX_PAIRS
     if path is None and fused is not None and few:  # CUDA + Triton: routing and dequantising inside kernels
         y, chosen, weights = fused(x, logits)
+        return y, logits, chosen, weights
+    if path is None and grouped is not None and not few:  # a prompt: every expert in one launch per projection
+        y, chosen, weights = grouped(x, logits)
         return y, logits, chosen, weights
     chosen, weights = route(logits, cfg)  # [N, k]
     if path == "gathered" or (path is None and few and x.device.type == "cuda"):

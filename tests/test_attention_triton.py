@@ -1,8 +1,9 @@
-"""The one-launch decode attention (gptoss_torch/fast/attention_triton.py) in Triton's CPU interpreter, against
+"""The attention kernels (gptoss_torch/fast/attention_triton.py) in Triton's CPU interpreter. Decode, against
 attention.decode_attention in float64 (itself checked against the oracle): full layers (stopping at the position),
 sliding rings, sinks or none, GQA and MHA, float32 and bf16, one program per kv head and the split
-(flash-decoding) pair of kernels; and the fast decode step using it gives the oracle's
-logits token by token past the window."""
+(flash-decoding) pair of kernels; the fast decode step using it gives the oracle's logits token by token past the
+window. Prompts: the flash-attention kernel against attention.attention, and inside the model with the grouped
+MoE kernel (tests/test_mxfp4_triton.py checks that kernel alone)."""
 
 import os
 import subprocess
@@ -14,7 +15,7 @@ pytest.importorskip("triton")
 
 CHECK = r"""
 import numpy as np, torch, gptoss_np
-from gptoss_torch.attention import attention_mask, decode_attention
+from gptoss_torch.attention import attention, attention_mask, decode_attention
 from gptoss_torch.fast.attention_triton import decode_attention_triton
 from gptoss_torch.fast.decode import FastDecoder
 from gptoss_torch.model import Model
@@ -45,6 +46,27 @@ for B, S, Hq, Hkv, d, window, ring, p, sink, dt, tol in CASES:
         err = ((out.double() - ref).abs().max() / ref.abs().max()).item()
         assert err < tol, (B, S, Hq, Hkv, d, window, ring, p, sink, dt, split, err)
 
+# the prompt kernel: causal, a sliding window, empty slots (-1), queries later than the first keys (a cache that
+# already holds tokens), sinks or none, GQA; float32 through IEEE products, float16 through the tensor-core path
+# (bf16 takes the same path on a GPU: the interpreter multiplies bf16 matrices wrongly, benchmarks/gpu_check.py
+# checks it there)
+from gptoss_torch.fast.attention_triton import prefill_attention_triton
+for B, T, S, Hq, Hkv, d, window, sink, dt, tol in [(1, 37, 37, 4, 2, 16, None, True, torch.float32, 1e-5),
+                                                   (2, 20, 50, 8, 2, 32, 8, True, torch.float32, 1e-5),
+                                                   (1, 70, 70, 4, 4, 16, None, False, torch.float16, 2e-3)]:
+    q = torch.randn(B, T, Hq, d, generator=g).to(dt)
+    k, v = (torch.randn(B, S, Hkv, d, generator=g).to(dt) for _ in range(2))
+    qpos, kpos = torch.arange(S - T, S), torch.arange(S)
+    if S > T:
+        kpos[S - 3:] = -1
+    sinks = torch.randn(Hq, generator=g) if sink else None
+    ref = attention(q.double(), k.double(), v.double(), attention_mask(qpos, kpos, window),
+                    None if sinks is None else sinks.double())
+    for bm, bn in ((16, 16), (32, 16)):
+        out = prefill_attention_triton(q, k, v, qpos, kpos, window, sinks, block_m=bm, block_n=bn)
+        err = ((out.double() - ref).abs().max() / ref.abs().max()).item()
+        assert out.dtype == dt and err < tol, (B, T, S, window, dt, bm, bn, err)
+
 cfg = gptoss_np.scale_down(gptoss_np.get_config("gpt-oss-20b"), window=4)
 w = gptoss_np.init_weights(cfg, seed=2)
 toks = (np.arange(12) * 37 + 5) % 256
@@ -58,6 +80,18 @@ for i in range(3, len(toks)):
     outs.append(fast.step(torch.tensor([[toks[i]]]), torch.tensor([i]), cache)[0, 0])
     cache.length += 1
 err = np.abs(torch.stack(outs).numpy() - full[3:]).max() / np.abs(full).max()
+assert err < 1e-5, err
+
+# the model with the prompt kernels enabled (flash attention, the grouped MoE: 20 tokens x 4 pairs are past the
+# decode kernel's few): one prompt longer than the window, then a second one into the same cache
+from gptoss_torch.fast import enable
+toks = (np.arange(30) * 37 + 5) % 256
+full = gptoss_np.Model(cfg, w, dtype="float64")(toks)
+m = Model.from_numpy(cfg, w)
+assert enable(m, prefill=True) == {"mxfp4": True, "prefill moe": True, "prefill attention": True}
+cache = m.new_cache(32)
+got = torch.cat([m(torch.as_tensor(toks[:20]), cache=cache), m(torch.as_tensor(toks[20:]), cache=cache)])
+err = np.abs(got.numpy() - full).max() / np.abs(full).max()
 assert err < 1e-5, err
 print("attention ok")
 """

@@ -29,6 +29,7 @@ def test_gpu_check_smoke_runs_every_stage_on_the_cpu(tmp_path):
     assert text.count("| kernel | dequantize every code") == 2 and "| kernel | dequantize one" in text
     assert text.count("| kernel | decode attention") == 3 and "split 16 | rel err" in text
     assert "| kernel | attention for a full + a sliding layer" in text
+    assert text.count("| kernel | grouped MoE") == 6 and text.count("| kernel | prompt attention") == 6
     for stage in ("shipped float32", "shipped bfloat16"):
         assert stage in rows, stage
     assert "tok/s" in text and "per layer" in text

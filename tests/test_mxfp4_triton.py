@@ -2,7 +2,7 @@
 decode (gptoss_torch/mxfp4.py, itself bit-equal to the NumPy oracle's): every code and scale bit for bit, odd
 shapes, gpt-oss-20b's real strides and K (2880 inputs = 90 blocks; rows of the 5760 x 90 and 2880 x 90 expert
 matrices), the folded bias / SwiGLU / router weight, and the routing kernel against the torch router; the one-launch
-dequantisation bit for bit."""
+dequantisation bit for bit; the grouped kernel for a prompt's MoE."""
 
 import os
 import subprocess
@@ -106,6 +106,34 @@ for dt in (torch.float32, torch.bfloat16):
     blocks = torch.randint(0, 256, (37, 7, 16), dtype=torch.uint8, generator=g)
     scales = torch.randint(110, 140, (37, 7), dtype=torch.uint8, generator=g)
     assert torch.equal(mxfp4_dequantize(blocks, scales, dt), mxfp4_decode(blocks, scales, dt)), dt
+
+# 6. the grouped kernel (a prompt's MoE): pairs grouped by expert on the device, every expert in one launch; float32
+#    in IEEE products, float16 on the tensor-core path (bf16 takes it on a GPU: the interpreter multiplies bf16
+#    matrices wrongly, benchmarks/gpu_check.py checks it there); odd rows and blocks, padding slots, unused experts
+from gptoss_torch.fast.mxfp4_triton import group_pairs, grouped_moe, mxfp4_grouped
+E, R, G, N, k = 6, 38, 3, 9, 2
+blocks = torch.randint(0, 256, (E, R, G, 16), dtype=torch.uint8, generator=g)
+scales = torch.randint(118, 134, (E, R, G), dtype=torch.uint8, generator=g)
+ids = torch.randint(0, E - 1, (N * k,), generator=g)  # expert E - 1 never routed
+slots, block_expert = group_pairs(ids, E, 16)
+assert sorted(slots[slots >= 0].tolist()) == list(range(N * k))  # every pair once
+for b, e in enumerate(block_expert.tolist()):  # a block holds pairs of its expert only
+    pairs = slots[16 * b:16 * (b + 1)]
+    assert (ids[pairs[pairs >= 0]] == e).all() and (e >= 0 or (pairs < 0).all())
+for dt in (torch.float32, torch.float16):
+    x = torch.randn(N, G * 32, generator=g).to(dt)
+    bias, w = torch.randn(E, R, generator=g), torch.rand(N * k, generator=g)
+    for tile in ((16, 16, 2), (16, 32, 1)):
+        close(mxfp4_grouped(blocks, scales, slots, block_expert, x, bias, topk=k, tile=tile),
+              reference(blocks, scales, ids, x, bias, topk=k), 1e-6, f"grouped {dt} {tile}")
+        close(mxfp4_grouped(blocks, scales, slots, block_expert, x, bias, w, topk=k, swiglu=(1.702, 7.0), tile=tile),
+              reference(blocks, scales, ids, x, bias, w, k, act=True), 1e-5, f"grouped swiglu {dt} {tile}")
+ex = m.layers[0].mlp.experts
+x = torch.randn(40, cfg.d_model, generator=g)  # 40 tokens x 4 pairs: past the decode kernel's few pairs
+logits = m.layers[0].mlp.router(x)
+e, w = router_topk_softmax(logits, cfg.top_k)
+y, e_got, w_got = grouped_moe(x, logits, ex.up, ex.down, cfg)
+close(y.float(), moe_gathered(x.double(), cfg, e, w.double(), ex.up, ex.down), 1e-5, "grouped_moe")
 print("triton ok")
 """
 

@@ -25,6 +25,7 @@ def compile_for_sm90(fn, types, constexprs):
     src = ASTSource(fn, sig, constexprs={(fn.arg_names.index(k),): v for k, v in constexprs.items()})
     k = triton.compile(src, target=GPUTarget("cuda", 90, 32))
     assert k.metadata.global_scratch_size == 0, fn.__name__
+    assert k.metadata.shared <= 227 * 1024, (fn.__name__, k.metadata.shared)  # an H100/H200 block's shared memory
     return k
 
 i32 = dict.fromkeys(["R", "G", "stride_be", "stride_br", "stride_se", "stride_sr", "stride_xn", "stride_bias",
@@ -58,6 +59,21 @@ compile_for_sm90(attention_triton._decode_attention_split_kernel,
 compile_for_sm90(attention_triton._decode_attention_combine_kernel,
                  dict(pm_ptr="*fp32", pl_ptr="*fp32", pacc_ptr="*fp32", sinks_ptr="*fp32", out_ptr="*bf16",
                       Hq="i32", NSPLIT="i32", so_b="i32", so_h="i32"), dict(D=64, BLOCK_N=32, HAS_SINK=True))
+# the grouped MoE kernel of a prompt: up (bf16 input, SwiGLU) and down (float32 activation rounded to bf16; and a
+# float32 model's IEEE products)
+grp = dict(mx, slot_ptr="*i64", block_expert_ptr="*i64", bias_ptr="*bf16", w_ptr="*fp32")
+for x_t, act, ieee in (("*bf16", True, False), ("*bf16", False, False), ("*fp32", False, True)):
+    compile_for_sm90(mxfp4_triton._mxfp4_grouped_kernel, dict(grp, x_ptr=x_t),
+                     dict(TOPK=4 if act else 1, SWIGLU=act, HAS_BIAS=True, HAS_W=not act, IEEE=ieee, FP16=False,
+                          BLOCK_M=mxfp4_triton.GROUP_M, BLOCK_N=mxfp4_triton.GROUP_N, BLOCK_G=mxfp4_triton.GROUP_G))
+# the prompt kernel: bf16 on the tensor cores, float32 with IEEE products
+for dt, ieee in (("*bf16", False), ("*fp32", True)):
+    compile_for_sm90(attention_triton._prefill_attention_kernel,
+                     dict(dict.fromkeys(["T", "S", "Hq", "sq_b", "sq_t", "sq_h", "sk_b", "sk_s", "sk_h", "sv_b", "sv_s",
+                                         "sv_h", "so_b", "so_t", "so_h"], "i32"),
+                          q_ptr=dt, k_ptr=dt, v_ptr=dt, qpos_ptr="*i64", kpos_ptr="*i64", sinks_ptr="*bf16",
+                          out_ptr=dt, window="i64", scale="fp32"),
+                     dict(G=8, D=64, BLOCK_M=64, BLOCK_N=64, HAS_SINK=True, IEEE=ieee))
 print("compiled")
 """
 

@@ -124,6 +124,81 @@ if triton is not None:
         tl.store(out_ptr + b * so_b + h * so_h + d, o.to(out_ptr.dtype.element_ty))
 
 
+    @triton.jit
+    def _prefill_attention_kernel(q_ptr, k_ptr, v_ptr, qpos_ptr, kpos_ptr, sinks_ptr, out_ptr, T, S, Hq, window,
+                                  scale, sq_b, sq_t, sq_h, sk_b, sk_s, sk_h, sv_b, sv_s, sv_h, so_b, so_t, so_h,
+                                  G: tl.constexpr, D: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+                                  HAS_SINK: tl.constexpr, IEEE: tl.constexpr):
+        """Flash attention for a prompt: program (BLOCK_M queries, sequence x query head) streams the keys in blocks
+        of BLOCK_N with an online softmax (float32), q k^T and p v on the tensor cores (IEEE float32 products for a
+        float32 model), masks by positions (causal, the sliding window, empty slots: k_pos < 0), skips a block
+        with nothing allowed, and joins the sink to the denominator. No [T, S] score tensor is ever stored."""
+        mb, bh = tl.program_id(0), tl.program_id(1)
+        b, h = bh // Hq, bh % Hq
+        kvh = h // G
+        t = mb * BLOCK_M + tl.arange(0, BLOCK_M)  # [BM]
+        tmask = t < T
+        d = tl.arange(0, D)
+        q = tl.load(q_ptr + b * sq_b + t[:, None] * sq_t + h * sq_h + d[None, :], mask=tmask[:, None],
+                    other=0.0)  # [BM, D]
+        qp = tl.load(qpos_ptr + t, mask=tmask, other=-1)  # [BM]
+        m = tl.full([BLOCK_M], -1.0e30, tl.float32)
+        den = tl.zeros([BLOCK_M], tl.float32)
+        acc = tl.zeros([BLOCK_M, D], tl.float32)
+        for n0 in range(0, S, BLOCK_N):
+            s = n0 + tl.arange(0, BLOCK_N)  # [BN]
+            kp = tl.load(kpos_ptr + s, mask=s < S, other=-1)
+            ok = ((kp[None, :] >= 0) & (kp[None, :] <= qp[:, None]) & (kp[None, :] > qp[:, None] - window)
+                  & tmask[:, None])  # [BM, BN]
+            if tl.max(ok.to(tl.int32)) > 0:
+                k = tl.load(k_ptr + b * sk_b + s[:, None] * sk_s + kvh * sk_h + d[None, :], mask=(s < S)[:, None],
+                            other=0.0)  # [BN, D]
+                if IEEE:
+                    sc = tl.dot(q, tl.trans(k), input_precision="ieee")
+                else:
+                    sc = tl.dot(q, tl.trans(k))
+                sc = tl.where(ok, sc * scale, float("-inf"))  # [BM, BN] float32
+                m_new = tl.maximum(m, tl.max(sc, axis=1))
+                alpha = tl.exp(m - m_new)
+                p = tl.exp(sc - m_new[:, None])
+                v = tl.load(v_ptr + b * sv_b + s[:, None] * sv_s + kvh * sv_h + d[None, :], mask=(s < S)[:, None],
+                            other=0.0)  # [BN, D]
+                den = den * alpha + tl.sum(p, axis=1)
+                if IEEE:
+                    pv = tl.dot(p, v.to(tl.float32), input_precision="ieee")
+                else:
+                    pv = tl.dot(p.to(v.dtype), v)
+                acc = acc * alpha[:, None] + pv
+                m = m_new
+        if HAS_SINK:
+            sink = tl.load(sinks_ptr + h).to(tl.float32)
+            m_new = tl.maximum(m, sink)
+            alpha = tl.exp(m - m_new)
+            den = den * alpha + tl.exp(sink - m_new)
+            acc = acc * alpha[:, None]
+        out = acc / den[:, None]
+        tl.store(out_ptr + b * so_b + t[:, None] * so_t + h * so_h + d[None, :], out.to(out_ptr.dtype.element_ty),
+                 mask=tmask[:, None])
+
+
+def prefill_attention_triton(q, k, v, q_pos, k_pos, window=None, sinks=None, scale=None, block_m=64, block_n=64):
+    """q [B, T, Hq, d], k/v [B, S, Hkv, d], q_pos [T], k_pos [S] (-1 = empty) -> [B, T, Hq, d] in q's dtype: equal to
+    attention.attention(q, k, v, attention_mask(q_pos, k_pos, window), sinks) (d a power of two, at least 16)."""
+    B, T, Hq, d = q.shape
+    S, Hkv = k.shape[1], k.shape[2]
+    q, k, v = (t if t.stride(-1) == 1 else t.contiguous() for t in (q, k, v))
+    out = torch.empty(B, T, Hq, d, dtype=q.dtype, device=q.device)
+    big = 1 << 62
+    ieee = q.dtype in (torch.float32, torch.float64)
+    if q.dtype == torch.float64:  # the kernel computes in float32 at most
+        raise ValueError("prefill_attention_triton: float32 or narrower, got float64")
+    _prefill_attention_kernel[(triton.cdiv(T, block_m), B * Hq)](
+        q, k, v, q_pos, k_pos, out if sinks is None else sinks, out, T, S, Hq, big if window is None else window,
+        d ** -0.5 if scale is None else scale, q.stride(0), q.stride(1), q.stride(2), k.stride(0), k.stride(1),
+        k.stride(2), v.stride(0), v.stride(1), v.stride(2), out.stride(0), out.stride(1), out.stride(2),
+        G=Hq // Hkv, D=d, BLOCK_M=block_m, BLOCK_N=block_n, HAS_SINK=sinks is not None, IEEE=ieee)
+    return out
+
 SPLIT_SLOTS = 128  # slots per program of the split (flash-decoding) kernels; 0: one program per kv head
 BLOCK_S = 32  # slots a loop step of the one-program kernel ([G, BLOCK_S, D] float32 products in registers)
 SPLIT_BLOCK_S = 16  # the same for the split kernel
@@ -163,4 +238,16 @@ def decode_attention_triton(q, k, v, k_pos, pos, window=None, sinks=None, scale=
     return out
 
 
-__all__ = ["available", "decode_attention_triton"]
+def enable(model):
+    """Give the model's attention layers the fused prompt kernel where Triton runs (CUDA, or the CPU interpreter) and
+    head_dim is a power of two >= 16; decode steps keep their own path (FastDecoder: decode_attention_triton).
+    -> whether it was enabled."""
+    d = model.cfg.head_dim
+    if not (available(model.device) and d >= 16 and d & (d - 1) == 0 and model.dtype != torch.float64):
+        return False
+    for block in model.layers:
+        block.attn.prefill_kernel = prefill_attention_triton
+    return True
+
+
+__all__ = ["available", "decode_attention_triton", "enable", "prefill_attention_triton"]

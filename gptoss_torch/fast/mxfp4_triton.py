@@ -119,6 +119,65 @@ if triton is not None:
         tl.store(out_ptr + rows[:, None] * stride_or + cols[None, :], w.to(out_ptr.dtype.element_ty), mask=m)
 
     @triton.jit
+    def _mxfp4_grouped_kernel(blocks_ptr, scales_ptr, slot_ptr, block_expert_ptr, x_ptr, bias_ptr, w_ptr, out_ptr,
+                              R, G, stride_be, stride_br, stride_se, stride_sr, stride_xn, stride_bias, stride_on,
+                              alpha, limit, TOPK: tl.constexpr, SWIGLU: tl.constexpr, HAS_BIAS: tl.constexpr,
+                              HAS_W: tl.constexpr, IEEE: tl.constexpr, FP16: tl.constexpr, BLOCK_M: tl.constexpr,
+                              BLOCK_N: tl.constexpr, BLOCK_G: tl.constexpr):
+        """A prompt's MoE projection, every expert in one launch: program (block of BLOCK_M (token, expert) pairs that
+        share one expert, BLOCK_N rows) multiplies their inputs by the expert's rows on the tensor cores, the packed
+        weights decoded tile by tile in registers (_e2m1_f32, times 2^126, times 2^(s-127): exact); bias, SwiGLU of
+        row pairs (up) or the router weight (down) in the epilogue. A block past the last expert's has expert -1 and
+        does nothing; a padding slot holds pair -1."""
+        mb, nb = tl.program_id(0), tl.program_id(1)
+        e = tl.load(block_expert_ptr + mb).to(tl.int64)
+        if e >= 0:
+            pairs = tl.load(slot_ptr + mb * BLOCK_M + tl.arange(0, BLOCK_M))  # [BM]
+            pmask = pairs >= 0
+            xrow = tl.where(pmask, pairs // TOPK, 0)
+            rows = nb * BLOCK_N + tl.arange(0, BLOCK_N)  # [BN]
+            rmask = rows < R
+            jb = tl.arange(0, 16)
+            acc = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32)
+            for g0 in range(0, G, BLOCK_G):
+                gs = g0 + tl.arange(0, BLOCK_G)  # [BG]
+                gmask = gs < G
+                cols = gs[:, None] * 32 + tl.arange(0, 32)[None, :]  # [BG, 32]
+                cols = tl.reshape(cols, [BLOCK_G * 32])
+                x = tl.load(x_ptr + xrow[:, None] * stride_xn + cols[None, :],
+                            mask=pmask[:, None] & (cols < G * 32)[None, :], other=0.0)  # [BM, BK]
+                byte = tl.load(blocks_ptr + e * stride_be + rows[:, None, None] * stride_br + gs[None, :, None] * 16
+                               + jb[None, None, :], mask=rmask[:, None, None] & gmask[None, :, None],
+                               other=0).to(tl.int32)  # [BN, BG, 16]
+                s = tl.load(scales_ptr + e * stride_se + rows[:, None] * stride_sr + gs[None, :],
+                            mask=rmask[:, None] & gmask[None, :], other=127).to(tl.int32)
+                factor = tl.where(s == 0, 1 << 22, s << 23).to(tl.float32, bitcast=True)[:, :, None]  # 2^(s-127)
+                lo = _e2m1_f32(byte, 22, 28) * 8.507059173023462e37 * factor  # E2M1 * 2^(s-127), exact
+                hi = _e2m1_f32(byte, 18, 24) * 8.507059173023462e37 * factor
+                w = tl.reshape(tl.join(lo, hi), [BLOCK_N, BLOCK_G * 32])  # [BN, BK]: column 2j + b
+                if IEEE:
+                    acc += tl.dot(x.to(tl.float32), tl.trans(w), input_precision="ieee")
+                elif FP16:
+                    acc += tl.dot(x.to(tl.float16), tl.trans(w.to(tl.float16)))
+                else:
+                    acc += tl.dot(x.to(tl.bfloat16), tl.trans(w.to(tl.bfloat16)))
+            if HAS_BIAS:
+                acc += tl.load(bias_ptr + e * stride_bias + rows, mask=rmask, other=0.0).to(tl.float32)[None, :]
+            safe = tl.where(pmask, pairs, 0)
+            if SWIGLU:
+                gate, lin = tl.split(tl.reshape(acc, [BLOCK_M, BLOCK_N // 2, 2]))
+                y = _swiglu_oss(gate, lin, alpha, limit)  # [BM, BN / 2]
+                half = nb * (BLOCK_N // 2) + tl.arange(0, BLOCK_N // 2)
+                if HAS_W:
+                    y *= tl.load(w_ptr + safe, mask=pmask, other=0.0).to(tl.float32)[:, None]
+                tl.store(out_ptr + safe[:, None] * stride_on + half[None, :], y,
+                         mask=pmask[:, None] & (half < R // 2)[None, :])
+            else:
+                if HAS_W:
+                    acc *= tl.load(w_ptr + safe, mask=pmask, other=0.0).to(tl.float32)[:, None]
+                tl.store(out_ptr + safe[:, None] * stride_on + rows[None, :], acc, mask=pmask[:, None] & rmask[None, :])
+
+    @triton.jit
     def _route_kernel(logits_ptr, ids_ptr, w_ptr, E, stride_l, K: tl.constexpr, BLOCK_E: tl.constexpr):
         """gpt-oss's router for one token: the top K logits by repeated argmax (a tie goes to the lower expert),
         then a softmax over those K, in float32."""
@@ -179,6 +238,81 @@ def mxfp4_matvec(blocks, scales, ids, x, bias=None, weights=None, topk=1, swiglu
     return out
 
 
+GROUP_M, GROUP_N, GROUP_G = 64, 64, 2  # the grouped kernel's tile: pairs, rows, 32-value blocks (64 inputs)
+
+
+def group_pairs(ids, n_experts, block_m):
+    """Pairs sorted by expert into blocks of block_m that share one expert, on the device (no host sync, fixed
+    shapes): ids [P] -> (slots [n_blocks * block_m] pair index or -1, block_expert [n_blocks] expert or -1), with
+    n_blocks = ceil(P / block_m) + n_experts, enough for any routing."""
+    P, dev = ids.numel(), ids.device
+    counts = torch.zeros(n_experts, dtype=torch.long, device=dev).scatter_add_(0, ids, torch.ones_like(ids))
+    padded = (counts + block_m - 1) // block_m * block_m  # [E]
+    ends = torch.cumsum(padded, 0)
+    order = torch.argsort(ids, stable=True)  # [P] pairs by expert
+    sorted_ids = ids[order]
+    rank = torch.arange(P, device=dev) - (torch.cumsum(counts, 0) - counts)[sorted_ids]  # place within its expert
+    n_blocks = triton.cdiv(P, block_m) + n_experts
+    slots = torch.full((n_blocks * block_m,), -1, dtype=torch.long, device=dev)
+    slots[(ends - padded)[sorted_ids] + rank] = order
+    block_expert = torch.searchsorted(ends, torch.arange(n_blocks, device=dev) * block_m, right=True)
+    return slots, torch.where(block_expert < n_experts, block_expert, -1)
+
+
+def mxfp4_grouped(blocks, scales, slots, block_expert, x, bias=None, weights=None, topk=1, swiglu=None,
+                  tile=None):
+    """out [P, R] float32 (P = pairs, R/2 with swiglu) = W[e_p] x[p // topk] (+ bias) (swiglu of row pairs) (* w_p)
+    for every pair p at once, pairs grouped by group_pairs; float32 x multiplies in IEEE float32, bf16 / fp16 x on
+    the tensor cores in that dtype. tile: (pairs, rows, 32-value blocks) per program, default (GROUP_M, GROUP_N,
+    GROUP_G); pairs must equal group_pairs' block_m."""
+    block_m, block_n, block_g = tile or (GROUP_M, GROUP_N, GROUP_G)
+    E, R, G, _ = blocks.shape
+    if swiglu is not None and R % 2:
+        raise ValueError(f"swiglu: {R} rows in (gate, linear) pairs need an even row count")
+    if blocks.stride(-1) != 1 or blocks.stride(-2) != 16 or scales.stride(-1) != 1:
+        blocks, scales = blocks.contiguous(), scales.contiguous()
+    x = x.contiguous()
+    n_pairs = x.shape[0] * topk
+    out = torch.empty(n_pairs, R // 2 if swiglu else R, dtype=torch.float32, device=x.device)
+    alpha, limit = swiglu or (0.0, 0.0)
+    grid = (block_expert.numel(), triton.cdiv(R, block_n))
+    _mxfp4_grouped_kernel[grid](blocks, scales, slots, block_expert, x, out if bias is None else bias,
+                                out if weights is None else weights, out, R, G,
+                                blocks.stride(0), blocks.stride(1), scales.stride(0), scales.stride(1), x.stride(0),
+                                0 if bias is None else bias.stride(0), out.stride(0), float(alpha), float(limit),
+                                TOPK=topk, SWIGLU=swiglu is not None, HAS_BIAS=bias is not None,
+                                HAS_W=weights is not None, IEEE=x.dtype == torch.float32,
+                                FP16=x.dtype == torch.float16, BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_G=block_g)
+    return out
+
+
+def routed(logits, cfg):
+    """(experts [N, k], weights [N, k]) from router logits: gpt-oss's top-k + softmax in one launch (k a power of two),
+    else the torch router."""
+    if cfg.router == "topk_softmax" and cfg.top_k & (cfg.top_k - 1) == 0:
+        return route_topk_softmax(logits, cfg.top_k)
+    return route(logits, cfg)
+
+
+def grouped_moe(x, logits, up, down, cfg):
+    """A prompt's MoE after the router's matmul in few launches, no host sync: routing, grouping the pairs by expert,
+    then up (bias and SwiGLU in its epilogue) and down (bias and router weight; its float32 input rounded to x's
+    dtype) over every expert at once; the sum over the k pairs remains.
+    x [N, D] -> (y [N, D] in x's dtype, experts [N, k], weights [N, k])."""
+    k = cfg.top_k
+    experts, weights = routed(logits, cfg)
+    N = experts.shape[0]
+    slots, block_expert = group_pairs(experts.reshape(-1), up.shape[0], GROUP_M)
+    if cfg.activation == "swiglu_oss":
+        act = mxfp4_grouped(up.blocks, up.scales, slots, block_expert, x, up.bias, topk=k,
+                            swiglu=(cfg.swiglu_alpha, cfg.swiglu_limit))  # [N*k, F] float32
+    else:
+        act = activate(mxfp4_grouped(up.blocks, up.scales, slots, block_expert, x, up.bias, topk=k), cfg)
+    out = mxfp4_grouped(down.blocks, down.scales, slots, block_expert, act.to(x.dtype), down.bias,
+                        weights.reshape(-1))  # [N*k, D], weighted
+    return out.view(N, k, -1).sum(1).to(x.dtype), experts, weights
+
+
 def mxfp4_dequantize(blocks, scales, dtype):
     """One expert's float matrix in one launch: blocks [R, G, 16] u8, scales [R, G] u8 -> [R, G*32] `dtype`, equal
     to gptoss_torch.mxfp4.mxfp4_decode (the prefill's per-expert matmuls read it)."""
@@ -198,10 +332,7 @@ def fused_moe(x, logits, up, down, cfg):
     and the activation in its epilogue), then down (bias and router weight in its epilogue); a sum over the k pairs
     remains. x [N, D], logits [N, E] -> (y [N, D] in x's dtype, experts [N, k], weights [N, k])."""
     k = cfg.top_k
-    if cfg.router == "topk_softmax" and k & (k - 1) == 0:
-        experts, weights = route_topk_softmax(logits, k)
-    else:
-        experts, weights = route(logits, cfg)
+    experts, weights = routed(logits, cfg)
     N = experts.shape[0]
     ids = experts.reshape(-1)  # [N*k]: pair p is token p // k
     if cfg.activation == "swiglu_oss":  # the activation in the up kernel's epilogue: a [N*k, F] output
@@ -214,8 +345,10 @@ def fused_moe(x, logits, up, down, cfg):
     return out.view(N, k, -1).sum(1).to(x.dtype), experts, weights  # [N, D]
 
 
-def enable(model):
-    """Route the model's few-token MoE steps through the fused kernels (MXFP4 configs, where Triton runs)."""
+def enable(model, prefill=False):
+    """Route the model's few-token MoE steps through the fused kernels (MXFP4 configs, where Triton runs), the
+    prefill's per-expert matrices through the one-launch dequantisation, and with `prefill` a prompt's MoE through
+    the grouped kernel (every expert in one launch per projection, no host sync)."""
     cfg = model.cfg
     if cfg.expert_quant != "mxfp4" or not available(model.device):
         return False
@@ -223,4 +356,6 @@ def enable(model):
         ex = block.mlp.experts
         block.mlp.fused = (lambda x, logits, up=ex.up, down=ex.down: fused_moe(x, logits, up, down, cfg))
         ex.up.dequantize = ex.down.dequantize = mxfp4_dequantize  # the prefill's per-expert matrices
+        block.mlp.grouped = ((lambda x, logits, up=ex.up, down=ex.down: grouped_moe(x, logits, up, down, cfg))
+                             if prefill else None)
     return True
