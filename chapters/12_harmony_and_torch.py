@@ -293,7 +293,8 @@ assert gap < 1e-3
 # ### What changes on a GPU
 #
 # The code paths below exist in `gptoss_torch/` and are tested; on this machine they are inactive, and this
-# chapter states no GPU timings because none were measured for it.
+# chapter states no GPU timings. What one H200 measured for the full-size model with them is in the README's GPU
+# section (`benchmarks/gpu_check.py` made those tables).
 #
 # - **bfloat16.** On CUDA `load_model` computes in bfloat16 by default (the checkpoint's dtype). Logits then
 #   differ from the float32 oracle by bf16 rounding, so a greedy decode can take another token where two logits
