@@ -123,7 +123,6 @@ if triton is not None:
         o = tl.sum(acc * f[:, None], axis=0) / total  # [D]
         tl.store(out_ptr + b * so_b + h * so_h + d, o.to(out_ptr.dtype.element_ty))
 
-
     @triton.jit
     def _prefill_attention_kernel(q_ptr, k_ptr, v_ptr, qpos_ptr, kpos_ptr, sinks_ptr, out_ptr, T, S, Hq, window,
                                   scale, sq_b, sq_t, sq_h, sk_b, sk_s, sk_h, sv_b, sv_s, sv_h, so_b, so_t, so_h,
@@ -187,11 +186,11 @@ def prefill_attention_triton(q, k, v, q_pos, k_pos, window=None, sinks=None, sca
     B, T, Hq, d = q.shape
     S, Hkv = k.shape[1], k.shape[2]
     q, k, v = (t if t.stride(-1) == 1 else t.contiguous() for t in (q, k, v))
-    out = torch.empty(B, T, Hq, d, dtype=q.dtype, device=q.device)
-    big = 1 << 62
-    ieee = q.dtype in (torch.float32, torch.float64)
     if q.dtype == torch.float64:  # the kernel computes in float32 at most
         raise ValueError("prefill_attention_triton: float32 or narrower, got float64")
+    out = torch.empty(B, T, Hq, d, dtype=q.dtype, device=q.device)
+    big = 1 << 62
+    ieee = q.dtype == torch.float32
     _prefill_attention_kernel[(triton.cdiv(T, block_m), B * Hq)](
         q, k, v, q_pos, k_pos, out if sinks is None else sinks, out, T, S, Hq, big if window is None else window,
         d ** -0.5 if scale is None else scale, q.stride(0), q.stride(1), q.stride(2), k.stride(0), k.stride(1),

@@ -208,7 +208,9 @@ def route_topk_softmax(logits, k):
     return ids, w
 
 
-# (rows, 32-value blocks, pipeline stages, warps) per program of the up and down projections
+# (rows, 32-value blocks, pipeline stages, warps) per program of the up and down projections: the best tile of the
+# H200's run 3 (benchmarks/gpu_check_nvidia_h200_run3.md, measured on the up projection) for both, until
+# benchmarks/gpu_check.py sweeps each on a GPU
 TILE_UP, TILE_DOWN = (16, 4, 3, 1), (16, 4, 3, 1)
 
 
