@@ -54,6 +54,9 @@ from gptoss_torch.fast.cuda_graphs import GraphedDecoder  # noqa: E402
 from gptoss_torch.fast.decode import FastDecoder  # noqa: E402
 from gptoss_torch.fast.dispatch_count import count_ops  # noqa: E402
 from gptoss_torch.model import Model  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from torch_bench import copy_bandwidth, sync  # noqa: E402  (benchmarks/torch_bench.py)
 from gptoss_torch.mxfp4 import mxfp4_decode  # noqa: E402
 
 # max |x - ref| / max |ref| against the float64 CPU twin, by dtype: float32 rounding over a few layers; bf16 keeps
@@ -103,11 +106,6 @@ def run_stage(rep, stage, device, fn):
     """One stage inside attempt(): a failure is a row, then the next stage and the markdown file still happen."""
     print(f"[{time.perf_counter() - rep.t0:6.1f} s] -- stage {stage}", flush=True)
     return attempt(rep, stage, "stage stopped by an error", fn, device)
-
-
-def sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize()
 
 
 def rel_err(x, ref, per_position=False):
@@ -512,20 +510,6 @@ def build_full(rep, device, cfg, state):
 
 
 # ---- 5. speed ----------------------------------------------------------------------------------------------------
-def copy_bandwidth(device, nbytes):
-    """Bytes moved per second by a device copy (read + write counted), best of 5."""
-    a = torch.empty(nbytes // 2, dtype=torch.uint8, device=device)
-    b = torch.empty_like(a)
-    best = 0.0
-    for _ in range(5):
-        sync(device)
-        t0 = time.perf_counter()
-        b.copy_(a)
-        sync(device)
-        best = max(best, 2 * a.numel() / (time.perf_counter() - t0))
-    return best
-
-
 def set_prompt_kernels(model, on):
     """Switch the prompt kernels (grouped MoE, flash attention) on or off in a model that fast.enable(prefill=True)
     prepared: each keeps what enable gave it in a saved slot."""

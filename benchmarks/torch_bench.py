@@ -4,8 +4,8 @@ of the memory-bandwidth ceiling (bytes a token must read / measured device copy 
     python benchmarks/torch_bench.py --checkpoint DIR [--device cuda] [--prompt 2048] [--contexts 1024 4096]
     python benchmarks/torch_bench.py --write-preset gpt-oss-20b --checkpoint /tmp/oss20b   # write it first
 
-On CUDA, decode replays one CUDA graph per token, MXFP4 experts go through the fused Triton matvec and a prompt
-through the fused attention kernel.
+On CUDA, decode replays one CUDA graph per token and MXFP4 experts go through the fused Triton matvec; with
+--prompt-kernels a prompt goes through the grouped MoE and flash-attention kernels (not yet measured on a GPU).
 """
 
 import argparse
@@ -70,6 +70,7 @@ def main():
     ap.add_argument("--decode-tokens", type=int, default=64)
     ap.add_argument("--no-graph", action="store_true")
     ap.add_argument("--no-triton", action="store_true")
+    ap.add_argument("--prompt-kernels", action="store_true", help="the grouped MoE and flash attention for prompts")
     args = ap.parse_args()
     if args.write_preset:
         import gptoss_np
@@ -80,7 +81,7 @@ def main():
     device = model.device
     sync(device)
     load_s = time.perf_counter() - t0
-    fused = {} if args.no_triton else enable_fast(model)
+    fused = {} if args.no_triton else enable_fast(model, prefill=args.prompt_kernels)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     prompt = torch.randint(0, model.cfg.vocab_size, (args.prompt,), device=device)
@@ -102,7 +103,7 @@ def main():
     name = torch.cuda.get_device_name() if device.type == "cuda" else (platform.processor() or platform.machine())
     print(f"# gptoss_torch benchmark, {datetime.date.today()}")
     print(f"device: {name}; torch {torch.__version__}; dtype {model.dtype}; model {model.cfg.name} "
-          f"({model.cfg.n_layers} layers, {model.cfg.n_experts} experts); fused kernels: {fused or 'none'}; "
+          f"({model.cfg.n_layers} layers, {model.cfg.n_experts} experts); fused kernels: {', '.join(k for k, v in fused.items() if v) or 'none'}; "
           f"CUDA graphs: {device.type == 'cuda' and not args.no_graph}")
     print(f"load {load_s:.1f} s; peak GPU memory {peak:.2f} GiB; measured copy bandwidth {bw / 1e9:,.0f} GB/s\n")
     print("| phase | work | speed | vs bandwidth ceiling |")
