@@ -1,5 +1,6 @@
 """benchmarks/gpu_check.py --smoke: every stage of the GPU check runs on the CPU with a tiny model (the Triton
-kernel in its interpreter), every correctness check passes, and the markdown table names each stage."""
+kernels in its interpreter), every correctness check passes, and the markdown table names each stage; a failing
+stage is a row; benchmarks/ncu_kernels.py --smoke launches every kernel."""
 
 import importlib.util
 import os
@@ -64,3 +65,14 @@ def test_a_failing_stage_is_a_row_and_the_run_goes_on(tmp_path, monkeypatch):
     assert gc.main(["--smoke", "--out", str(out), "--no-transformers", "--budget", "0"]) == 0
     text = out.read_text()
     assert text.count("the time budget of 0 s was spent") == 2 * 5 and "Checks that could not run" in text
+
+
+def test_ncu_launcher_runs_every_kernel_on_the_cpu():
+    """benchmarks/ncu_kernels.py --smoke: every launch Nsight Compute is meant to read runs (tiny shapes, Triton's
+    interpreter), so the launcher cannot rot between GPU sessions."""
+    pytest.importorskip("triton")
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "ncu_kernels.py"), "--smoke"], env=env,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert r.stdout.count("launched twice:") == 5

@@ -30,6 +30,8 @@ def skip_reason(line):
         return "needs a GPU"
     if line.startswith("python benchmarks/"):
         return "a benchmark"
+    if line.startswith("ncu "):
+        return "Nsight Compute on a GPU"
     return None
 
 

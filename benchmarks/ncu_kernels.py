@@ -1,0 +1,84 @@
+"""Launch each Triton kernel of gptoss_torch at gpt-oss-20b's real decode and prompt shapes a few times, for NVIDIA
+Nsight Compute to read its hardware counters (gpu_check.py times the kernels; this says why they take that long:
+memory throughput against the peak, occupancy, issue-slot use, what the warps stall on).
+
+    ncu --clock-control none --set full -k regex:'mxfp4|attention' -o /tmp/kernels python benchmarks/ncu_kernels.py
+    ncu --import /tmp/kernels.ncu-rep --page details --csv > /tmp/kernels.csv
+    python benchmarks/ncu_kernels.py --smoke     # the same launches, tiny, in Triton's CPU interpreter (tests run it)
+
+Each call is launched twice (12 kernel launches: the decode attention is two kernels). Weights are random bytes:
+speed does not depend on their values.
+"""
+
+import argparse
+import os
+import sys
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+sys.path.insert(0, ROOT)
+if "--smoke" in sys.argv:
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
+import torch  # noqa: E402
+
+from gptoss_torch.fast import attention_triton, mxfp4_triton  # noqa: E402
+
+
+def launches(device, smoke):
+    """(name, zero-argument call) for every kernel at gpt-oss-20b's shapes (tiny ones with smoke)."""
+    g = torch.Generator(device=device).manual_seed(0)
+    E, D, F, G, k = (4, 64, 64, 2, 4) if smoke else (32, 2880, 2880, 90, 4)
+    T = 40 if smoke else 2048
+
+    def experts(rows):
+        return (torch.randint(0, 256, (E, rows, G, 16), dtype=torch.uint8, device=device, generator=g),
+                torch.randint(118, 130, (E, rows, G), dtype=torch.uint8, device=device, generator=g),
+                torch.randn(E, rows, device=device, generator=g).bfloat16())
+
+    up, down = experts(2 * F), experts(D)
+    x = torch.randn(1, D, device=device, generator=g).bfloat16()
+    act = torch.randn(k, F, device=device, generator=g)
+    ids = torch.randperm(E, device=device, generator=g)[:k]
+    w = torch.rand(k, device=device, generator=g)
+    calls = [("matvec up (SwiGLU epilogue)", lambda: mxfp4_triton.mxfp4_matvec(
+                 *up[:2], ids, x, up[2], topk=k, swiglu=(1.702, 7.0), tile=mxfp4_triton.TILE_UP)),
+             ("matvec down", lambda: mxfp4_triton.mxfp4_matvec(*down[:2], ids, act, down[2], w,
+                                                                tile=mxfp4_triton.TILE_DOWN))]
+    slots = 64 if smoke else 4096
+    q = torch.randn(1, 1, 64, 64, device=device, generator=g).bfloat16()
+    kv = [torch.randn(1, slots, 8, 64, device=device, generator=g).bfloat16() for _ in range(2)]
+    kpos, pos = torch.arange(slots, device=device), torch.tensor([slots - 1], device=device)
+    sinks = torch.randn(64, device=device, generator=g)
+    calls.append(("decode attention, full layer", lambda: attention_triton.decode_attention_triton(
+        q, *kv, kpos, pos, None, sinks)))
+    ids_p = torch.randint(0, E, (T * k,), device=device, generator=g)
+    grouped = mxfp4_triton.group_pairs(ids_p, E, mxfp4_triton.GROUP_M)
+    xp = torch.randn(T, D, device=device, generator=g).bfloat16()
+    calls.append(("grouped MoE up, prompt", lambda: mxfp4_triton.mxfp4_grouped(
+        *up[:2], *grouped, xp, up[2], topk=k, swiglu=(1.702, 7.0))))
+    qp = torch.randn(1, T, 64, 64, device=device, generator=g).bfloat16()
+    kvp = [torch.randn(1, T, 8, 64, device=device, generator=g).bfloat16() for _ in range(2)]
+    ppos = torch.arange(T, device=device)
+    calls.append(("prompt attention", lambda: attention_triton.prefill_attention_triton(
+        qp, *kvp, ppos, ppos, None, sinks)))
+    return calls
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--smoke", action="store_true", help="tiny shapes in Triton's CPU interpreter")
+    args = ap.parse_args(argv)
+    if not args.smoke and not torch.cuda.is_available():
+        ap.error("no CUDA device: run with --smoke for the CPU rehearsal")
+    device = torch.device("cpu" if args.smoke else "cuda")
+    for name, call in launches(device, args.smoke):
+        for _ in range(2):
+            call()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        print(f"launched twice: {name}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
