@@ -180,6 +180,21 @@ def kernel_check(rep, device, smoke, state):
             from gptoss_torch.ffn import swiglu_oss
             err = rel_err(mxfp4_triton.mxfp4_matvec(blocks, scales, ids, x, swiglu=(1.702, 7.0)), swiglu_oss(ref))
             rep.add("kernel", f"matvec + SwiGLU E={E} R={R} G={G}", f"rel err {err:.1e}", "< 1e-5", err < 1e-5)
+    # a decode step's residual add + RMSNorm, the MoE's four float32 rows summed, in bf16 at gpt-oss-20b's width
+    from gptoss_torch.fast.norm_triton import add_rms_norm
+    from gptoss_torch.norms import rms_norm
+    D = 64 if smoke else 2880
+    x, delta = torch.randn(1, D, device=device, generator=g).bfloat16(), torch.randn(4, D, device=device, generator=g)
+    wn = (1 + torch.randn(D, device=device, generator=g)).bfloat16()
+    x_new, h = add_rms_norm(x, delta, wn, 1e-5)
+    x_ref = x + delta.sum(0, keepdim=True).bfloat16()
+    # Triton's CPU interpreter truncates float32 to bf16 where a GPU rounds (twice here): there, within two ulps
+    bound = 2 ** -6 * (x.float().abs() + delta.sum(0).abs())  # two ulps of the larger term
+    same = torch.equal(x_new, x_ref) if device.type == "cuda" else bool(((x_new - x_ref).abs() <= bound).all())
+    err = rel_err(h, rms_norm(x_ref.double(), wn.double(), 1e-5))
+    agree = ("bit-equal" if device.type == "cuda" else "within two ulps") if same else "differs"
+    rep.add("kernel", "residual add + RMSNorm, bf16, 4 MoE rows", f"x + delta {agree}; norm rel err {err:.1e}",
+            "bit-equal; < 8e-3", same and err < 8e-3)
     # every byte under scales 0..252 (subnormals included), float32 and bf16: the prefill's dequantisation, bit for bit
     b = torch.arange(256, dtype=torch.uint8, device=device).reshape(16, 1, 16).repeat(253, 1, 1)  # [253*16, 1, 16]
     sc = torch.arange(253, dtype=torch.uint8, device=device).repeat_interleave(16)[:, None]

@@ -66,6 +66,12 @@ for x_t, act, ieee in (("*bf16", True, False), ("*bf16", False, False), ("*fp32"
     compile_for_sm90(mxfp4_triton._mxfp4_grouped_kernel, dict(grp, x_ptr=x_t),
                      dict(TOPK=4 if act else 1, SWIGLU=act, HAS_BIAS=True, HAS_W=not act, IEEE=ieee, FP16=False,
                           BLOCK_M=mxfp4_triton.GROUP_M, BLOCK_N=mxfp4_triton.GROUP_N, BLOCK_G=mxfp4_triton.GROUP_G))
+# a decode step's residual add + RMSNorm (the MoE's four rows summed), gpt-oss-20b's width
+from gptoss_torch.fast import norm_triton
+compile_for_sm90(norm_triton._add_rms_norm_kernel,
+                 dict(x_ptr="*bf16", d_ptr="*fp32", w_ptr="*bf16", xo_ptr="*bf16", h_ptr="*bf16", D="i32",
+                      stride_x="i32", stride_d="i32", stride_xo="i32", stride_h="i32", eps="fp32"),
+                 dict(ROWS=4, BLOCK=4096))
 # the prompt kernel: bf16 on the tensor cores, float32 with IEEE products
 for dt, ieee in (("*bf16", False), ("*fp32", True)):
     compile_for_sm90(attention_triton._prefill_attention_kernel,

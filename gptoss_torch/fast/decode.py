@@ -7,7 +7,9 @@ make once made once, on this object (never in the model's state_dict):
 - the attention masks made once per step per window kind (every layer of a kind holds the same positions);
 - the sliding layers' rings read alone (window-only reads), scores and softmax in float32: one Triton launch
   (fast/attention_triton.py) on CUDA, else attention.decode_attention;
-- F.rms_norm (one fused kernel on CUDA) and, with fast/mxfp4_triton enabled, the MoE's experts in two launches.
+- F.rms_norm (one fused kernel on CUDA) and, with fast/mxfp4_triton enabled, the MoE's experts in two launches;
+- on CUDA with Triton (RMSNorm configs), each residual add and the RMSNorm after it in one launch
+  (fast/norm_triton.py), the MoE's k weighted outputs summed inside it.
 
 tests/test_kernel_count.py counts the ops of a step; tests/test_fast_decode.py keeps its logits equal to the NumPy
 oracle's.
@@ -18,7 +20,7 @@ import torch.nn.functional as F
 
 from ..attention import at_least_float32, attention_mask, decode_attention
 from ..rope import rope_cos_sin
-from . import attention_triton
+from . import attention_triton, norm_triton
 
 
 def norm(module, x):
@@ -37,16 +39,20 @@ def rope_from_table(x, cs):
 class FastDecoder:
     """`FastDecoder(model, max_positions)`; `step(tokens [B, 1], pos [1], cache)` -> logits [B, 1, V] as
     model.run(tokens, pos, cache) gives them (to rounding), writing the same cache slots. Built once per model.
-    triton: the one-launch attention kernel (default: on CUDA where Triton runs, for power-of-two head shapes)."""
+    triton: the one-launch attention kernel (default: on CUDA where Triton runs, for power-of-two head shapes);
+    fuse_norms: each residual add with the RMSNorm after it (default: on CUDA where Triton runs, RMSNorm configs)."""
 
     @torch.no_grad()
-    def __init__(self, model, max_positions=None, triton=None):
+    def __init__(self, model, max_positions=None, triton=None, fuse_norms=None):
         cfg = self.cfg = model.cfg
         self.model = model
         if triton is None:
             pow2 = all(n & (n - 1) == 0 for n in (cfg.head_dim, cfg.n_heads // cfg.n_kv_heads))
             triton = model.device.type == "cuda" and attention_triton.available(model.device) and pow2
         self.triton = triton
+        if fuse_norms is None:
+            fuse_norms = model.device.type == "cuda" and norm_triton.available(model.device)
+        self.fuse_norms = fuse_norms and cfg.norm == "rmsnorm"
         self.fold_scale = not cfg.qk_norm  # with QK-norm q is normalised after the projection: scale it after
         scale = cfg.head_dim ** -0.5 if self.fold_scale else 1.0
         self.qkv, self.sinks = [], []
@@ -70,18 +76,29 @@ class FastDecoder:
             x = x + model.pos_embed(pos)
         cs = None if self.rope is None else self.rope[pos]  # [1, 2, d]
         slots, masks = {}, {}
-        for i, block in enumerate(model.layers):
-            x = self.layer(i, block, x, pos, cs, cache.layers[i], slots, masks)
-        logits = F.linear(norm(model.final_norm, x), model.embed.weight if model.unembed is None else
-                          model.unembed.weight)  # [B, 1, V]
+        layers = model.layers
+        h = norm(layers[0].attn_norm, x) if self.fuse_norms else None  # later norms come with the residual adds
+        for i, block in enumerate(layers):
+            following = layers[i + 1].attn_norm if i + 1 < len(layers) else model.final_norm
+            x, h = self.layer(i, block, x, pos, cs, cache.layers[i], slots, masks, h, following)
+        logits = F.linear(norm(model.final_norm, x) if h is None else h, model.embed.weight if model.unembed is None
+                          else model.unembed.weight)  # [B, 1, V]
         return at_least_float32(logits)
 
-    def layer(self, i, block, x, pos, cs, lc, slots, masks):
-        """One block for one token; `slots` and `masks` are shared by the layers of a kind within the step."""
+    def add_norm(self, x, delta, module):
+        """(x + delta rows summed, module's RMSNorm of it) in one launch: x [B, 1, D], delta [B * rows, D]."""
+        B, _, D = x.shape
+        x_new, h = norm_triton.add_rms_norm(x.view(B, D), delta.reshape(-1, D), module.weight, module.eps)
+        return x_new.view(B, 1, D), h.view(B, 1, D)
+
+    def layer(self, i, block, x, pos, cs, lc, slots, masks, h=None, following=None):
+        """One block for one token; `slots` and `masks` are shared by the layers of a kind within the step. With
+        fused norms `h` is this block's attn_norm(x) and the result (x, following(x)), the next norm made with the
+        last residual add; else (x, None)."""
         cfg = self.cfg
         B, Hq, Hkv, d = x.shape[0], cfg.n_heads, cfg.n_kv_heads, cfg.head_dim
         a = block.attn
-        qkv = F.linear(norm(block.attn_norm, x), *self.qkv[i]).view(B, 1, Hq + 2 * Hkv, d)
+        qkv = F.linear(norm(block.attn_norm, x) if h is None else h, *self.qkv[i]).view(B, 1, Hq + 2 * Hkv, d)
         if cfg.qk_norm:
             q = F.rms_norm(qkv[:, :, :Hq], (d,), a.q_norm.weight, cfg.norm_eps) * cfg.head_dim ** -0.5
             k = F.rms_norm(qkv[:, :, Hq:Hq + Hkv], (d,), a.k_norm.weight, cfg.norm_eps)
@@ -103,9 +120,19 @@ class FastDecoder:
             if kind not in masks:  # after the step's first write: every layer of this kind holds these positions
                 masks[kind] = attention_mask(pos, lc.pos, a.window)  # [1, S]
             o = decode_attention(q, lc.k, lc.v, masks[kind], self.sinks[i], scale=1.0)  # [B, 1, Hq, d]
-        x = x + F.linear(o.reshape(B, 1, cfg.q_dim), a.o.weight, a.o.bias)
-        h = norm(block.ffn_norm, x)
+        attn_out = F.linear(o.reshape(B, 1, cfg.q_dim), a.o.weight, a.o.bias)  # [B, 1, D]
+        fused = h is not None
+        if fused:
+            x, h = self.add_norm(x, attn_out, block.ffn_norm)
+        else:
+            x = x + attn_out
+            h = norm(block.ffn_norm, x)
         if cfg.ffn == "dense":
-            return x + block.mlp(h)
-        y = block.mlp(h.view(B, cfg.d_model))[0]  # [B, D]
-        return x + y.view(B, 1, cfg.d_model)
+            y = block.mlp(h)  # [B, 1, D]
+        elif fused and block.mlp.fused is not None:  # the k weighted expert outputs, summed by add_norm
+            y = block.mlp.fused(h.view(B, cfg.d_model), block.mlp.router(h.view(B, cfg.d_model)), reduce=False)[0]
+        else:
+            y = block.mlp(h.view(B, cfg.d_model))[0]  # [B, D]
+        if fused:
+            return self.add_norm(x, y, following)
+        return x + y.view(B, 1, cfg.d_model), None

@@ -329,10 +329,11 @@ def mxfp4_dequantize(blocks, scales, dtype):
     return out
 
 
-def fused_moe(x, logits, up, down, cfg):
+def fused_moe(x, logits, up, down, cfg, reduce=True):
     """The MoE after the router's matmul in few launches: routing (gpt-oss's top-k + softmax, one kernel), up (bias
     and the activation in its epilogue), then down (bias and router weight in its epilogue); a sum over the k pairs
-    remains. x [N, D], logits [N, E] -> (y [N, D] in x's dtype, experts [N, k], weights [N, k])."""
+    remains. x [N, D], logits [N, E] -> (y [N, D] in x's dtype, experts [N, k], weights [N, k]); reduce=False leaves
+    the sum to the caller: y is then the k weighted outputs [N * k, D] in float32 (fast/norm_triton.py sums them)."""
     k = cfg.top_k
     experts, weights = routed(logits, cfg)
     N = experts.shape[0]
@@ -344,6 +345,8 @@ def fused_moe(x, logits, up, down, cfg):
         act = activate(mxfp4_matvec(up.blocks, up.scales, ids, x, up.bias, topk=k, tile=TILE_UP), cfg)
     out = mxfp4_matvec(down.blocks, down.scales, ids, act, down.bias, weights.reshape(-1),
                        tile=TILE_DOWN)  # [N*k, D], weighted
+    if not reduce:
+        return out, experts, weights
     return out.view(N, k, -1).sum(1).to(x.dtype), experts, weights  # [N, D]
 
 
@@ -356,7 +359,8 @@ def enable(model, prefill=False):
         return False
     for block in model.layers:
         ex = block.mlp.experts
-        block.mlp.fused = (lambda x, logits, up=ex.up, down=ex.down: fused_moe(x, logits, up, down, cfg))
+        block.mlp.fused = (lambda x, logits, reduce=True, up=ex.up, down=ex.down:
+                           fused_moe(x, logits, up, down, cfg, reduce))
         ex.up.dequantize = ex.down.dequantize = mxfp4_dequantize  # the prefill's per-expert matrices
         block.mlp.grouped = ((lambda x, logits, up=ex.up, down=ex.down: grouped_moe(x, logits, up, down, cfg))
                              if prefill else None)
