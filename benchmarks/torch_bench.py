@@ -102,8 +102,9 @@ def main():
     peak = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else float("nan")
     name = torch.cuda.get_device_name() if device.type == "cuda" else (platform.processor() or platform.machine())
     print(f"# gptoss_torch benchmark, {datetime.date.today()}")
+    kernels = ", ".join(k for k, v in fused.items() if v) or "none"
     print(f"device: {name}; torch {torch.__version__}; dtype {model.dtype}; model {model.cfg.name} "
-          f"({model.cfg.n_layers} layers, {model.cfg.n_experts} experts); fused kernels: {', '.join(k for k, v in fused.items() if v) or 'none'}; "
+          f"({model.cfg.n_layers} layers, {model.cfg.n_experts} experts); fused kernels: {kernels}; "
           f"CUDA graphs: {device.type == 'cuda' and not args.no_graph}")
     print(f"load {load_s:.1f} s; peak GPU memory {peak:.2f} GiB; measured copy bandwidth {bw / 1e9:,.0f} GB/s\n")
     print("| phase | work | speed | vs bandwidth ceiling |")

@@ -1,15 +1,13 @@
 """The attention kernels (gptoss_torch/fast/attention_triton.py) in Triton's CPU interpreter. Decode, against
 attention.decode_attention in float64 (itself checked against the oracle): full layers (stopping at the position),
 sliding rings, sinks or none, GQA and MHA, float32 and bf16, one program per kv head and the split
-(flash-decoding) pair of kernels; the fast decode step using it gives the oracle's logits token by token past the
-window. Prompts: the flash-attention kernel against attention.attention, and inside the model with the grouped
+(flash-decoding) pair of kernels; the fast decode step using it (with the MoE and residual add + norm kernels)
+gives the oracle's logits token by token past the window. Prompts: the flash-attention kernel against attention.attention, and inside the model with the grouped
 MoE kernel (tests/test_mxfp4_triton.py checks that kernel alone)."""
 
-import os
-import subprocess
-import sys
-
 import pytest
+
+from interpreter import run_interpreted
 
 pytest.importorskip("triton")
 
@@ -17,6 +15,7 @@ CHECK = r"""
 import numpy as np, torch, gptoss_np
 from gptoss_torch.attention import attention, attention_mask, decode_attention
 from gptoss_torch.fast.attention_triton import decode_attention_triton
+from gptoss_torch.fast import mxfp4_triton
 from gptoss_torch.fast.decode import FastDecoder
 from gptoss_torch.model import Model
 g = torch.Generator().manual_seed(0)
@@ -72,9 +71,11 @@ w = gptoss_np.init_weights(cfg, seed=2)
 toks = (np.arange(12) * 37 + 5) % 256
 full = gptoss_np.Model(cfg, w, dtype="float64")(toks)
 m = Model.from_numpy(cfg, w)
+assert mxfp4_triton.enable(m)  # every decode kernel: the MoE's, attention, residual add + norm (its sum over k)
 cache = m.new_cache(16)
 m(torch.as_tensor(toks[:3]), cache=cache)
-fast = FastDecoder(m, 16, triton=True)
+fast = FastDecoder(m, 16, triton=True, fuse_norms=True)
+assert fast.fuse_norms
 outs = []
 for i in range(3, len(toks)):
     outs.append(fast.step(torch.tensor([[toks[i]]]), torch.tensor([i]), cache)[0, 0])
@@ -98,7 +99,4 @@ print("attention ok")
 
 
 def test_decode_attention_kernel_in_the_cpu_interpreter():
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = dict(os.environ, TRITON_INTERPRET="1", PYTHONPATH=root)
-    r = subprocess.run([sys.executable, "-c", CHECK], env=env, capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0 and "attention ok" in r.stdout, r.stderr[-3000:]
+    run_interpreted(CHECK, "attention ok")
