@@ -1,4 +1,5 @@
-"""One GPU check of the torch twin, under 8 minutes on an H100/H200 (about 90 s on an H200), in this order:
+"""One GPU check of the torch twin, under 8 minutes on an H100/H200 (runs 1 to 3 on an H200: about a minute), in
+this order:
 
 1. versions and the GPU;
 2. the Triton kernels against the pure-torch code: the MXFP4 matvec on odd shapes and gpt-oss-20b's real ones

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One GPU session's checks in one call, about four minutes on an H200: the GPU's identity, benchmarks/gpu_check.py
+# One GPU session's checks in one call, at most ten minutes by its timeouts: the GPU's identity, benchmarks/gpu_check.py
 # (its table and log), then Nsight Compute's counters for each Triton kernel (benchmarks/ncu_kernels.py) as CSV.
 # Results go to $OUT (default /tmp/gpu_out); the table's rows are printed at the end.
 #
