@@ -1,9 +1,15 @@
-"""Decode attention in one Triton launch: for one new token, each program takes one (sequence, kv head) and its G
-query heads, streams the cached keys/values once (an online softmax, float32 throughout), masks by slot
-positions, joins the sink to the denominator, and writes the output in the model's dtype. On a full layer it stops
-at the current position, read on the device (the slots past it are empty), so a CUDA graph replays it unchanged at
-every length; a sliding layer reads its ring of `window` slots. Equal to attention.decode_attention (tested in
-Triton's interpreter, tests/test_attention_triton.py).
+"""Attention with sinks in Triton, three ways, each equal to gptoss_torch/attention.py (tested in Triton's interpreter,
+tests/test_attention_triton.py):
+
+- decode, one launch: for one new token, each program takes one (sequence, kv head) and its G query heads, streams
+  the cached keys/values once (an online softmax, float32 throughout), masks by slot positions, joins the sink to
+  the denominator, and writes the output in the model's dtype. On a full layer it stops at the current position,
+  read on the device (the slots past it are empty), so a CUDA graph replays it unchanged at every length; a
+  sliding layer reads its ring of `window` slots;
+- decode, split (flash-decoding, the default past SPLIT_SLOTS slots): the same slots shared by many programs, their
+  partial maxima, denominators and outputs combined in a second launch;
+- prompts (opt-in, enable()): flash attention over blocks of queries and keys on the tensor cores, masked by
+  positions (causal, window, empty slots), never storing a [T, S] score tensor.
 
     o_h = sum_s softmax_s([q_h . k_s * scale for allowed s] + [sink_h]) v_s      (the sink's column dropped)
 """

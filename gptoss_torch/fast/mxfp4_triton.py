@@ -5,7 +5,11 @@ the memory bus; the MoE around it (bias, SwiGLU, router weight) rides in the ker
     out[p, r] = w[p] (b[e, r] + sum_k W[e, r, k] x[p // topk, k]),   e = ids[p]   (up: swiglu of row pairs)
     W[e, r, 32g + 2j + b] = E2M1(nibble b of byte j) * 2^(s[e, r, g] - 127)
 
-Runs on CUDA with Triton; with TRITON_INTERPRET=1 the same kernel runs on the CPU (how the tests check it here).
+Beside it: gpt-oss's routing in one launch; a one-launch dequantisation (one expert's float matrix, for the
+prefill's per-expert matmuls); and, opt-in for prompts, a grouped kernel that multiplies every expert's pairs in
+one launch per projection on the tensor cores.
+
+Runs on CUDA with Triton; with TRITON_INTERPRET=1 the same kernels run on the CPU (how the tests check them here).
 """
 
 import os
