@@ -22,6 +22,42 @@ if triton is not None:
     import triton.language as tl
 
     @triton.jit
+    def _attend_slots(q, k_ptr, v_ptr, kpos_ptr, p, window, b, kvh, start, stop, sk_b, sk_s, sk_h, sv_b, sv_s, sv_h,
+                      G: tl.constexpr, D: tl.constexpr, BLOCK_S: tl.constexpr):
+        """One query per head of kv head `kvh` (q [G, D], float32, scale in) against slots [start, stop): an online
+        softmax over the allowed ones (position >= 0, <= p, > p - window) -> (running max [G], denominator [G],
+        unnormalised output [G, D]), all float32; the max stays finite (-1e30) where nothing was allowed."""
+        d = tl.arange(0, D)
+        m = tl.full([G], -1.0e30, tl.float32)
+        den = tl.zeros([G], tl.float32)
+        acc = tl.zeros([G, D], tl.float32)
+        for s0 in range(start, stop, BLOCK_S):
+            s = s0 + tl.arange(0, BLOCK_S)  # [BS]
+            smask = s < stop
+            kp = tl.load(kpos_ptr + s, mask=smask, other=-1)
+            ok = smask & (kp >= 0) & (kp <= p) & (kp > p - window)
+            k = tl.load(k_ptr + b * sk_b + s[:, None] * sk_s + kvh * sk_h + d[None, :], mask=smask[:, None],
+                        other=0.0).to(tl.float32)  # [BS, D]
+            sc = tl.where(ok[None, :], tl.sum(q[:, None, :] * k[None, :, :], axis=2), float("-inf"))  # [G, BS]
+            m_new = tl.maximum(m, tl.max(sc, axis=1))
+            alpha = tl.exp(m - m_new)
+            e = tl.exp(sc - m_new[:, None])  # [G, BS], 0 where masked
+            v = tl.load(v_ptr + b * sv_b + s[:, None] * sv_s + kvh * sv_h + d[None, :], mask=smask[:, None],
+                        other=0.0).to(tl.float32)  # [BS, D]
+            den = den * alpha + tl.sum(e, axis=1)
+            acc = acc * alpha[:, None] + tl.sum(e[:, :, None] * v[None, :, :], axis=1)
+            m = m_new
+        return m, den, acc
+
+    @triton.jit
+    def _join_sink(m, den, acc, sink):
+        """The sink as one more logit per row in the denominator, nothing in the numerator: (max [R], denominator
+        [R], output [R, D]) -> (denominator, output) rescaled to max(m, sink)."""
+        m_new = tl.maximum(m, sink)
+        alpha = tl.exp(m - m_new)
+        return den * alpha + tl.exp(sink - m_new), acc * alpha[:, None]
+
+    @triton.jit
     def _decode_attention_kernel(q_ptr, k_ptr, v_ptr, kpos_ptr, pos_ptr, sinks_ptr, out_ptr, S, Hkv, window, scale,
                                  sq_b, sq_h, sk_b, sk_s, sk_h, sv_b, sv_s, sv_h, so_b, so_h,
                                  G: tl.constexpr, D: tl.constexpr, BLOCK_S: tl.constexpr, RING: tl.constexpr,
@@ -33,36 +69,12 @@ if triton is not None:
         q = tl.load(q_ptr + b * sq_b + heads[:, None] * sq_h + d[None, :]).to(tl.float32) * scale  # [G, D]
         p = tl.load(pos_ptr)  # the new token's position
         end = S if RING else tl.minimum(S, p + 1)  # a full layer's slot = position: nothing stored past p
-        m = tl.full([G], -1.0e30, tl.float32)  # running max (finite: a fully masked block leaves it unchanged)
-        den = tl.zeros([G], tl.float32)
-        acc = tl.zeros([G, D], tl.float32)
-        for s0 in range(0, end, BLOCK_S):
-            s = s0 + tl.arange(0, BLOCK_S)  # [BS]
-            smask = s < end
-            kp = tl.load(kpos_ptr + s, mask=smask, other=-1)
-            ok = smask & (kp >= 0) & (kp <= p) & (kp > p - window)
-            k = tl.load(k_ptr + b * sk_b + s[:, None] * sk_s + kvh * sk_h + d[None, :], mask=smask[:, None],
-                        other=0.0).to(tl.float32)  # [BS, D]
-            sc = tl.sum(q[:, None, :] * k[None, :, :], axis=2)  # [G, BS]
-            sc = tl.where(ok[None, :], sc, float("-inf"))
-            m_new = tl.maximum(m, tl.max(sc, axis=1))
-            alpha = tl.exp(m - m_new)
-            e = tl.exp(sc - m_new[:, None])  # [G, BS], 0 where masked
-            v = tl.load(v_ptr + b * sv_b + s[:, None] * sv_s + kvh * sv_h + d[None, :], mask=smask[:, None],
-                        other=0.0).to(tl.float32)  # [BS, D]
-            den = den * alpha + tl.sum(e, axis=1)
-            acc = acc * alpha[:, None] + tl.sum(e[:, :, None] * v[None, :, :], axis=1)
-            m = m_new
-        if HAS_SINK:  # one more logit per head in the denominator, nothing in the numerator
-            sink = tl.load(sinks_ptr + heads).to(tl.float32)
-            m_new = tl.maximum(m, sink)
-            alpha = tl.exp(m - m_new)
-            den = den * alpha + tl.exp(sink - m_new)
-            acc = acc * alpha[:, None]
-            m = m_new
+        m, den, acc = _attend_slots(q, k_ptr, v_ptr, kpos_ptr, p, window, b, kvh, 0, end, sk_b, sk_s, sk_h, sv_b,
+                                    sv_s, sv_h, G, D, BLOCK_S)
+        if HAS_SINK:
+            den, acc = _join_sink(m, den, acc, tl.load(sinks_ptr + heads).to(tl.float32))
         out = acc / den[:, None]
         tl.store(out_ptr + b * so_b + heads[:, None] * so_h + d[None, :], out.to(out_ptr.dtype.element_ty))
-
 
     @triton.jit
     def _decode_attention_split_kernel(q_ptr, k_ptr, v_ptr, kpos_ptr, pos_ptr, pm_ptr, pl_ptr, pacc_ptr, S, Hkv,
@@ -81,25 +93,8 @@ if triton is not None:
         p = tl.load(pos_ptr)
         start = split * CHUNK
         stop = tl.minimum(S if RING else tl.minimum(S, p + 1), start + CHUNK)
-        m = tl.full([G], -1.0e30, tl.float32)
-        den = tl.zeros([G], tl.float32)
-        acc = tl.zeros([G, D], tl.float32)
-        for s0 in range(start, stop, BLOCK_S):
-            s = s0 + tl.arange(0, BLOCK_S)  # [BS]
-            smask = s < stop
-            kp = tl.load(kpos_ptr + s, mask=smask, other=-1)
-            ok = smask & (kp >= 0) & (kp <= p) & (kp > p - window)
-            k = tl.load(k_ptr + b * sk_b + s[:, None] * sk_s + kvh * sk_h + d[None, :], mask=smask[:, None],
-                        other=0.0).to(tl.float32)  # [BS, D]
-            sc = tl.where(ok[None, :], tl.sum(q[:, None, :] * k[None, :, :], axis=2), float("-inf"))  # [G, BS]
-            m_new = tl.maximum(m, tl.max(sc, axis=1))
-            alpha = tl.exp(m - m_new)
-            e = tl.exp(sc - m_new[:, None])
-            v = tl.load(v_ptr + b * sv_b + s[:, None] * sv_s + kvh * sv_h + d[None, :], mask=smask[:, None],
-                        other=0.0).to(tl.float32)  # [BS, D]
-            den = den * alpha + tl.sum(e, axis=1)
-            acc = acc * alpha[:, None] + tl.sum(e[:, :, None] * v[None, :, :], axis=1)
-            m = m_new
+        m, den, acc = _attend_slots(q, k_ptr, v_ptr, kpos_ptr, p, window, b, kvh, start, stop, sk_b, sk_s, sk_h,
+                                    sv_b, sv_s, sv_h, G, D, BLOCK_S)
         row = (b * Hkv * G + heads) * NSPLIT + split  # [G]: (sequence, query head, split)
         tl.store(pm_ptr + row, m)
         tl.store(pl_ptr + row, den)
@@ -176,11 +171,7 @@ if triton is not None:
                 acc = acc * alpha[:, None] + pv
                 m = m_new
         if HAS_SINK:
-            sink = tl.load(sinks_ptr + h).to(tl.float32)
-            m_new = tl.maximum(m, sink)
-            alpha = tl.exp(m - m_new)
-            den = den * alpha + tl.exp(sink - m_new)
-            acc = acc * alpha[:, None]
+            den, acc = _join_sink(m, den, acc, tl.load(sinks_ptr + h).to(tl.float32))
         out = acc / den[:, None]
         tl.store(out_ptr + b * so_b + t[:, None] * so_t + h * so_h + d[None, :], out.to(out_ptr.dtype.element_ty),
                  mask=tmask[:, None])
