@@ -528,14 +528,10 @@ def build_full(rep, device, cfg, state):
 
 # ---- 5. speed ----------------------------------------------------------------------------------------------------
 def set_prompt_kernels(model, on):
-    """Switch the prompt kernels (grouped MoE, flash attention) on or off in a model that fast.enable(prefill=True)
-    prepared: each keeps what enable gave it in a saved slot."""
-    for block in model.layers:
-        for owner, name in ((block.mlp, "grouped"), (block.attn, "prefill_kernel")):
-            saved = f"_{name}_saved"
-            if not hasattr(owner, saved):
-                setattr(owner, saved, getattr(owner, name))
-            setattr(owner, name, getattr(owner, saved) if on else None)
+    """The prompt kernels (grouped MoE, flash attention) on or off, as gptoss_torch.fast.enable sets them, on CUDA
+    (the CPU rehearsal keeps its plain paths)."""
+    if model.device.type == "cuda":
+        enable_fast(model, prefill=on)
 
 
 def configure(kernels):
@@ -593,16 +589,15 @@ def speed(rep, model, device, smoke, state):
         variants.insert(0, ("prompt kernels: grouped MoE, flash attention", True, True))
     for T in prompts:
         for how, dequant, kernels in (variants if T == prompts[0] else variants[:1]):
+            set_prompt_kernels(model, kernels and prompt_kernels)  # first: enabling sets the kernel dequantisation
             for up, down in experts:
                 up.dequantize = down.dequantize = fast_dequant if dequant else None
-            set_prompt_kernels(model, kernels and prompt_kernels)
             what = f"prefill, {T}-token prompt, {how}"
             rate = attempt(rep, "speed", what, lambda: prefill_rate(model, T), device)
             if rate is not None:
                 rep.add("speed", what, f"{rate:,.0f} tok/s", ">= 50,000 tok/s at 2k")
-    for up, down in experts:
-        up.dequantize = down.dequantize = fast_dequant
-    set_prompt_kernels(model, False)  # decode's own prompt goes the measured way (the profile stage turns them on)
+    set_prompt_kernels(model, False)  # decode's own prompt goes the measured way (the profile stage turns them on);
+    # on CUDA that also gives the experts back the kernel dequantisation (on the CPU they never had it)
     rep.add("speed", "device copy bandwidth", f"{bw / 1e9:,.0f} GB/s")
     shipped = current_kernels()
     tiles, attn = state.get("best_tiles"), state.get("best_attention")

@@ -94,6 +94,9 @@ cache = m.new_cache(32)
 got = torch.cat([m(torch.as_tensor(toks[:20]), cache=cache), m(torch.as_tensor(toks[20:]), cache=cache)])
 err = np.abs(got.numpy() - full).max() / np.abs(full).max()
 assert err < 1e-5, err
+# and enable without prefill takes the prompt kernels away again (the decode kernels stay)
+assert enable(m) == {"mxfp4": True, "prefill moe": False, "prefill attention": False}
+assert all(b.attn.prefill_kernel is None and b.mlp.grouped is None and b.mlp.fused is not None for b in m.layers)
 print("attention ok")
 """
 

@@ -234,16 +234,15 @@ def decode_attention_triton(q, k, v, k_pos, pos, window=None, sinks=None, scale=
     return out
 
 
-def enable(model):
+def enable(model, on=True):
     """Give the model's attention layers the fused prompt kernel where Triton runs (CUDA, or the CPU interpreter) and
-    head_dim is a power of two >= 16; decode steps keep their own path (FastDecoder: decode_attention_triton).
-    -> whether it was enabled."""
+    head_dim is a power of two >= 16 (on=False takes it away again); decode steps keep their own path (FastDecoder:
+    decode_attention_triton). -> whether it is enabled."""
     d = model.cfg.head_dim
-    if not (available(model.device) and d >= 16 and d & (d - 1) == 0 and model.dtype != torch.float64):
-        return False
+    on = on and available(model.device) and d >= 16 and d & (d - 1) == 0 and model.dtype != torch.float64
     for block in model.layers:
-        block.attn.prefill_kernel = prefill_attention_triton
-    return True
+        block.attn.prefill_kernel = prefill_attention_triton if on else None
+    return on
 
 
 __all__ = ["available", "decode_attention_triton", "enable", "prefill_attention_triton"]
