@@ -92,63 +92,17 @@ def test_the_kernels_compile_for_hopper():
     assert r.returncode == 0 and "compiled" in r.stdout, r.stdout[-3000:] + r.stderr[-3000:]
 
 
-SASS = r"""
-import os, re, subprocess, tempfile, warnings
-warnings.filterwarnings("ignore")
-import triton
-from triton.backends.compiler import GPUTarget
-from triton.compiler import ASTSource
-from gptoss_torch.fast import mxfp4_triton
-
-BIN = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin")
-i32 = dict.fromkeys(["R", "G", "stride_be", "stride_br", "stride_se", "stride_sr", "stride_xn", "stride_bias",
-                     "stride_on"], "i32")
-# what Triton's JIT specialises at gpt-oss-20b's shapes: pointers 16-byte aligned, integers divisible by 16 (not
-# G = 90 blocks, nor the scales' row stride 90)
-DIV16 = ["blocks_ptr", "scales_ptr", "ids_ptr", "x_ptr", "bias_ptr", "w_ptr", "out_ptr", "R", "stride_be",
-         "stride_br", "stride_se", "stride_xn", "stride_bias", "stride_on"]
-
-def sass(tile, up, specialised=True):
-    fn = mxfp4_triton._mxfp4_matvec_kernel
-    types = dict(i32, blocks_ptr="*u8", scales_ptr="*u8", ids_ptr="*i64", out_ptr="*fp32", alpha="fp32",
-                 limit="fp32", x_ptr="*bf16" if up else "*fp32", bias_ptr="*bf16", w_ptr="*fp32")
-    sig = {n: types.get(n, "constexpr") for n in fn.arg_names}
-    const = dict(BLOCK_R=tile[0], BLOCK_G=tile[1], NUM_STAGES=tile[2], TOPK=4 if up else 1, SWIGLU=up,
-                 HAS_BIAS=True, HAS_W=not up)
-    attrs = {(fn.arg_names.index(n),): [["tt.divisibility", 16]] for n in DIV16} if specialised else {}
-    src = ASTSource(fn, sig, constexprs={(fn.arg_names.index(k),): v for k, v in const.items()}, attrs=attrs)
-    k = triton.compile(src, target=GPUTarget("cuda", 90, 32), options=dict(num_warps=tile[3]))
-    with tempfile.NamedTemporaryFile(suffix=".cubin", delete=False) as f:
-        f.write(k.asm["cubin"])
-    code = subprocess.run([os.path.join(BIN, "cuobjdump"), "-sass", f.name], capture_output=True, text=True).stdout
-    res = subprocess.run([os.path.join(BIN, "cuobjdump"), "-res-usage", f.name], capture_output=True,
-                         text=True).stdout
-    os.unlink(f.name)
-    return code, int(re.search(r"REG:(\d+)", res).group(1)), int(re.search(r"LOCAL:(\d+)", res).group(1))
-
-for tile, up in ((mxfp4_triton.TILE_UP, True), (mxfp4_triton.TILE_DOWN, False)):
-    code, regs, local = sass(tile, up)
-    assert re.search(r"LDG(STS)?\.E(\.BYPASS)?\.128", code), "the packed weights are not read 16 bytes a load"
-    assert local == 0, (local, "bytes of local memory: registers spilled")
-    print("up" if up else "down", tile, "registers", regs)
-# control: without the JIT's alignment facts the same kernel reads the weights a byte a load (what the check above
-# catches; the scales, 90 a row, come a byte a load either way)
-code, _, _ = sass(mxfp4_triton.TILE_UP, True, specialised=False)
-assert "LDG.E.U8" in code and not re.search(r"LDG(STS)?\.E(\.BYPASS)?\.128", code)
-print("vectorised")
-"""
-
 
 def test_the_decode_matvec_reads_16_bytes_a_load_without_spills():
-    """The matvec's SASS for sm_90 as Triton's JIT specialises it at gpt-oss-20b's shapes (cuobjdump from Triton's
-    package): the packed weights come in 128-bit loads (one 32-value block a thread, summed in its registers) and
-    nothing spills to local memory. Without the alignment facts the JIT derives, the same kernel reads
-    one byte a load: the control shows the check can fail."""
+    """benchmarks/matvec_sass.py --check: the matvec's SASS for sm_90 as Triton's JIT specialises it at gpt-oss-20b's
+    shapes (cuobjdump from Triton's package): the packed weights come in 128-bit loads (one 32-value block a thread,
+    summed in its registers) and nothing spills to local memory. Without the alignment facts the JIT derives, the
+    same kernel reads one byte a load: the control shows the check can fail."""
     pytest.importorskip("triton.backends.nvidia.compiler")
     import triton
     if not os.path.exists(os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "cuobjdump")):
         pytest.skip("Triton's package carries no cuobjdump here")
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    env["PYTHONPATH"] = ROOT
-    r = subprocess.run([sys.executable, "-c", SASS], env=env, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "matvec_sass.py"), "--check"], env=env,
+                       capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert r.returncode == 0 and "vectorised" in r.stdout, r.stdout[-3000:] + r.stderr[-3000:]
