@@ -284,12 +284,48 @@ def kernel_check(rep, device, smoke, state):
     sp, bs = state["best_attention"]
     rep.add("kernel", "attention for a full + a sliding layer (split, slots a step)",
             f"{sp or 'none'}, {bs}: {both.get((sp, bs), 0):,.1f} us", f"none, 32: {both.get((0, 32), 0):,.1f} us")
-    attempt(rep, "kernel", "prompt kernels", lambda: prompt_kernels(rep, device, smoke, g), device)
+    attempt(rep, "kernel", "prompt kernels", lambda: prompt_kernels(rep, device, smoke, g, state), device)
 
 
-def prompt_kernels(rep, device, smoke, g):
+# tiles the prompt kernels' sweeps try: the grouped MoE's (pairs, rows, 32-value blocks, warps, stages) and flash
+# attention's (queries, keys a step, warps, stages); the first of each is the shipped default
+GROUP_TILES = [(64, 64, 2, 4, 3), (64, 128, 2, 4, 3), (128, 64, 2, 4, 3), (128, 128, 2, 4, 3), (128, 128, 2, 8, 3),
+               (64, 128, 4, 8, 3), (128, 128, 4, 8, 2), (128, 256, 2, 8, 3)]
+PREFILL_TILES = [(64, 64, 4, 3), (128, 64, 4, 3), (128, 64, 8, 3), (128, 128, 8, 3), (64, 32, 4, 3), (64, 128, 4, 3)]
+
+
+def sweep(rep, device, what, tiles, call, check, unit):
+    """Time call(tile) for each tile whose output passes check(out) -> {tile: seconds}; a tile the compiler refuses
+    or whose output fails is named in the row, not timed."""
+    times, refused = {}, []
+    for tile in tiles:
+        try:
+            if not check(call(tile)):
+                refused.append(f"{tile} wrong")
+                continue
+            times[tile] = gpu_time(device, lambda: call(tile), reps=1 if device.type != "cuda" else 5)
+        except Exception as e:  # Triton's OutOfResources / CompilationError
+            refused.append(f"{tile} {type(e).__name__}")
+    if times:
+        best = min(times, key=times.get)
+        rep.add("kernel", f"{what} tiles", f"best {best}: {unit(times[best])}",
+                f"default {tiles[0]}: {unit(times[tiles[0]]) if tiles[0] in times else '-'}"
+                + (f"; refused: {', '.join(refused)}" if refused else ""))
+    else:
+        rep.add("kernel", f"{what} tiles", "none ran: " + ", ".join(refused), "", False)
+    return times
+
+
+def least(times, default):
+    """The tile of least summed time among those timed twice (both cases), else default."""
+    both = {tile: sum(ts) for tile, ts in times.items() if len(ts) == 2}
+    return min(both, key=both.get) if both else default
+
+
+def prompt_kernels(rep, device, smoke, g, state):
     """The prompt's kernels (not yet on by default): the grouped MXFP4 MoE and flash attention with sinks, against
-    float64 references in float32 and bf16, and their speed at a 2k prompt (kernel time from graph replays)."""
+    float64 references in float32 and bf16, their speed at a 2k prompt (kernel time from graph replays) and a sweep
+    of their tiles (the best go into state for the prefill timings)."""
     from gptoss_torch.attention import attention, attention_mask
     from gptoss_torch.fast import mxfp4_triton
     from gptoss_torch.fast.attention_triton import prefill_attention_triton
@@ -299,12 +335,13 @@ def prompt_kernels(rep, device, smoke, g):
     # for the same tensor-core path
     narrow = torch.bfloat16 if device.type == "cuda" else torch.float16
     nname = str(narrow)[6:]
+    group_times, attention_times = {}, {}  # a tile's times for up and down / the full and the sliding layer
     for proj, R in (("up", 64 if smoke else 5760), ("down", 32 if smoke else 2880)):
         blocks = torch.randint(0, 256, (E, R, G, 16), dtype=torch.uint8, device=device, generator=g)
         scales = torch.randint(118, 130, (E, R, G), dtype=torch.uint8, device=device, generator=g)
         bias = torch.randn(E, R, device=device, generator=g)
         ids = torch.randint(0, E, (T * k,), device=device, generator=g)
-        slots, block_expert = mxfp4_triton.group_pairs(ids, E, mxfp4_triton.GROUP_M)
+        slots, block_expert = mxfp4_triton.group_pairs(ids, E, mxfp4_triton.GROUP_TILE[0])
         n_in = T if proj == "up" else T * k
         x = torch.randn(n_in, G * 32, device=device, generator=g)
         check = slice(0, 64 if proj == "up" else 256)  # the float64 reference for the first pairs only
@@ -321,10 +358,16 @@ def prompt_kernels(rep, device, smoke, g):
             rep.add("kernel", f"grouped MoE {proj}, {str(dt)[6:]}, {T} tokens x {k} over {E} experts",
                     f"rel err {err:.1e}", f"< {tol:g}", err < tol)
         xb, bb = x.to(narrow), bias.to(narrow)
-        t = gpu_time(device, lambda: mxfp4_triton.mxfp4_grouped(blocks, scales, slots, block_expert, xb, bb, **kw),
-                     reps=1 if smoke else 5)
-        rep.add("kernel", f"grouped MoE {proj}, {nname}, {T} tokens", f"{t * 1e3:,.2f} ms",
-                f"{2 * T * k * R * G * 32 / t / 1e12:,.0f} TFLOP/s")
+        flop = 2 * T * k * R * G * 32
+
+        def grouped(tile):
+            sl, be = mxfp4_triton.group_pairs(ids, E, tile[0])
+            return mxfp4_triton.mxfp4_grouped(blocks, scales, sl, be, xb, bb, tile=tile, **kw)
+        tiles = GROUP_TILES if not smoke else [GROUP_TILES[0], (32, 32, 1, 4, 2)]
+        for tile, t in sweep(rep, device, f"grouped MoE {proj}, {nname}, {T} tokens", tiles, grouped,
+                             lambda out: rel_err(out[check], ref) < 1e-2,
+                             lambda t: f"{t * 1e3:,.2f} ms, {flop / t / 1e12:,.0f} TFLOP/s").items():
+            group_times.setdefault(tile, []).append(t)
     # flash attention for a prompt: gpt-oss-20b's heads, full and sliding (window 128), sinks
     T = 48 if smoke else 2048
     q = torch.randn(1, T, 64, 64, device=device, generator=g)
@@ -340,11 +383,18 @@ def prompt_kernels(rep, device, smoke, g):
             rep.add("kernel", f"prompt attention, {str(dt)[6:]}, {T} tokens, window {window}", f"rel err {err:.1e}",
                     f"< {tol:g}", err < tol)
         qb, kb, vb = q.to(narrow), kk.to(narrow), v.to(narrow)
-        t = gpu_time(device, lambda: prefill_attention_triton(qb, kb, vb, pos, pos, window, sinks),
-                     reps=1 if smoke else 5)
         flops = 4 * 64 * T * (T if window is None else min(T, window)) * 64 / (2 if window is None else 1)
-        rep.add("kernel", f"prompt attention, {nname}, {T} tokens, window {window}", f"{t * 1e3:,.2f} ms",
-                f"{flops / t / 1e12:,.0f} TFLOP/s of the causal work")
+        tiles = PREFILL_TILES if not smoke else [PREFILL_TILES[0], (16, 16, 4, 2)]
+        def unit(t):
+            return f"{t * 1e3:,.2f} ms, {flops / t / 1e12:,.0f} TFLOP/s of the causal work"
+        for tile, t in sweep(rep, device, f"prompt attention, {nname}, {T} tokens, window {window}", tiles,
+                             lambda tile: prefill_attention_triton(qb, kb, vb, pos, pos, window, sinks, tile=tile),
+                             lambda out: rel_err(out[:, check], ref) < 2e-2, unit).items():
+            attention_times.setdefault(tile, []).append(t)
+    # of the tiles that ran for both projections / both kinds of layer, the least time summed
+    state["best_prompt_tiles"] = (least(group_times, GROUP_TILES[0]), least(attention_times, PREFILL_TILES[0]))
+    rep.add("kernel", "prompt tiles for the prefill timings (grouped MoE; attention)",
+            f"{state['best_prompt_tiles'][0]}; {state['best_prompt_tiles'][1]}")
 
 
 # ---- 3. a tiny model against the float64 CPU twin ----------------------------------------------------------------
@@ -534,6 +584,14 @@ def set_prompt_kernels(model, on):
         enable_fast(model, prefill=on)
 
 
+def prompt_tiles(tiles=None):
+    """The prompt kernels' tiles (grouped MoE, flash attention) now, after setting them to `tiles` if given."""
+    from gptoss_torch.fast import attention_triton, mxfp4_triton
+    if tiles is not None:
+        mxfp4_triton.GROUP_TILE, attention_triton.PREFILL_TILE = tiles
+    return mxfp4_triton.GROUP_TILE, attention_triton.PREFILL_TILE
+
+
 def configure(kernels):
     """Set the fast paths' module switches: (up tile, down tile, attention split slots, attention slots a step)."""
     from gptoss_torch.fast import attention_triton, mxfp4_triton
@@ -584,12 +642,18 @@ def speed(rep, model, device, smoke, state):
     experts = [(b.mlp.experts.up, b.mlp.experts.down) for b in model.layers]
     fast_dequant = experts[0][0].dequantize
     prompt_kernels = state.get("prompt_kernels", False)  # the grouped MoE and flash attention were enabled
+    shipped_prompt = prompt_tiles()
     variants = [("experts dequantised by the kernel", True, False), ("experts decoded in torch", False, False)]
     if prompt_kernels:
-        variants.insert(0, ("prompt kernels: grouped MoE, flash attention", True, True))
+        best = state.get("best_prompt_tiles", shipped_prompt)
+        variants[:0] = [(f"prompt kernels (grouped MoE {best[0]}, flash attention {best[1]})", True, best)] + (
+            [(f"prompt kernels, shipped tiles ({shipped_prompt[0]}; {shipped_prompt[1]})", True, shipped_prompt)]
+            if best != shipped_prompt else [])
     for T in prompts:
         for how, dequant, kernels in (variants if T == prompts[0] else variants[:1]):
-            set_prompt_kernels(model, kernels and prompt_kernels)  # first: enabling sets the kernel dequantisation
+            if kernels:
+                prompt_tiles(kernels)
+            set_prompt_kernels(model, bool(kernels) and prompt_kernels)  # first: enabling sets the kernel dequant
             for up, down in experts:
                 up.dequantize = down.dequantize = fast_dequant if dequant else None
             what = f"prefill, {T}-token prompt, {how}"
@@ -629,6 +693,7 @@ def speed(rep, model, device, smoke, state):
     else:
         peak = f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB process RSS"
     rep.add("speed", "peak memory, prefill included", peak, "<= 16 GB")
+    prompt_tiles(state.get("best_prompt_tiles", shipped_prompt))  # the profile stage's prefill: the fastest tiles
     set_prompt_kernels(model, prompt_kernels)
     return rates
 

@@ -52,7 +52,7 @@ def launches(device, smoke):
     calls.append(("decode attention, full layer", lambda: attention_triton.decode_attention_triton(
         q, *kv, kpos, pos, None, sinks)))
     ids_p = torch.randint(0, E, (T * k,), device=device, generator=g)
-    grouped = mxfp4_triton.group_pairs(ids_p, E, mxfp4_triton.GROUP_M)
+    grouped = mxfp4_triton.group_pairs(ids_p, E, mxfp4_triton.GROUP_TILE[0])
     xp = torch.randn(T, D, device=device, generator=g).bfloat16()
     calls.append(("grouped MoE up, prompt", lambda: mxfp4_triton.mxfp4_grouped(
         *up[:2], *grouped, xp, up[2], topk=k, swiglu=(1.702, 7.0))))

@@ -62,7 +62,7 @@ for B, T, S, Hq, Hkv, d, window, sink, dt, tol in [(1, 37, 37, 4, 2, 16, None, T
     ref = attention(q.double(), k.double(), v.double(), attention_mask(qpos, kpos, window),
                     None if sinks is None else sinks.double())
     for bm, bn in ((16, 16), (32, 16)):
-        out = prefill_attention_triton(q, k, v, qpos, kpos, window, sinks, block_m=bm, block_n=bn)
+        out = prefill_attention_triton(q, k, v, qpos, kpos, window, sinks, tile=(bm, bn, 4, 3))
         err = ((out.double() - ref).abs().max() / ref.abs().max()).item()
         assert out.dtype == dt and err < tol, (B, T, S, window, dt, bm, bn, err)
 

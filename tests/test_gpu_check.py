@@ -31,6 +31,8 @@ def test_gpu_check_smoke_runs_every_stage_on_the_cpu(tmp_path):
     assert text.count("| kernel | decode attention") == 3 and "split 16 | rel err" in text
     assert "| kernel | attention for a full + a sliding layer" in text
     assert text.count("| kernel | grouped MoE") == 6 and text.count("| kernel | prompt attention") == 6
+    assert text.count(" tokens tiles | best (") == 2 and text.count(" tiles | best (") == 4  # + prompt attention
+    assert "| kernel | prompt tiles for the prefill timings" in text
     for stage in ("shipped float32", "shipped bfloat16"):
         assert stage in rows, stage
     assert "tok/s" in text and "per layer" in text

@@ -20,10 +20,10 @@ from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 from gptoss_torch.fast import attention_triton, mxfp4_triton
 
-def compile_for_sm90(fn, types, constexprs):
+def compile_for_sm90(fn, types, constexprs, warps=4, stages=3):
     sig = {n: types.get(n, "constexpr") for n in fn.arg_names}
     src = ASTSource(fn, sig, constexprs={(fn.arg_names.index(k),): v for k, v in constexprs.items()})
-    k = triton.compile(src, target=GPUTarget("cuda", 90, 32))
+    k = triton.compile(src, target=GPUTarget("cuda", 90, 32), options=dict(num_warps=warps, num_stages=stages))
     assert k.metadata.global_scratch_size == 0, fn.__name__
     assert k.metadata.shared <= 227 * 1024, (fn.__name__, k.metadata.shared)  # an H100/H200 block's shared memory
     return k
@@ -65,7 +65,8 @@ grp = dict(mx, slot_ptr="*i64", block_expert_ptr="*i64", bias_ptr="*bf16", w_ptr
 for x_t, act, ieee in (("*bf16", True, False), ("*bf16", False, False), ("*fp32", False, True)):
     compile_for_sm90(mxfp4_triton._mxfp4_grouped_kernel, dict(grp, x_ptr=x_t),
                      dict(TOPK=4 if act else 1, SWIGLU=act, HAS_BIAS=True, HAS_W=not act, IEEE=ieee, FP16=False,
-                          BLOCK_M=mxfp4_triton.GROUP_M, BLOCK_N=mxfp4_triton.GROUP_N, BLOCK_G=mxfp4_triton.GROUP_G))
+                          BLOCK_M=mxfp4_triton.GROUP_TILE[0], BLOCK_N=mxfp4_triton.GROUP_TILE[1],
+                          BLOCK_G=mxfp4_triton.GROUP_TILE[2]), *mxfp4_triton.GROUP_TILE[3:])
 # a decode step's residual add + RMSNorm (the MoE's four rows summed), gpt-oss-20b's width
 from gptoss_torch.fast import norm_triton
 compile_for_sm90(norm_triton._add_rms_norm_kernel,
@@ -79,7 +80,8 @@ for dt, ieee in (("*bf16", False), ("*fp32", True)):
                                          "sv_h", "so_b", "so_t", "so_h"], "i32"),
                           q_ptr=dt, k_ptr=dt, v_ptr=dt, qpos_ptr="*i64", kpos_ptr="*i64", sinks_ptr="*bf16",
                           out_ptr=dt, window="i64", scale="fp32"),
-                     dict(G=8, D=64, BLOCK_M=64, BLOCK_N=64, HAS_SINK=True, IEEE=ieee))
+                     dict(G=8, D=64, BLOCK_M=attention_triton.PREFILL_TILE[0], BLOCK_N=attention_triton.PREFILL_TILE[1],
+                          HAS_SINK=True, IEEE=ieee), *attention_triton.PREFILL_TILE[2:])
 print("compiled")
 """
 

@@ -177,9 +177,11 @@ if triton is not None:
                  mask=tmask[:, None])
 
 
-def prefill_attention_triton(q, k, v, q_pos, k_pos, window=None, sinks=None, scale=None, block_m=64, block_n=64):
+def prefill_attention_triton(q, k, v, q_pos, k_pos, window=None, sinks=None, scale=None, tile=None):
     """q [B, T, Hq, d], k/v [B, S, Hkv, d], q_pos [T], k_pos [S] (-1 = empty) -> [B, T, Hq, d] in q's dtype: equal to
-    attention.attention(q, k, v, attention_mask(q_pos, k_pos, window), sinks) (d a power of two, at least 16)."""
+    attention.attention(q, k, v, attention_mask(q_pos, k_pos, window), sinks) (d a power of two, at least 16).
+    tile: (queries, keys a loop step, warps, pipeline stages) per program, default PREFILL_TILE."""
+    block_m, block_n, warps, stages = tile or PREFILL_TILE
     B, T, Hq, d = q.shape
     S, Hkv = k.shape[1], k.shape[2]
     q, k, v = (t if t.stride(-1) == 1 else t.contiguous() for t in (q, k, v))
@@ -192,9 +194,13 @@ def prefill_attention_triton(q, k, v, q_pos, k_pos, window=None, sinks=None, sca
         q, k, v, q_pos, k_pos, out if sinks is None else sinks, out, T, S, Hq, big if window is None else window,
         d ** -0.5 if scale is None else scale, q.stride(0), q.stride(1), q.stride(2), k.stride(0), k.stride(1),
         k.stride(2), v.stride(0), v.stride(1), v.stride(2), out.stride(0), out.stride(1), out.stride(2),
-        G=Hq // Hkv, D=d, BLOCK_M=block_m, BLOCK_N=block_n, HAS_SINK=sinks is not None, IEEE=ieee)
+        G=Hq // Hkv, D=d, BLOCK_M=block_m, BLOCK_N=block_n, HAS_SINK=sinks is not None, IEEE=ieee,
+        num_warps=warps, num_stages=stages)
     return out
 
+# the prompt kernel's tile: (queries, keys a loop step, warps, stages); Triton's default warps and stages until
+# benchmarks/gpu_check.py's sweep on a GPU picks one
+PREFILL_TILE = (64, 64, 4, 3)
 SPLIT_SLOTS = 128  # slots per program of the split (flash-decoding) kernels; 0: one program per kv head
 BLOCK_S = 32  # slots a loop step of the one-program kernel ([G, BLOCK_S, D] float32 products in registers)
 SPLIT_BLOCK_S = 16  # the same for the split kernel

@@ -244,7 +244,9 @@ def mxfp4_matvec(blocks, scales, ids, x, bias=None, weights=None, topk=1, swiglu
     return out
 
 
-GROUP_M, GROUP_N, GROUP_G = 64, 64, 2  # the grouped kernel's tile: pairs, rows, 32-value blocks (64 inputs)
+# the grouped kernel's tile: (pairs, rows, 32-value blocks, warps, pipeline stages) per program; 64 x 64 x 64 inputs
+# on 4 warps, 3 stages (Triton's defaults) until benchmarks/gpu_check.py's sweep on a GPU picks one
+GROUP_TILE = (64, 64, 2, 4, 3)
 
 
 def group_pairs(ids, n_experts, block_m):
@@ -269,9 +271,9 @@ def mxfp4_grouped(blocks, scales, slots, block_expert, x, bias=None, weights=Non
                   tile=None):
     """out [P, R] float32 (P = pairs, R/2 with swiglu) = W[e_p] x[p // topk] (+ bias) (swiglu of row pairs) (* w_p)
     for every pair p at once, pairs grouped by group_pairs; float32 x multiplies in IEEE float32, bf16 / fp16 x on
-    the tensor cores in that dtype. tile: (pairs, rows, 32-value blocks) per program, default (GROUP_M, GROUP_N,
-    GROUP_G); pairs must equal group_pairs' block_m."""
-    block_m, block_n, block_g = tile or (GROUP_M, GROUP_N, GROUP_G)
+    the tensor cores in that dtype. tile: (pairs, rows, 32-value blocks, warps, stages) per program, default
+    GROUP_TILE; its pairs must equal group_pairs' block_m."""
+    block_m, block_n, block_g, warps, stages = tile or GROUP_TILE
     E, R, G, _ = blocks.shape
     if swiglu is not None and R % 2:
         raise ValueError(f"swiglu: {R} rows in (gate, linear) pairs need an even row count")
@@ -288,7 +290,8 @@ def mxfp4_grouped(blocks, scales, slots, block_expert, x, bias=None, weights=Non
                                 0 if bias is None else bias.stride(0), out.stride(0), float(alpha), float(limit),
                                 TOPK=topk, SWIGLU=swiglu is not None, HAS_BIAS=bias is not None,
                                 HAS_W=weights is not None, IEEE=x.dtype == torch.float32,
-                                FP16=x.dtype == torch.float16, BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_G=block_g)
+                                FP16=x.dtype == torch.float16, BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_G=block_g,
+                                num_warps=warps, num_stages=stages)
     return out
 
 
@@ -308,14 +311,15 @@ def grouped_moe(x, logits, up, down, cfg):
     k = cfg.top_k
     experts, weights = routed(logits, cfg)
     N = experts.shape[0]
-    slots, block_expert = group_pairs(experts.reshape(-1), up.shape[0], GROUP_M)
+    tile = GROUP_TILE  # read at each call (gpu_check sets the best of its sweep)
+    slots, block_expert = group_pairs(experts.reshape(-1), up.shape[0], tile[0])
     if cfg.activation == "swiglu_oss":
         act = mxfp4_grouped(up.blocks, up.scales, slots, block_expert, x, up.bias, topk=k,
-                            swiglu=(cfg.swiglu_alpha, cfg.swiglu_limit))  # [N*k, F] float32
+                            swiglu=(cfg.swiglu_alpha, cfg.swiglu_limit), tile=tile)  # [N*k, F] float32
     else:
-        act = activate(mxfp4_grouped(up.blocks, up.scales, slots, block_expert, x, up.bias, topk=k), cfg)
+        act = activate(mxfp4_grouped(up.blocks, up.scales, slots, block_expert, x, up.bias, topk=k, tile=tile), cfg)
     out = mxfp4_grouped(down.blocks, down.scales, slots, block_expert, act.to(x.dtype), down.bias,
-                        weights.reshape(-1))  # [N*k, D], weighted
+                        weights.reshape(-1), tile=tile)  # [N*k, D], weighted
     return out.view(N, k, -1).sum(1).to(x.dtype), experts, weights
 
 
