@@ -74,8 +74,8 @@ m = Model.from_numpy(cfg, w)
 assert mxfp4_triton.enable(m)  # every decode kernel: the MoE's, attention, residual add + norm (its sum over k)
 cache = m.new_cache(16)
 m(torch.as_tensor(toks[:3]), cache=cache)
-fast = FastDecoder(m, 16, triton=True, fuse_norms=True)
-assert fast.fuse_norms
+fast = FastDecoder(m, 16, triton=True, fuse_norms=True, fuse_rope=True)
+assert fast.fuse_norms and fast.fuse_rope
 outs = []
 for i in range(3, len(toks)):
     outs.append(fast.step(torch.tensor([[toks[i]]]), torch.tensor([i]), cache)[0, 0])

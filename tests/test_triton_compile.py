@@ -73,6 +73,13 @@ compile_for_sm90(norm_triton._add_rms_norm_kernel,
                  dict(x_ptr="*bf16", d_ptr="*fp32", w_ptr="*bf16", xo_ptr="*bf16", h_ptr="*bf16", D="i32",
                       stride_x="i32", stride_d="i32", stride_xo="i32", stride_h="i32", eps="fp32"),
                  dict(ROWS=4, BLOCK=4096))
+# a decode step's RoPE + KV-cache write, gpt-oss-20b's heads (64 query, 8 key/value, d = 64)
+from gptoss_torch.fast import rope_cache_triton
+compile_for_sm90(rope_cache_triton._rope_cache_kernel,
+                 dict(dict.fromkeys(["n_slots", "stride_qkv_b", "stride_q_b", "stride_k_b", "stride_k_s", "stride_v_b",
+                                     "stride_v_s"], "i32"), qkv_ptr="*bf16", table_ptr="*bf16", pos_ptr="*i64",
+                      q_ptr="*bf16", k_ptr="*bf16", v_ptr="*bf16", kpos_ptr="*i64"),
+                 dict(HQ=64, HKV=8, D=64, RING=True))
 # the prompt kernel: bf16 on the tensor cores, float32 with IEEE products
 for dt, ieee in (("*bf16", False), ("*fp32", True)):
     compile_for_sm90(attention_triton._prefill_attention_kernel,

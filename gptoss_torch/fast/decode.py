@@ -9,7 +9,8 @@ make once made once, on this object (never in the model's state_dict):
   (fast/attention_triton.py) on CUDA, else attention.decode_attention;
 - F.rms_norm (one fused kernel on CUDA) and, with fast/mxfp4_triton enabled, the MoE's experts in two launches;
 - on CUDA with Triton (RMSNorm configs), each residual add and the RMSNorm after it in one launch
-  (fast/norm_triton.py), the MoE's k weighted outputs summed inside it.
+  (fast/norm_triton.py), the MoE's k weighted outputs summed inside it; and (RoPE configs without QK-norm) RoPE and
+  the KV-cache write in one launch (fast/rope_cache_triton.py).
 
 tests/test_kernel_count.py counts the ops of a step; tests/test_fast_decode.py keeps its logits equal to the NumPy
 oracle's.
@@ -20,7 +21,7 @@ import torch.nn.functional as F
 
 from ..attention import at_least_float32, attention_mask, decode_attention
 from ..rope import rope_cos_sin
-from . import attention_triton, norm_triton
+from . import attention_triton, norm_triton, rope_cache_triton
 
 
 def norm(module, x):
@@ -40,10 +41,11 @@ class FastDecoder:
     """`FastDecoder(model, max_positions)`; `step(tokens [B, 1], pos [1], cache)` -> logits [B, 1, V] as
     model.run(tokens, pos, cache) gives them (to rounding), writing the same cache slots. Built once per model.
     triton: the one-launch attention kernel (default: on CUDA where Triton runs, for power-of-two head shapes);
-    fuse_norms: each residual add with the RMSNorm after it (default: on CUDA where Triton runs, RMSNorm configs)."""
+    fuse_norms: each residual add with the RMSNorm after it (default: on CUDA where Triton runs, RMSNorm configs);
+    fuse_rope: RoPE with the KV-cache write (default: on CUDA where Triton runs, RoPE without QK-norm)."""
 
     @torch.no_grad()
-    def __init__(self, model, max_positions=None, triton=None, fuse_norms=None):
+    def __init__(self, model, max_positions=None, triton=None, fuse_norms=None, fuse_rope=None):
         cfg = self.cfg = model.cfg
         self.model = model
         if triton is None:
@@ -53,6 +55,10 @@ class FastDecoder:
         if fuse_norms is None:
             fuse_norms = model.device.type == "cuda" and norm_triton.available(model.device)
         self.fuse_norms = fuse_norms and cfg.norm == "rmsnorm"
+        if fuse_rope is None:
+            fuse_rope = model.device.type == "cuda" and rope_cache_triton.available(model.device)
+        d = cfg.head_dim
+        self.fuse_rope = fuse_rope and cfg.positions == "rope" and not cfg.qk_norm and d & (d - 1) == 0
         self.fold_scale = not cfg.qk_norm  # with QK-norm q is normalised after the projection: scale it after
         scale = cfg.head_dim ** -0.5 if self.fold_scale else 1.0
         self.qkv, self.sinks = [], []
@@ -74,7 +80,7 @@ class FastDecoder:
         x = model.embed(tokens)  # [B, 1, D]
         if cfg.positions == "learned":
             x = x + model.pos_embed(pos)
-        cs = None if self.rope is None else self.rope[pos]  # [1, 2, d]
+        cs = None if self.rope is None or self.fuse_rope else self.rope[pos]  # [1, 2, d]
         slots, masks = {}, {}
         layers = model.layers
         h = norm(layers[0].attn_norm, x) if self.fuse_norms else None  # later norms come with the residual adds
@@ -104,15 +110,18 @@ class FastDecoder:
             k = F.rms_norm(qkv[:, :, Hq:Hq + Hkv], (d,), a.k_norm.weight, cfg.norm_eps)
             if cs is not None:
                 q, k = rope_from_table(q, cs), rope_from_table(k, cs)
-        else:
+        elif not self.fuse_rope:
             qk = qkv[:, :, :Hq + Hkv] if cs is None else rope_from_table(qkv[:, :, :Hq + Hkv], cs)
             q, k = qk[:, :, :Hq], qk[:, :, Hq:]
         kind = (a.window, lc.n_slots)
-        if kind not in slots:
-            slots[kind] = pos if a.window is None else pos % lc.n_slots
-        lc.k.index_copy_(1, slots[kind], k)
-        lc.v.index_copy_(1, slots[kind], qkv[:, :, Hq + Hkv:])
-        lc.pos.index_copy_(0, slots[kind], pos)
+        if self.fuse_rope:  # q and k rotated, k and v written to their slot, in one launch
+            q = rope_cache_triton.rope_cache_write(qkv, self.rope, pos, lc, Hq, Hkv)
+        else:
+            if kind not in slots:
+                slots[kind] = pos if a.window is None else pos % lc.n_slots
+            lc.k.index_copy_(1, slots[kind], k)
+            lc.v.index_copy_(1, slots[kind], qkv[:, :, Hq + Hkv:])
+            lc.pos.index_copy_(0, slots[kind], pos)
         if self.triton:  # the scale is in q already
             o = attention_triton.decode_attention_triton(q, lc.k, lc.v, lc.pos, pos, a.window, self.sinks[i], 1.0,
                                                          ring=a.window is not None)

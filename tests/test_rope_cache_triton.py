@@ -1,0 +1,62 @@
+"""fast/rope_cache_triton.py: a decode step's RoPE and KV-cache write in one launch, against the plain ops
+(decode.rope_from_table, then index_copy_ into the slot), in Triton's CPU interpreter: full and ring layers (a ring
+wrapping past its size), a batch of two, float32 and float16 (Triton's interpreter converts float32 to bf16 by
+truncation, so bf16 is checked on a GPU by benchmarks/gpu_check.py's decode checks); then the fast decoder with it
+against the NumPy oracle (tests/test_attention_triton.py runs the decoder with every other kernel)."""
+
+from interpreter import run_interpreted
+
+CHECK = r"""
+import numpy as np
+import torch
+import gptoss_np
+from gptoss_torch.fast.decode import FastDecoder, rope_from_table
+from gptoss_torch.fast.rope_cache_triton import rope_cache_write
+from gptoss_torch.kv_cache import LayerCache
+from gptoss_torch.model import Model
+
+g = torch.Generator().manual_seed(0)
+Hq, Hkv, d, P = 6, 2, 16, 40
+for dt in (torch.float32, torch.float16):
+    table = torch.randn(P, 2, d, generator=g).to(dt)
+    for B, window, n_slots, p in ((1, None, 40, 7), (2, None, 40, 39), (1, 8, 8, 5), (2, 8, 8, 29)):
+        qkv = torch.randn(B, 1, Hq + 2 * Hkv, d, generator=g).to(dt)
+        got, want = (LayerCache(n_slots, Hkv, d, window, dt, "cpu", B) for _ in range(2))
+        for lc in (got, want):  # earlier tokens in the cache stay as they were
+            lc.k.normal_(generator=g), lc.v.copy_(lc.k * 2), lc.pos.copy_(torch.arange(n_slots))
+        want.k.copy_(got.k), want.v.copy_(got.v)
+        pos = torch.tensor([p])
+        q = rope_cache_write(qkv, table, pos, got, Hq, Hkv)
+        qk = rope_from_table(qkv[:, :, :Hq + Hkv], table[pos])
+        slot = pos if window is None else pos % n_slots
+        want.k.index_copy_(1, slot, qk[:, :, Hq:]), want.v.index_copy_(1, slot, qkv[:, :, Hq + Hkv:])
+        want.pos.index_copy_(0, slot, pos)
+        tol = 1e-6 if dt == torch.float32 else 2e-3  # one rounding apart at most (an fma or not)
+        for a, b, name in ((q, qk[:, :, :Hq], "q"), (got.k, want.k, "k"), (got.v, want.v, "v")):
+            err = ((a.float() - b.float()).abs().max() / b.float().abs().max()).item()
+            assert a.dtype == dt and err <= tol, (dt, B, window, p, name, err)
+        assert torch.equal(got.pos, want.pos), (got.pos, want.pos)
+        assert torch.equal(got.v, want.v)  # v is copied, not computed
+
+# the fast decoder with it (and nothing else fused) against the float64 oracle, past the window
+cfg = gptoss_np.scale_down(gptoss_np.get_config("gpt-oss-20b"), window=4)
+w = gptoss_np.init_weights(cfg, seed=2)
+toks = (np.arange(12) * 37 + 5) % 256
+full = gptoss_np.Model(cfg, w, dtype="float64")(toks)
+m = Model.from_numpy(cfg, w)
+cache = m.new_cache(16)
+m(torch.as_tensor(toks[:3]), cache=cache)
+fast = FastDecoder(m, 16, triton=False, fuse_norms=False, fuse_rope=True)
+assert fast.fuse_rope
+outs = []
+for i in range(3, len(toks)):
+    outs.append(fast.step(torch.tensor([[toks[i]]]), torch.tensor([i]), cache)[0, 0])
+    cache.length += 1
+err = np.abs(torch.stack(outs).numpy() - full[3:]).max() / np.abs(full).max()
+assert err < 1e-5, err
+print("rope cache ok")
+"""
+
+
+def test_rope_and_cache_write_kernel_in_the_cpu_interpreter():
+    run_interpreted(CHECK, "rope cache ok")
