@@ -26,7 +26,7 @@ from triton.compiler import ASTSource  # noqa: E402
 from gptoss_torch.fast import mxfp4_triton  # noqa: E402
 
 BIN = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin")
-I32 = dict.fromkeys(["R", "G", "stride_be", "stride_br", "stride_se", "stride_sr", "stride_xn", "stride_bias",
+I32 = dict.fromkeys(["R", "G", "chunk", "stride_be", "stride_br", "stride_se", "stride_sr", "stride_xn", "stride_bias",
                      "stride_on"], "i32")
 # what Triton's JIT specialises at gpt-oss-20b's shapes: pointers 16-byte aligned, integers divisible by 16 (not
 # G = 90 blocks, nor the scales' row stride 90)
@@ -53,7 +53,7 @@ def sass(tile, up, specialised=True):
                  limit="fp32", x_ptr="*bf16" if up else "*fp32", bias_ptr="*bf16", w_ptr="*fp32")
     sig = {n: types.get(n, "constexpr") for n in fn.arg_names}
     const = dict(BLOCK_R=tile[0], BLOCK_G=tile[1], NUM_STAGES=tile[2], TOPK=4 if up else 1, SWIGLU=up,
-                 HAS_BIAS=True, HAS_W=not up)
+                 HAS_BIAS=True, HAS_W=not up, SPLITS=tile[4] if len(tile) > 4 else 1)
     attrs = {(fn.arg_names.index(n),): [["tt.divisibility", 16]] for n in DIV16} if specialised else {}
     src = ASTSource(fn, sig, constexprs={(fn.arg_names.index(k),): v for k, v in const.items()}, attrs=attrs)
     cubin = triton.compile(src, target=GPUTarget("cuda", 90, 32), options=dict(num_warps=tile[3])).asm["cubin"]

@@ -82,6 +82,17 @@ for i in range(3, len(toks)):
     cache.length += 1
 err = np.abs(torch.stack(outs).numpy() - full[3:]).max() / np.abs(full).max()
 assert err < 1e-5, err
+# the same with the down projection split-K in two (the add + norm kernel then sums 8 rows, not 4)
+mxfp4_triton.TILE_DOWN = (16, 4, 3, 1, 2)
+cache = m.new_cache(16)
+m(torch.as_tensor(toks[:3]), cache=cache)
+outs = []
+for i in range(3, 7):
+    outs.append(fast.step(torch.tensor([[toks[i]]]), torch.tensor([i]), cache)[0, 0])
+    cache.length += 1
+err = np.abs(torch.stack(outs).numpy() - full[3:7]).max() / np.abs(full).max()
+assert err < 1e-5, err
+mxfp4_triton.TILE_DOWN = (16, 4, 3, 1)
 
 # the model with the prompt kernels enabled (flash attention, the grouped MoE: 20 tokens x 4 pairs are past the
 # decode kernel's few): one prompt longer than the window, then a second one into the same cache

@@ -58,6 +58,19 @@ for E, R, G in [(3, 37, 5), (5, 23, 7)]:
         close(mxfp4_matvec(blocks[:, even], scales[:, even], ids, xb, bias[:, even], w, topk=2,
                            swiglu=(1.702, 7.0), tile=tile),
               reference(blocks[:, even], scales[:, even], ids, xb, bias[:, even], w, 2, act=True), 1e-6, "swiglu")
+    # split-K (the down projection's option): rows n * splits + j are pair n's parts, the bias in part 0 only; a
+    # split past the last block (G = 5 in three splits of 4 blocks) is zeros
+    for tile in [(8, 2, 2, 2, 2), (16, 4, 3, 1, 3), (8, 1, 2, 1, 4)]:
+        parts = mxfp4_matvec(blocks, scales, ids, x, bias, w, topk=2, tile=tile)
+        assert parts.shape == (6 * tile[4], R), parts.shape
+        close(parts.view(6, tile[4], R).sum(1), reference(blocks, scales, ids, x, bias, w, 2), 1e-6, f"split {tile}")
+        no_bias = mxfp4_matvec(blocks, scales, ids, x, None, w, topk=2, tile=tile).view(6, tile[4], R)
+        assert torch.equal(parts.view(6, tile[4], R)[:, 1:], no_bias[:, 1:]), "bias outside split 0"
+    try:
+        mxfp4_matvec(blocks[:, even], scales[:, even], ids, xb, swiglu=(1.702, 7.0), tile=(8, 2, 2, 2, 2))
+        raise AssertionError("a split SwiGLU matvec ran")
+    except ValueError as e:
+        assert "split-K" in str(e)
 
 # 3. gpt-oss-20b's real expert tensors (strides of [32 -> 2, R, 90, 16]) and K = 2880: a few rows of each (up:
 #    its SwiGLU pairs; down: a float32 input, as the up kernel writes it)
@@ -92,6 +105,13 @@ ref = moe_gathered(x.double(), cfg, e, w.double(), ex.up, ex.down)
 y, e_got, w_got = fused_moe(x, logits, ex.up, ex.down, cfg)
 assert torch.equal(e_got, e)
 close(y.float(), ref, 1e-5, "fused_moe")
+import gptoss_torch.fast.mxfp4_triton as mt
+mt.TILE_DOWN = (16, 4, 3, 1, 2)  # the down projection split-K: summed here, or its parts left to the caller
+close(fused_moe(x, logits, ex.up, ex.down, cfg)[0].float(), ref, 1e-5, "fused_moe, split down")
+parts = fused_moe(x, logits, ex.up, ex.down, cfg, reduce=False)[0]
+assert parts.shape == (3 * cfg.top_k * 2, cfg.d_model)
+close(parts.view(3, -1, cfg.d_model).sum(1), ref, 1e-5, "fused_moe parts")
+mt.TILE_DOWN = (16, 4, 3, 1)
 
 # 5. the one-launch dequantisation (the prefill's per-expert matrices) equals mxfp4_decode bit for bit: every byte
 #    under every tested scale, and an odd random expert (rows and blocks not multiples of its tile)

@@ -28,17 +28,17 @@ def compile_for_sm90(fn, types, constexprs, warps=4, stages=3):
     assert k.metadata.shared <= 227 * 1024, (fn.__name__, k.metadata.shared)  # an H100/H200 block's shared memory
     return k
 
-i32 = dict.fromkeys(["R", "G", "stride_be", "stride_br", "stride_se", "stride_sr", "stride_xn", "stride_bias",
+i32 = dict.fromkeys(["R", "G", "chunk", "stride_be", "stride_br", "stride_se", "stride_sr", "stride_xn", "stride_bias",
                      "stride_on", "S", "Hkv", "sq_b", "sq_h", "sk_b", "sk_s", "sk_h", "sv_b", "sv_s", "sv_h", "so_b",
                      "so_h", "E", "stride_l"], "i32")
 mx = dict(i32, blocks_ptr="*u8", scales_ptr="*u8", ids_ptr="*i64", out_ptr="*fp32", alpha="fp32", limit="fp32")
 # up: bf16 activation, bf16 bias, 4 pairs per token, SwiGLU in the epilogue; down: the float32 activation, bias and
 # router weight. The E2M1 values are float32 subnormals for exponent 0, so no multiply or add may flush them (.ftz)
-for tile, act in ((mxfp4_triton.TILE_UP, True), (mxfp4_triton.TILE_DOWN, False)):
+for tile, act in ((mxfp4_triton.TILE_UP, True), (mxfp4_triton.TILE_DOWN, False), ((16, 4, 3, 1, 2), False)):
     k = compile_for_sm90(mxfp4_triton._mxfp4_matvec_kernel,
                          dict(mx, x_ptr="*bf16" if act else "*fp32", bias_ptr="*bf16", w_ptr="*fp32"),
                          dict(BLOCK_R=tile[0], BLOCK_G=tile[1], NUM_STAGES=tile[2], TOPK=4 if act else 1, SWIGLU=act,
-                              HAS_BIAS=True, HAS_W=not act))
+                              HAS_BIAS=True, HAS_W=not act, SPLITS=tile[4] if len(tile) > 4 else 1), tile[3])
     flushed = [ln.strip() for ln in k.asm["ptx"].splitlines() if re.search(r"\b(fma|mul|add)\.[a-z.]*ftz", ln)]
     assert not flushed, flushed[:3]
 compile_for_sm90(mxfp4_triton._route_kernel, dict(i32, logits_ptr="*bf16", ids_ptr="*i64", w_ptr="*fp32"),

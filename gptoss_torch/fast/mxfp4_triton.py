@@ -59,24 +59,27 @@ if triton is not None:
             tl.float32, bitcast=True)
 
     @triton.jit
-    def _mxfp4_matvec_kernel(blocks_ptr, scales_ptr, ids_ptr, x_ptr, bias_ptr, w_ptr, out_ptr, R, G,
+    def _mxfp4_matvec_kernel(blocks_ptr, scales_ptr, ids_ptr, x_ptr, bias_ptr, w_ptr, out_ptr, R, G, chunk,
                              stride_be, stride_br, stride_se, stride_sr, stride_xn, stride_bias, stride_on,
                              alpha, limit, TOPK: tl.constexpr, SWIGLU: tl.constexpr, HAS_BIAS: tl.constexpr,
-                             HAS_W: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_G: tl.constexpr,
+                             HAS_W: tl.constexpr, SPLITS: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_G: tl.constexpr,
                              NUM_STAGES: tl.constexpr):
-        """Program (pair n, BLOCK_R rows): acc = W[e] x + b[e] over its rows, the packed blocks decoded in registers
-        (_e2m1_f32, the input scaled by 2^64 so that the products stay normal floats; each block's sum scaled back by
-        2^62 and then by 2^(s-127)); with SWIGLU the rows are (gate, linear) pairs and it writes swiglu_oss of each
-        pair (half as many outputs); then times the router weight w[n]."""
+        """Program (pair n, BLOCK_R rows, split j): acc = W[e] x + b[e] over its rows, the packed blocks decoded in
+        registers (_e2m1_f32, the input scaled by 2^64 so that the products stay normal floats; each block's sum
+        scaled back by 2^62 and then by 2^(s-127)); with SWIGLU the rows are (gate, linear) pairs and it writes
+        swiglu_oss of each pair (half as many outputs); then times the router weight w[n]. With SPLITS > 1 (split-K,
+        no SwiGLU) program j sums blocks [j chunk, (j + 1) chunk) only into output row n * SPLITS + j (split 0 adds
+        the bias): the caller sums the SPLITS rows."""
         n = tl.program_id(0)  # which routed (token, expert) pair; its token is n // TOPK
         rows = tl.program_id(1) * BLOCK_R + tl.arange(0, BLOCK_R)  # [BR]
+        j = tl.program_id(2)  # which split of the 32-value blocks
         rmask = rows < R
         e = tl.load(ids_ptr + n).to(tl.int64)  # only the routed expert's bytes are read
         x_row = x_ptr + (n // TOPK) * stride_xn
         jb = tl.arange(0, 16)  # byte within a 32-value block
         acc = tl.zeros([BLOCK_R], dtype=tl.float32)
-        for g0 in tl.range(0, G, BLOCK_G, num_stages=NUM_STAGES):  # software-pipelined on the GPU
-            gs = g0 + tl.arange(0, BLOCK_G)  # [BG]
+        for g0 in tl.range(0, chunk, BLOCK_G, num_stages=NUM_STAGES):  # software-pipelined on the GPU
+            gs = j * chunk + g0 + tl.arange(0, BLOCK_G)  # [BG]
             gmask = gs < G
             byte = tl.load(blocks_ptr + e * stride_be + rows[:, None, None] * stride_br + gs[None, :, None] * 16
                            + jb[None, None, :], mask=rmask[:, None, None] & gmask[None, :, None],
@@ -93,7 +96,8 @@ if triton is not None:
             factor = tl.where(s == 0, 1 << 22, s << 23).to(tl.float32, bitcast=True)
             acc += tl.sum(part * 4611686018427387904.0 * factor, axis=1)  # 2^62 first, then the scale
         if HAS_BIAS:
-            acc += tl.load(bias_ptr + e * stride_bias + rows, mask=rmask, other=0.0).to(tl.float32)
+            bias = tl.load(bias_ptr + e * stride_bias + rows, mask=rmask, other=0.0).to(tl.float32)
+            acc += tl.where(j == 0, bias, 0.0)  # once per row: in split 0
         if SWIGLU:  # rows 2i, 2i+1 are gate and linear (BLOCK_R is even, so a pair never straddles programs)
             gate, lin = tl.split(tl.reshape(acc, [BLOCK_R // 2, 2]))
             act = _swiglu_oss(gate, lin, alpha, limit)  # [BR / 2]
@@ -104,7 +108,7 @@ if triton is not None:
         else:
             if HAS_W:  # the router's weight of this pair
                 acc *= tl.load(w_ptr + n).to(tl.float32)
-            tl.store(out_ptr + n * stride_on + rows, acc, mask=rmask)
+            tl.store(out_ptr + (n * SPLITS + j) * stride_on + rows, acc, mask=rmask)
 
     @triton.jit
     def _mxfp4_dequant_kernel(blocks_ptr, scales_ptr, out_ptr, R, C, stride_br, stride_sr, stride_or,
@@ -212,9 +216,9 @@ def route_topk_softmax(logits, k):
     return ids, w
 
 
-# (rows, 32-value blocks, pipeline stages, warps) per program of the up and down projections: the best tile of the
-# H200's run 3 (benchmarks/gpu_check_nvidia_h200_run3.md, measured on the up projection) for both, until
-# benchmarks/gpu_check.py sweeps each on a GPU
+# (rows, 32-value blocks, pipeline stages, warps[, splits]) per program of the up and down projections: the best
+# tile of the H200's run 3 (benchmarks/gpu_check_nvidia_h200_run3.md, measured on the up projection) for both, until
+# benchmarks/gpu_check.py sweeps each on a GPU (the down projection also split-K over 2 and 3 programs a row)
 TILE_UP, TILE_DOWN = (16, 4, 3, 1), (16, 4, 3, 1)
 
 
@@ -222,24 +226,30 @@ def mxfp4_matvec(blocks, scales, ids, x, bias=None, weights=None, topk=1, swiglu
     """out [n, R] float32 = W[ids[p]] @ x[p // topk] (+ bias[ids[p]]) (* weights[p]) for MXFP4 W (blocks
     [E, R, G, 16], scales [E, R, G]); swiglu=(alpha, limit): rows are (gate, linear) pairs and out [n, R/2] holds
     swiglu_oss of each (bias added before, weight applied after). x float32 or bf16; ids [n] int.
-    tile: (rows, 32-value blocks, pipeline stages, warps) per program, default TILE_UP."""
-    block_r, block_g, stages, warps = tile or TILE_UP
+    tile: (rows, 32-value blocks, pipeline stages, warps[, splits]) per program, default TILE_UP; with splits > 1
+    (split-K, not with swiglu) out is [n * splits, R]: rows n * splits + j are pair n's partial sums (the bias in the
+    first), to be summed."""
+    block_r, block_g, stages, warps, *rest = tile or TILE_UP
+    splits = rest[0] if rest else 1
     E, R, G, _ = blocks.shape
     if swiglu is not None and (R % 2 or block_r % 2):
         raise ValueError(f"swiglu: {R} rows in (gate, linear) pairs need an even row count and tile, got {block_r}")
+    if splits > 1 and swiglu is not None:
+        raise ValueError(f"tile {tile}: a split-K matvec ({splits} splits) cannot apply SwiGLU in its epilogue")
     n = ids.numel()
     if blocks.stride(-1) != 1 or blocks.stride(-2) != 16 or scales.stride(-1) != 1:  # rows/experts may be strided
         blocks, scales = blocks.contiguous(), scales.contiguous()
     x = x.contiguous()
-    out = torch.empty(n, R // 2 if swiglu else R, dtype=torch.float32, device=x.device)
-    grid = (n, triton.cdiv(R, block_r))
+    out = torch.empty(n * splits, R // 2 if swiglu else R, dtype=torch.float32, device=x.device)
+    chunk = triton.cdiv(triton.cdiv(G, splits), block_g) * block_g  # blocks a split, whole loop steps
+    grid = (n, triton.cdiv(R, block_r), splits)
     alpha, limit = swiglu or (0.0, 0.0)
     _mxfp4_matvec_kernel[grid](blocks, scales, ids, x, out if bias is None else bias,
-                               out if weights is None else weights, out, R, G,
+                               out if weights is None else weights, out, R, G, chunk,
                                blocks.stride(0), blocks.stride(1), scales.stride(0), scales.stride(1),
                                x.stride(0), 0 if bias is None else bias.stride(0), out.stride(0),
                                float(alpha), float(limit), TOPK=topk, SWIGLU=swiglu is not None,
-                               HAS_BIAS=bias is not None, HAS_W=weights is not None,
+                               HAS_BIAS=bias is not None, HAS_W=weights is not None, SPLITS=splits,
                                BLOCK_R=block_r, BLOCK_G=block_g, NUM_STAGES=stages, num_warps=warps)
     return out
 
@@ -341,7 +351,8 @@ def fused_moe(x, logits, up, down, cfg, reduce=True):
     """The MoE after the router's matmul in few launches: routing (gpt-oss's top-k + softmax, one kernel), up (bias
     and the activation in its epilogue), then down (bias and router weight in its epilogue); a sum over the k pairs
     remains. x [N, D], logits [N, E] -> (y [N, D] in x's dtype, experts [N, k], weights [N, k]); reduce=False leaves
-    the sum to the caller: y is then the k weighted outputs [N * k, D] in float32 (fast/norm_triton.py sums them)."""
+    the sum to the caller: y is then the k weighted outputs [N * k, D] in float32, or their split-K parts
+    [N * k * splits, D] with a split TILE_DOWN (fast/norm_triton.py sums them)."""
     k = cfg.top_k
     experts, weights = routed(logits, cfg)
     N = experts.shape[0]
@@ -355,7 +366,7 @@ def fused_moe(x, logits, up, down, cfg, reduce=True):
                        tile=TILE_DOWN)  # [N*k, D], weighted
     if not reduce:
         return out, experts, weights
-    return out.view(N, k, -1).sum(1).to(x.dtype), experts, weights  # [N, D]
+    return out.view(N, out.shape[0] // N, -1).sum(1).to(x.dtype), experts, weights  # [N, D]
 
 
 def enable(model, prefill=False):
