@@ -256,15 +256,24 @@ def kernel_check(rep, device, smoke, state):
     from gptoss_torch.attention import attention_mask, decode_attention
     from gptoss_torch.fast.attention_triton import decode_attention_triton
     # decode attention, gpt-oss-20b's heads (64 q / 8 kv, d = 64) in bf16: a full layer of 4096 slots and a sliding
-    # ring of 128, one program per kv head (loop steps of 16 or 32 slots) or split over programs; kernel time from
-    # graph replays
+    # ring of 128, one program per kv head (slots a loop step) or split over programs of `split` slots; products on
+    # the tensor cores (the default) or elementwise (runs 1 to 3); kernel time from graph replays. Triton's CPU
+    # interpreter multiplies bf16 matrices wrongly: there float16 stands in on the tensor-core path
     ring_slots = 16 if smoke else 128
-    cases = ([(64, None, 40, 0, 32), (64, None, 40, 16, 32), (16, 8, 29, 0, 32)] if smoke else
-             [(4096, None, 3000, split, 32) for split in (0, 32, 64, 128, 256)] + [(4096, None, 3000, 0, 16)]
-             + [(128, 128, 3000, split, 32) for split in (0, 32, 64)] + [(128, 128, 3000, 0, 16)])
+    if smoke:
+        cases = [(64, None, 40, 0, 32, mma) for mma in (True, False)] + [(64, None, 40, 16, 16, True),
+                                                                         (16, 8, 29, 0, 32, True),
+                                                                         (16, 8, 29, 0, 32, False)]
+    else:
+        cases = []
+        for mma, blocks in ((True, (64, 32)), (False, (32, 16))):
+            cases += [(4096, None, 3000, split, blocks[0], mma) for split in (0, 64, 128, 256)]
+            cases += [(4096, None, 3000, 0, blocks[1], mma), (128, 128, 3000, 64, blocks[0], mma)]
+            cases += [(128, 128, 3000, 0, b, mma) for b in blocks]
     times = {}
-    for slots, window, p, split, block_s in cases:
-        q, k, v = (torch.randn(1, n, h, 64, device=device, generator=g).bfloat16()
+    for slots, window, p, split, block_s, mma in cases:
+        dt = torch.bfloat16 if device.type == "cuda" or not mma else torch.float16
+        q, k, v = (torch.randn(1, n, h, 64, device=device, generator=g).to(dt)
                    for n, h in ((1, 64), (slots, 8), (slots, 8)))
         kpos = torch.tensor([p - (p - s) % slots if window else s for s in range(slots)], device=device)
         kpos[(kpos < 0) | (kpos > p)] = -1
@@ -273,25 +282,27 @@ def kernel_check(rep, device, smoke, state):
 
         def call():
             return decode_attention_triton(q, k, v, kpos, pos, window, sinks, ring=window is not None,
-                                           block_s=block_s, split_slots=split)
+                                           block_s=block_s, split_slots=split, mma=mma)
         err = rel_err(call(), ref)
         us = gpu_time(device, call) * 1e6
-        times[window is not None, split, block_s] = us
-        rep.add("kernel", f"decode attention, {slots} slots, window {window}, "
-                          f"{f'split {split}' if split else f'one program per kv head, {block_s} a step'}",
-                f"rel err {err:.1e}, {us:,.1f} us", "< 8e-3 (bf16)", err < 8e-3)
+        times[window is not None, split, block_s, mma] = us
+        how = f"split {split}" if split else f"one program per kv head, {block_s} a step"
+        rep.add("kernel", f"decode attention, {slots} slots, window {window}, {how}, "
+                          f"{'tensor cores' if mma else 'elementwise'}",
+                f"rel err {err:.1e}, {us:,.1f} us", f"< 8e-3 ({str(dt)[6:]})", err < 8e-3)
     # one setting serves both kinds of layer (gpt-oss-20b alternates them): the least time for a full layer plus a
-    # sliding one (a ring is not split at its own size or more)
+    # sliding one (a ring is not split at its own size or more); a split kernel's slots a step are fixed
     both = {}
-    for (ring, sp, bs), us in times.items():
+    for (ring, sp, bs, mma), us in times.items():
         if not ring:
-            other = times.get((True, sp if sp < ring_slots else 0, bs))
+            other = times.get((True, sp if sp < ring_slots else 0, bs, mma))
             if other is not None:
-                both[sp, bs] = us + other
-    state["best_attention"] = min(both, key=both.get) if both else (0, 32)
-    sp, bs = state["best_attention"]
-    rep.add("kernel", "attention for a full + a sliding layer (split, slots a step)",
-            f"{sp or 'none'}, {bs}: {both.get((sp, bs), 0):,.1f} us", f"none, 32: {both.get((0, 32), 0):,.1f} us")
+                both[sp, bs, mma] = us + other
+    state["best_attention"] = min(both, key=both.get) if both else ATTENTION_DEFAULT
+    sp, bs, mma = state["best_attention"]
+    rep.add("kernel", "attention for a full + a sliding layer (split, slots a step, tensor cores)",
+            f"{sp or 'none'}, {bs}, {mma}: {both.get((sp, bs, mma), 0):,.1f} us",
+            f"runs 1-3's elementwise (none, 32): {both.get((0, 32, False), 0):,.1f} us")
     attempt(rep, "kernel", "prompt kernels", lambda: prompt_kernels(rep, device, smoke, g, state), device)
 
 
@@ -446,9 +457,9 @@ def tiny_checks(rep, device):
                 results[replay] = torch.cat([first, steps])
             if dec.graph is None:
                 rep.skip(f"tiny {name}", "CUDA-graph capture and replay", "needs CUDA (the same step ran eagerly)")
-        if device.type == "cuda":  # other tiles, attention split 16 slots a program
+        if device.type == "cuda":  # other tiles (the down projection split-K), attention split 16 slots a program
             shipped = current_kernels()
-            configure(((8, 4, 3, 2), (32, 4, 3, 1), 16, 16))
+            configure(OTHER_KERNELS)
             try:
                 cache = m.new_cache(32)
                 first = m(toks[:5], cache=cache)
@@ -533,7 +544,7 @@ def shipped_checks(rep, device, n=32):
                 same == n if dtype == torch.float32 else None)
         if device.type == "cuda" and dtype == torch.float32:  # other tiles, attention split 16 slots a program
             shipped = current_kernels()
-            configure(((8, 4, 3, 2), (32, 4, 3, 1), 16, 16))
+            configure(OTHER_KERNELS)
             try:
                 got = greedy_tokens(m, prompt, n, GraphedDecoder(m, m.new_cache(len(prompt) + n + 1)))[0]
             finally:
@@ -603,22 +614,34 @@ def prompt_tiles(tiles=None):
     return mxfp4_triton.GROUP_TILE, attention_triton.PREFILL_TILE
 
 
+# the graph-replay checks' other settings: up and down tiles (the down split-K in two), attention split over programs
+# of 16 slots, elementwise (a tiny model's cache is too short for the tensor-core kernel's 32-slot splits)
+OTHER_KERNELS = ((8, 4, 3, 2), (32, 4, 3, 1, 2), (16, 16, False))
+ATTENTION_DEFAULT = (128, 64, True)  # (split slots, slots a step, tensor cores): attention_triton's defaults
+
+
 def configure(kernels):
-    """Set the fast paths' module switches: (up tile, down tile, attention split slots, attention slots a step)."""
-    from gptoss_torch.fast import attention_triton, mxfp4_triton
-    (mxfp4_triton.TILE_UP, mxfp4_triton.TILE_DOWN, attention_triton.SPLIT_SLOTS,
-     attention_triton.BLOCK_S) = kernels
+    """Set the fast paths' module switches: (up tile, down tile, (attention split slots, slots a step of the
+    one-program kernel, tensor cores))."""
+    from gptoss_torch.fast import attention_triton as at, mxfp4_triton
+    mxfp4_triton.TILE_UP, mxfp4_triton.TILE_DOWN, (at.SPLIT_SLOTS, block_s, at.MMA) = kernels
+    if at.MMA:
+        at.BLOCK_S = block_s
+    else:
+        at.ELEMENTWISE_BLOCK_S = (block_s, at.ELEMENTWISE_BLOCK_S[1])
 
 
 def current_kernels():
     """The fast paths' switches now, as configure() takes them."""
-    from gptoss_torch.fast import attention_triton, mxfp4_triton
-    return (mxfp4_triton.TILE_UP, mxfp4_triton.TILE_DOWN, attention_triton.SPLIT_SLOTS, attention_triton.BLOCK_S)
+    from gptoss_torch.fast import attention_triton as at, mxfp4_triton
+    return (mxfp4_triton.TILE_UP, mxfp4_triton.TILE_DOWN,
+            (at.SPLIT_SLOTS, at.BLOCK_S if at.MMA else at.ELEMENTWISE_BLOCK_S[0], at.MMA))
 
 
 def describe(kernels):
-    up, down, split, block_s = kernels
-    return f"up {up}, down {down}, attention split {split or 'none'}, {block_s} a step"
+    up, down, (split, block_s, mma) = kernels
+    return (f"up {up}, down {down}, attention split {split or 'none'}, {block_s} a step, "
+            f"{'tensor cores' if mma else 'elementwise'}")
 
 
 def decode_rate(model, context, n_tokens, graphed, host_sync=True):
@@ -676,7 +699,7 @@ def speed(rep, model, device, smoke, state):
     rep.add("speed", "device copy bandwidth", f"{bw / 1e9:,.0f} GB/s")
     shipped = current_kernels()
     tiles, attn = state.get("best_tiles"), state.get("best_attention")
-    tuned = (tiles["up"], tiles["down"], *attn) if tiles and attn else None
+    tuned = (tiles["up"], tiles["down"], attn) if tiles and attn else None
     configs = [("shipped", shipped)] + ([("tuned", tuned)] if tuned and tuned != shipped else [])
     rates = {}
     for ctx in contexts:

@@ -38,12 +38,21 @@ for B, S, Hq, Hkv, d, window, ring, p, sink, dt, tol in CASES:
     ref = decode_attention(q.double(), k.double(), v.double(), attention_mask(pos, kpos, window),
                            None if sinks is None else sinks.double())
     # one program per kv head, then the split kernels: 16 or 32 slots a program (on a full layer, splits past p
-    # empty)
-    for split in (0, 16, 32):
-        out = decode_attention_triton(q, k, v, kpos, pos, window, sinks, ring=ring, split_slots=split)
-        assert out.dtype == dt and out.shape == ref.shape
-        err = ((out.double() - ref).abs().max() / ref.abs().max()).item()
-        assert err < tol, (B, S, Hq, Hkv, d, window, ring, p, sink, dt, split, err)
+    # empty); products elementwise, then on the tensor-core path (there float16 stands in for bf16: the interpreter
+    # multiplies bf16 matrices wrongly; benchmarks/gpu_check.py checks bf16 on a GPU)
+    for mma in (False, True):
+        x = (q, k, v) if not (mma and dt == torch.bfloat16) else (q.half(), k.half(), v.half())
+        for split in (0, 16, 32):
+            out = decode_attention_triton(*x, kpos, pos, window, sinks, ring=ring, split_slots=split, mma=mma)
+            assert out.dtype == x[0].dtype and out.shape == ref.shape
+            err = ((out.double() - ref).abs().max() / ref.abs().max()).item()
+            assert err < tol, (B, S, Hq, Hkv, d, window, ring, p, sink, dt, split, mma, err)
+        if mma and dt == torch.float32:  # block sizes: 16 slots a step, and past the slots there are
+            for block_s in (16, 128):
+                out = decode_attention_triton(q, k, v, kpos, pos, window, sinks, ring=ring, split_slots=0,
+                                              block_s=block_s)
+                err = ((out.double() - ref).abs().max() / ref.abs().max()).item()
+                assert err < tol, (B, S, Hq, Hkv, d, window, ring, p, sink, dt, block_s, err)
 
 # the prompt kernel: causal, a sliding window, empty slots (-1), queries later than the first keys (a cache that
 # already holds tokens), sinks or none, GQA; float32 through IEEE products, float16 through the tensor-core path

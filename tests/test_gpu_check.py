@@ -28,7 +28,8 @@ def test_gpu_check_smoke_runs_every_stage_on_the_cpu(tmp_path):
     assert text.count("| kernel | matvec E=") == 4 and text.count("| kernel | matvec + SwiGLU E=") == 2
     assert "| kernel | matvec up tiles" in text and "| kernel | matvec down tiles" in text
     assert text.count("| kernel | dequantize every code") == 2 and "| kernel | dequantize one" in text
-    assert text.count("| kernel | decode attention") == 3 and "split 16 | rel err" in text
+    assert text.count("| kernel | decode attention") == 5 and "split 16, tensor cores | rel err" in text
+    assert text.count("a step, elementwise | rel err") == 2
     assert "| kernel | attention for a full + a sliding layer" in text
     assert text.count("| kernel | grouped MoE") == 6 and text.count("| kernel | prompt attention") == 6
     assert text.count(" tokens tiles | best (") == 2 and text.count(" tiles | best (") == 4  # + prompt attention

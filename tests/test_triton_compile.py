@@ -44,18 +44,23 @@ for tile, act in ((mxfp4_triton.TILE_UP, True), (mxfp4_triton.TILE_DOWN, False),
 compile_for_sm90(mxfp4_triton._route_kernel, dict(i32, logits_ptr="*bf16", ids_ptr="*i64", w_ptr="*fp32"),
                  dict(K=4, BLOCK_E=32))
 # a full layer: the loop bound min(S, p + 1) is read from memory; "no window" is 2^62, an int64 argument
-compile_for_sm90(attention_triton._decode_attention_kernel,
-                 dict(i32, q_ptr="*bf16", k_ptr="*bf16", v_ptr="*bf16", kpos_ptr="*i64", pos_ptr="*i64",
-                      sinks_ptr="*fp32", out_ptr="*bf16", window="i64", scale="fp32"),
-                 dict(G=8, D=64, BLOCK_S=32, RING=False, HAS_SINK=True))
+# (products on the tensor cores in bf16, in IEEE float32 for a float32 model, or elementwise)
+for dt, mma in (("*bf16", True), ("*fp32", True), ("*bf16", False)):
+    compile_for_sm90(attention_triton._decode_attention_kernel,
+                     dict(i32, q_ptr=dt, k_ptr=dt, v_ptr=dt, kpos_ptr="*i64", pos_ptr="*i64",
+                          sinks_ptr="*fp32", out_ptr=dt, window="i64", scale="fp32"),
+                     dict(G=8, GP=16 if mma else 8, D=64, BLOCK_S=attention_triton.BLOCK_S if mma else 32, RING=False,
+                          HAS_SINK=True, MMA=mma, IEEE=dt == "*fp32"))
 compile_for_sm90(mxfp4_triton._mxfp4_dequant_kernel,
                  dict(blocks_ptr="*u8", scales_ptr="*u8", out_ptr="*bf16", R="i32", C="i32", stride_br="i32",
                       stride_sr="i32", stride_or="i32"), dict(BLOCK_R=16, BLOCK_C=256))
 # the split (flash-decoding) pair on a full layer
-compile_for_sm90(attention_triton._decode_attention_split_kernel,
-                 dict(i32, q_ptr="*bf16", k_ptr="*bf16", v_ptr="*bf16", kpos_ptr="*i64", pos_ptr="*i64",
-                      pm_ptr="*fp32", pl_ptr="*fp32", pacc_ptr="*fp32", window="i64", scale="fp32", NSPLIT="i32"),
-                 dict(G=8, D=64, BLOCK_S=attention_triton.SPLIT_BLOCK_S, CHUNK=256, RING=False))
+for mma in (True, False):
+    compile_for_sm90(attention_triton._decode_attention_split_kernel,
+                     dict(i32, q_ptr="*bf16", k_ptr="*bf16", v_ptr="*bf16", kpos_ptr="*i64", pos_ptr="*i64",
+                          pm_ptr="*fp32", pl_ptr="*fp32", pacc_ptr="*fp32", window="i64", scale="fp32", NSPLIT="i32"),
+                     dict(G=8, GP=16 if mma else 8, D=64, BLOCK_S=attention_triton.SPLIT_BLOCK_S if mma else 16,
+                          CHUNK=256, RING=False, MMA=mma, IEEE=False))
 compile_for_sm90(attention_triton._decode_attention_combine_kernel,
                  dict(pm_ptr="*fp32", pl_ptr="*fp32", pacc_ptr="*fp32", sinks_ptr="*fp32", out_ptr="*bf16",
                       Hq="i32", NSPLIT="i32", so_b="i32", so_h="i32"), dict(D=64, BLOCK_N=32, HAS_SINK=True))
@@ -102,16 +107,18 @@ def test_the_kernels_compile_for_hopper():
 
 
 
-def test_the_decode_matvec_reads_16_bytes_a_load_without_spills():
-    """benchmarks/matvec_sass.py --check: the matvec's SASS for sm_90 as Triton's JIT specialises it at gpt-oss-20b's
-    shapes (cuobjdump from Triton's package): the packed weights come in 128-bit loads (one 32-value block a thread,
-    summed in its registers) and nothing spills to local memory. Without the alignment facts the JIT derives, the
-    same kernel reads one byte a load: the control shows the check can fail."""
+def test_the_decode_kernels_machine_code():
+    """benchmarks/decode_sass.py --check: the decode kernels' SASS for sm_90 as Triton's JIT specialises them at
+    gpt-oss-20b's shapes (cuobjdump from Triton's package): the matvec reads its packed weights in 128-bit loads (one
+    32-value block a thread, summed in its registers), decode attention multiplies on the tensor cores (HMMA), and
+    nothing spills (cuobjdump's stack and local bytes). Controls show the checks can fail: without the alignment
+    facts the JIT derives, the matvec reads one byte a load; the elementwise attention kernel at 32 slots a step
+    spills."""
     pytest.importorskip("triton.backends.nvidia.compiler")
     import triton
     if not os.path.exists(os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "cuobjdump")):
         pytest.skip("Triton's package carries no cuobjdump here")
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    r = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "matvec_sass.py"), "--check"], env=env,
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "decode_sass.py"), "--check"], env=env,
                        capture_output=True, text=True, timeout=300, cwd=ROOT)
-    assert r.returncode == 0 and "vectorised" in r.stdout, r.stdout[-3000:] + r.stderr[-3000:]
+    assert r.returncode == 0 and "vectorised, tensor cores, no spills" in r.stdout, r.stdout[-3000:] + r.stderr[-3000:]

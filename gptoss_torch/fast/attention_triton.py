@@ -22,30 +22,50 @@ if triton is not None:
     import triton.language as tl
 
     @triton.jit
-    def _attend_slots(q, k_ptr, v_ptr, kpos_ptr, p, window, b, kvh, start, stop, sk_b, sk_s, sk_h, sv_b, sv_s, sv_h,
-                      G: tl.constexpr, D: tl.constexpr, BLOCK_S: tl.constexpr):
-        """One query per head of kv head `kvh` (q [G, D], float32, scale in) against slots [start, stop): an online
-        softmax over the allowed ones (position >= 0, <= p, > p - window) -> (running max [G], denominator [G],
-        unnormalised output [G, D]), all float32; the max stays finite (-1e30) where nothing was allowed."""
+    def _attend_slots(q, k_ptr, v_ptr, kpos_ptr, p, window, b, kvh, start, stop, scale, sk_b, sk_s, sk_h, sv_b, sv_s,
+                      sv_h, GP: tl.constexpr, D: tl.constexpr, BLOCK_S: tl.constexpr, MMA: tl.constexpr,
+                      IEEE: tl.constexpr):
+        """The query heads of kv head `kvh` (q [GP, D], one query each) against slots [start, stop): an online
+        softmax over the allowed ones (position >= 0, <= p, > p - window) -> (running max [GP], denominator [GP],
+        unnormalised output [GP, D]), all float32; the max stays finite (-1e30) where nothing was allowed.
+        MMA: q . k and p . v on the tensor cores (q in the model's dtype, GP >= 16 rows; float32 models in IEEE
+        float32 products; p split into two bf16/fp16 parts, hi + lo, so its 16 leading bits count); else elementwise
+        products of q (float32, scale in) summed in registers."""
         d = tl.arange(0, D)
-        m = tl.full([G], -1.0e30, tl.float32)
-        den = tl.zeros([G], tl.float32)
-        acc = tl.zeros([G, D], tl.float32)
+        m = tl.full([GP], -1.0e30, tl.float32)
+        den = tl.zeros([GP], tl.float32)
+        acc = tl.zeros([GP, D], tl.float32)
         for s0 in range(start, stop, BLOCK_S):
             s = s0 + tl.arange(0, BLOCK_S)  # [BS]
             smask = s < stop
             kp = tl.load(kpos_ptr + s, mask=smask, other=-1)
             ok = smask & (kp >= 0) & (kp <= p) & (kp > p - window)
             k = tl.load(k_ptr + b * sk_b + s[:, None] * sk_s + kvh * sk_h + d[None, :], mask=smask[:, None],
-                        other=0.0).to(tl.float32)  # [BS, D]
-            sc = tl.where(ok[None, :], tl.sum(q[:, None, :] * k[None, :, :], axis=2), float("-inf"))  # [G, BS]
+                        other=0.0)  # [BS, D]
+            v = tl.load(v_ptr + b * sv_b + s[:, None] * sv_s + kvh * sv_h + d[None, :], mask=smask[:, None],
+                        other=0.0)  # [BS, D]
+            if MMA:
+                if IEEE:
+                    sc = tl.dot(q, tl.trans(k), input_precision="ieee") * scale  # [GP, BS]
+                else:
+                    sc = tl.dot(q, tl.trans(k)) * scale
+            else:
+                sc = tl.sum(q[:, None, :] * k.to(tl.float32)[None, :, :], axis=2)  # [GP, BS]
+            sc = tl.where(ok[None, :], sc, float("-inf"))
             m_new = tl.maximum(m, tl.max(sc, axis=1))
             alpha = tl.exp(m - m_new)
-            e = tl.exp(sc - m_new[:, None])  # [G, BS], 0 where masked
-            v = tl.load(v_ptr + b * sv_b + s[:, None] * sv_s + kvh * sv_h + d[None, :], mask=smask[:, None],
-                        other=0.0).to(tl.float32)  # [BS, D]
+            e = tl.exp(sc - m_new[:, None])  # [GP, BS], 0 where masked
             den = den * alpha + tl.sum(e, axis=1)
-            acc = acc * alpha[:, None] + tl.sum(e[:, :, None] * v[None, :, :], axis=1)
+            if MMA:
+                if IEEE:
+                    pv = tl.dot(e, v, input_precision="ieee")  # [GP, D]
+                else:
+                    hi = e.to(v.dtype)
+                    lo = (e - hi.to(tl.float32)).to(v.dtype)
+                    pv = tl.dot(hi, v) + tl.dot(lo, v)
+            else:
+                pv = tl.sum(e[:, :, None] * v.to(tl.float32)[None, :, :], axis=1)
+            acc = acc * alpha[:, None] + pv
             m = m_new
         return m, den, acc
 
@@ -58,47 +78,60 @@ if triton is not None:
         return den * alpha + tl.exp(sink - m_new), acc * alpha[:, None]
 
     @triton.jit
+    def _load_queries(q_ptr, b, kvh, scale, sq_b, sq_h, G: tl.constexpr, GP: tl.constexpr, D: tl.constexpr,
+                      MMA: tl.constexpr):
+        """kv head kvh's G query heads as GP rows (rows past G zero) -> (q [GP, D], head index [GP], row mask):
+        in the model's dtype for the tensor cores, else float32 with the scale in."""
+        r = tl.arange(0, GP)
+        heads = kvh * G + r
+        d = tl.arange(0, D)
+        q = tl.load(q_ptr + b * sq_b + heads[:, None] * sq_h + d[None, :], mask=(r < G)[:, None], other=0.0)
+        if not MMA:
+            q = q.to(tl.float32) * scale
+        return q, heads, r < G
+
+    @triton.jit
     def _decode_attention_kernel(q_ptr, k_ptr, v_ptr, kpos_ptr, pos_ptr, sinks_ptr, out_ptr, S, Hkv, window, scale,
                                  sq_b, sq_h, sk_b, sk_s, sk_h, sv_b, sv_s, sv_h, so_b, so_h,
-                                 G: tl.constexpr, D: tl.constexpr, BLOCK_S: tl.constexpr, RING: tl.constexpr,
-                                 HAS_SINK: tl.constexpr):
+                                 G: tl.constexpr, GP: tl.constexpr, D: tl.constexpr, BLOCK_S: tl.constexpr,
+                                 RING: tl.constexpr, HAS_SINK: tl.constexpr, MMA: tl.constexpr, IEEE: tl.constexpr):
         pid = tl.program_id(0)
         b, kvh = pid // Hkv, pid % Hkv
-        heads = kvh * G + tl.arange(0, G)  # [G] query heads reading this kv head
+        q, heads, hmask = _load_queries(q_ptr, b, kvh, scale, sq_b, sq_h, G, GP, D, MMA)  # [GP, D]
         d = tl.arange(0, D)
-        q = tl.load(q_ptr + b * sq_b + heads[:, None] * sq_h + d[None, :]).to(tl.float32) * scale  # [G, D]
         p = tl.load(pos_ptr)  # the new token's position
         end = S if RING else tl.minimum(S, p + 1)  # a full layer's slot = position: nothing stored past p
-        m, den, acc = _attend_slots(q, k_ptr, v_ptr, kpos_ptr, p, window, b, kvh, 0, end, sk_b, sk_s, sk_h, sv_b,
-                                    sv_s, sv_h, G, D, BLOCK_S)
+        m, den, acc = _attend_slots(q, k_ptr, v_ptr, kpos_ptr, p, window, b, kvh, 0, end, scale, sk_b, sk_s, sk_h,
+                                    sv_b, sv_s, sv_h, GP, D, BLOCK_S, MMA, IEEE)
         if HAS_SINK:
-            den, acc = _join_sink(m, den, acc, tl.load(sinks_ptr + heads).to(tl.float32))
+            den, acc = _join_sink(m, den, acc, tl.load(sinks_ptr + heads, mask=hmask, other=0.0).to(tl.float32))
         out = acc / den[:, None]
-        tl.store(out_ptr + b * so_b + heads[:, None] * so_h + d[None, :], out.to(out_ptr.dtype.element_ty))
+        tl.store(out_ptr + b * so_b + heads[:, None] * so_h + d[None, :], out.to(out_ptr.dtype.element_ty),
+                 mask=hmask[:, None])
 
     @triton.jit
     def _decode_attention_split_kernel(q_ptr, k_ptr, v_ptr, kpos_ptr, pos_ptr, pm_ptr, pl_ptr, pacc_ptr, S, Hkv,
                                        window, scale, sq_b, sq_h, sk_b, sk_s, sk_h, sv_b, sv_s, sv_h, NSPLIT,
-                                       G: tl.constexpr, D: tl.constexpr, BLOCK_S: tl.constexpr,
-                                       CHUNK: tl.constexpr, RING: tl.constexpr):
+                                       G: tl.constexpr, GP: tl.constexpr, D: tl.constexpr, BLOCK_S: tl.constexpr,
+                                       CHUNK: tl.constexpr, RING: tl.constexpr, MMA: tl.constexpr,
+                                       IEEE: tl.constexpr):
         """Flash-decoding's first half: program (sequence x kv head, split) streams slots [split * CHUNK,
         (split + 1) * CHUNK) (on a full layer only up to the current position; a sliding layer's ring whole) and
         writes its running max, denominator and unnormalised output per query head (a split with nothing to read
         writes an empty partial)."""
         pid, split = tl.program_id(0), tl.program_id(1)
         b, kvh = pid // Hkv, pid % Hkv
-        heads = kvh * G + tl.arange(0, G)  # [G]
+        q, heads, hmask = _load_queries(q_ptr, b, kvh, scale, sq_b, sq_h, G, GP, D, MMA)  # [GP, D]
         d = tl.arange(0, D)
-        q = tl.load(q_ptr + b * sq_b + heads[:, None] * sq_h + d[None, :]).to(tl.float32) * scale  # [G, D]
         p = tl.load(pos_ptr)
         start = split * CHUNK
         stop = tl.minimum(S if RING else tl.minimum(S, p + 1), start + CHUNK)
-        m, den, acc = _attend_slots(q, k_ptr, v_ptr, kpos_ptr, p, window, b, kvh, start, stop, sk_b, sk_s, sk_h,
-                                    sv_b, sv_s, sv_h, G, D, BLOCK_S)
-        row = (b * Hkv * G + heads) * NSPLIT + split  # [G]: (sequence, query head, split)
-        tl.store(pm_ptr + row, m)
-        tl.store(pl_ptr + row, den)
-        tl.store(pacc_ptr + row[:, None] * D + d[None, :], acc)
+        m, den, acc = _attend_slots(q, k_ptr, v_ptr, kpos_ptr, p, window, b, kvh, start, stop, scale, sk_b, sk_s,
+                                    sk_h, sv_b, sv_s, sv_h, GP, D, BLOCK_S, MMA, IEEE)
+        row = (b * Hkv * G + heads) * NSPLIT + split  # [GP]: (sequence, query head, split)
+        tl.store(pm_ptr + row, m, mask=hmask)
+        tl.store(pl_ptr + row, den, mask=hmask)
+        tl.store(pacc_ptr + row[:, None] * D + d[None, :], acc, mask=hmask[:, None])
 
     @triton.jit
     def _decode_attention_combine_kernel(pm_ptr, pl_ptr, pacc_ptr, sinks_ptr, out_ptr, Hq, NSPLIT, so_b, so_h,
@@ -202,23 +235,35 @@ def prefill_attention_triton(q, k, v, q_pos, k_pos, window=None, sinks=None, sca
 # benchmarks/gpu_check.py's sweep on a GPU picks one
 PREFILL_TILE = (64, 64, 4, 3)
 SPLIT_SLOTS = 128  # slots per program of the split (flash-decoding) kernels; 0: one program per kv head
-BLOCK_S = 32  # slots a loop step of the one-program kernel ([G, BLOCK_S, D] float32 products in registers)
-SPLIT_BLOCK_S = 16  # the same for the split kernel
+# the decode kernels' products: on the tensor cores (MMA, the query heads padded to 16 rows), or elementwise in
+# registers ([G, slots, D] float32 products, what runs 1 to 3 measured: at G = 8 and 32 slots a step it took 255
+# registers, spilled, and summed through ~800 warp shuffles a step, by its sm_90 SASS)
+MMA = True
+BLOCK_S = 64  # slots a loop step of the one-program kernel
+SPLIT_BLOCK_S = 32  # the same for the split kernel
+ELEMENTWISE_BLOCK_S = (32, 16)  # the same two without MMA (runs 1 to 3)
 
 
 def decode_attention_triton(q, k, v, k_pos, pos, window=None, sinks=None, scale=None, ring=False, block_s=None,
-                            split_slots=None):
+                            split_slots=None, mma=None):
     """q [B, 1, Hq, d], k/v [B, S, Hkv, d] (a layer's cache), k_pos [S] (-1 = empty), pos [1] on the device ->
     [B, 1, Hq, d] in q's dtype. `ring`: slots are a sliding layer's ring (read them all), else slot = position.
     split_slots (default SPLIT_SLOTS): on a layer of more slots than this, split the slots over programs of that
-    many each (two launches: partials, then their combination), so a long cache is read by many programs at once."""
+    many each (two launches: partials, then their combination), so a long cache is read by many programs at once.
+    mma (default MMA): the products on the tensor cores (d a power of two >= 16), else elementwise."""
     B, _, Hq, d = q.shape
     S, Hkv = k.shape[1], k.shape[2]
+    G = Hq // Hkv
+    mma = MMA if mma is None else mma
+    mma = mma and d >= 16
+    GP = max(16, triton.next_power_of_2(G)) if mma else G
+    ieee = q.dtype == torch.float32
     out = torch.empty(B, 1, Hq, d, dtype=q.dtype, device=q.device)
     big = 1 << 62  # "no window": every earlier position allowed
     chunk = SPLIT_SLOTS if split_slots is None else split_slots
     if chunk and S > chunk:
-        chunk = triton.cdiv(chunk, SPLIT_BLOCK_S) * SPLIT_BLOCK_S
+        split_block = SPLIT_BLOCK_S if mma else ELEMENTWISE_BLOCK_S[1]
+        chunk = triton.cdiv(chunk, split_block) * split_block
         nsplit = triton.cdiv(S, chunk)
         pm = torch.empty(B * Hq * nsplit, dtype=torch.float32, device=q.device)
         pl = torch.empty_like(pm)
@@ -226,8 +271,8 @@ def decode_attention_triton(q, k, v, k_pos, pos, window=None, sinks=None, scale=
         _decode_attention_split_kernel[(B * Hkv, nsplit)](
             q, k, v, k_pos, pos, pm, pl, pacc, S, Hkv, big if window is None else window,
             d ** -0.5 if scale is None else scale, q.stride(0), q.stride(2), k.stride(0), k.stride(1), k.stride(2),
-            v.stride(0), v.stride(1), v.stride(2), nsplit, G=Hq // Hkv, D=d, BLOCK_S=SPLIT_BLOCK_S, CHUNK=chunk,
-            RING=ring)
+            v.stride(0), v.stride(1), v.stride(2), nsplit, G=G, GP=GP, D=d, BLOCK_S=split_block, CHUNK=chunk,
+            RING=ring, MMA=mma, IEEE=ieee)
         _decode_attention_combine_kernel[(B * Hq,)](
             pm, pl, pacc, out if sinks is None else sinks, out, Hq, nsplit, out.stride(0), out.stride(2), D=d,
             BLOCK_N=triton.next_power_of_2(nsplit), HAS_SINK=sinks is not None)
@@ -236,7 +281,8 @@ def decode_attention_triton(q, k, v, k_pos, pos, window=None, sinks=None, scale=
         q, k, v, k_pos, pos, out if sinks is None else sinks, out, S, Hkv, big if window is None else window,
         d ** -0.5 if scale is None else scale, q.stride(0), q.stride(2), k.stride(0), k.stride(1), k.stride(2),
         v.stride(0), v.stride(1), v.stride(2), out.stride(0), out.stride(2),
-        G=Hq // Hkv, D=d, BLOCK_S=block_s or BLOCK_S, RING=ring, HAS_SINK=sinks is not None)
+        G=G, GP=GP, D=d, BLOCK_S=block_s or (BLOCK_S if mma else ELEMENTWISE_BLOCK_S[0]), RING=ring,
+        HAS_SINK=sinks is not None, MMA=mma, IEEE=ieee)
     return out
 
 

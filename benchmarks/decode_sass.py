@@ -1,0 +1,153 @@
+"""The decode kernels' machine code for Hopper (sm_90), read on any machine with Triton (its compiler, bundled ptxas
+and cuobjdump; no GPU): compiled as Triton's JIT specialises them at gpt-oss-20b's shapes, their registers, spills
+and the instructions their main loops issue. The MXFP4 matvec per projection and tile: how its packed weights are
+loaded, loop instructions per weight. Decode attention (G = 8 query heads a kv head, d = 64, bf16): the tensor-core
+kernels (HMMA) against the elementwise ones runs 1 to 3 measured, loop instructions per slot.
+
+    python benchmarks/decode_sass.py            # the tables
+    python benchmarks/decode_sass.py --check    # fail unless the weights come 16 bytes a load, the attention
+                                                # kernels use the tensor cores, and nothing spills
+                                                # (tests/test_triton_compile.py runs this)
+"""
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import warnings
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+sys.path.insert(0, ROOT)
+warnings.filterwarnings("ignore")
+
+import triton  # noqa: E402
+from triton.backends.compiler import GPUTarget  # noqa: E402
+from triton.compiler import ASTSource  # noqa: E402
+
+from gptoss_torch.fast import mxfp4_triton  # noqa: E402
+
+BIN = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin")
+I32 = dict.fromkeys(["R", "G", "chunk", "stride_be", "stride_br", "stride_se", "stride_sr", "stride_xn", "stride_bias",
+                     "stride_on"], "i32")
+# what Triton's JIT specialises at gpt-oss-20b's shapes: pointers 16-byte aligned, integers divisible by 16 (not
+# G = 90 blocks, nor the scales' row stride 90)
+DIV16 = ["blocks_ptr", "scales_ptr", "ids_ptr", "x_ptr", "bias_ptr", "w_ptr", "out_ptr", "R", "stride_be",
+         "stride_br", "stride_se", "stride_xn", "stride_bias", "stride_on"]
+WIDE_LOAD = r"LDG(STS)?\.E(\.BYPASS)?\.128"
+
+
+def cuobjdump(cubin, flag):
+    with tempfile.NamedTemporaryFile(suffix=".cubin", delete=False) as f:
+        f.write(cubin)
+    try:
+        return subprocess.run([os.path.join(BIN, "cuobjdump"), flag, f.name], capture_output=True, text=True,
+                              check=True).stdout
+    finally:
+        os.unlink(f.name)
+
+
+def compile_sass(fn, types, const, warps, aligned=()):
+    """(SASS text, registers, spilled bytes) of `fn` compiled for sm_90: `types` for its runtime arguments, `const`
+    its constexprs, `aligned` the arguments the JIT would find divisible by 16. Spills are the per-thread stack plus
+    local memory (cuobjdump's STACK and LOCAL: registers spilled by ptxas land on the stack)."""
+    sig = {n: types.get(n, "constexpr") for n in fn.arg_names}
+    attrs = {(fn.arg_names.index(n),): [["tt.divisibility", 16]] for n in aligned}
+    src = ASTSource(fn, sig, constexprs={(fn.arg_names.index(k),): v for k, v in const.items()}, attrs=attrs)
+    cubin = triton.compile(src, target=GPUTarget("cuda", 90, 32), options=dict(num_warps=warps)).asm["cubin"]
+    res = cuobjdump(cubin, "-res-usage")
+    return (cuobjdump(cubin, "-sass"), int(re.search(r"REG:(\d+)", res).group(1)),
+            int(re.search(r"STACK:(\d+)", res).group(1)) + int(re.search(r"LOCAL:(\d+)", res).group(1)))
+
+
+def sass(tile, up, specialised=True):
+    """(SASS text, registers, spilled bytes) of the matvec: the up projection (bf16 input, SwiGLU epilogue) or
+    the down one (float32 input, bias and router weight), tile = (rows, blocks, stages, warps[, splits])."""
+    fn = mxfp4_triton._mxfp4_matvec_kernel
+    types = dict(I32, blocks_ptr="*u8", scales_ptr="*u8", ids_ptr="*i64", out_ptr="*fp32", alpha="fp32",
+                 limit="fp32", x_ptr="*bf16" if up else "*fp32", bias_ptr="*bf16", w_ptr="*fp32")
+    const = dict(BLOCK_R=tile[0], BLOCK_G=tile[1], NUM_STAGES=tile[2], TOPK=4 if up else 1, SWIGLU=up,
+                 HAS_BIAS=True, HAS_W=not up, SPLITS=tile[4] if len(tile) > 4 else 1)
+    return compile_sass(fn, types, const, tile[3], DIV16 if specialised else ())
+
+
+def attention_sass(split, mma, block_s, warps=4):
+    """(SASS, registers, spilled bytes) of a decode attention kernel: the one-program kernel on a sliding ring or the
+    split kernel's first half on a full layer; products on the tensor cores (mma) or elementwise."""
+    from gptoss_torch.fast import attention_triton as at
+    fn = at._decode_attention_split_kernel if split else at._decode_attention_kernel
+    i32 = dict.fromkeys(["S", "Hkv", "sq_b", "sq_h", "sk_b", "sk_s", "sk_h", "sv_b", "sv_s", "sv_h", "so_b", "so_h",
+                         "NSPLIT"], "i32")
+    types = dict(i32, q_ptr="*bf16", k_ptr="*bf16", v_ptr="*bf16", kpos_ptr="*i64", pos_ptr="*i64", window="i64",
+                 scale="fp32", sinks_ptr="*fp32", out_ptr="*bf16", pm_ptr="*fp32", pl_ptr="*fp32", pacc_ptr="*fp32")
+    const = dict(G=8, GP=16 if mma else 8, D=64, BLOCK_S=block_s, MMA=mma, IEEE=False)
+    const.update(dict(CHUNK=at.SPLIT_SLOTS, RING=False) if split else dict(RING=True, HAS_SINK=True))
+    aligned = [n for n in ("q_ptr", "k_ptr", "v_ptr", "kpos_ptr", "pos_ptr", "sinks_ptr", "out_ptr", "pm_ptr",
+                           "pl_ptr", "pacc_ptr", "sq_b", "sq_h", "sk_b", "sk_s", "sv_b", "sv_s", "so_b", "so_h")
+               if n in fn.arg_names]
+    return compile_sass(fn, types, const, warps, aligned)
+
+
+def loop_instructions(code):
+    """Instructions of the longest loop: from a backward branch's target to the branch, by their addresses."""
+    best = 0
+    for m in re.finditer(r"/\*([0-9a-f]{4})\*/\s+(?:@!?U?P\w+\s+)?BRA\s+0x([0-9a-f]+)", code):
+        at, target = int(m.group(1), 16), int(m.group(2), 16)
+        if target < at:
+            best = max(best, (at - target) // 16 + 1)  # one 16-byte instruction each
+    return best
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--check", action="store_true", help="assert 16-byte weight loads and no spills")
+    args = ap.parse_args(argv)
+    print(f"# the MXFP4 matvec on sm_90, Triton {triton.__version__}\n")
+    print("| projection | tile (rows, blocks, stages, warps) | registers | spilled bytes | 16-byte loads | "
+          "loop instructions | per weight |")
+    print("|---|---|---:|---:|---|---:|---:|")
+    for name, tile, up in (("up", mxfp4_triton.TILE_UP, True), ("down", mxfp4_triton.TILE_DOWN, False)):
+        code, regs, local = sass(tile, up)
+        wide = bool(re.search(WIDE_LOAD, code))
+        n = loop_instructions(code)
+        per_thread = tile[0] * tile[1] * 32 // (32 * tile[3])  # weights a thread takes a loop step
+        print(f"| {name} | {tuple(tile)} | {regs} | {local} | {'yes' if wide else 'no'} | {n} | "
+              f"{n / per_thread:.1f} |")
+        if args.check:
+            assert wide, f"{name}: the packed weights are not read 16 bytes a load"
+            assert local == 0, f"{name}: {local} bytes of local memory: registers spilled"
+    from gptoss_torch.fast import attention_triton as at
+    print(f"\n# decode attention on sm_90 (G = 8, d = 64, bf16)\n")
+    print("| kernel | products | slots a step | warps | registers | spilled bytes | HMMA | warp shuffles | "
+          "loop instructions | per slot |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    rows = [(False, True, at.BLOCK_S), (True, True, at.SPLIT_BLOCK_S)]  # the defaults, then runs 1-3's kernels
+    rows += [(False, False, at.ELEMENTWISE_BLOCK_S[0]), (True, False, at.ELEMENTWISE_BLOCK_S[1])]
+    spilled = {}
+    for split, mma, block_s in rows:
+        code, regs, local = attention_sass(split, mma, block_s)
+        n = loop_instructions(code)
+        hmma = len(re.findall(r"\bHMMA\.", code))
+        shfl = len(re.findall(r"\bSHFL\.", code))  # in the whole kernel
+        spilled[split, mma] = local
+        print(f"| {'split, first half' if split else 'one program a kv head'} | "
+              f"{'tensor cores' if mma else 'elementwise'} | {block_s} | 4 | {regs} | {local} | {hmma} | {shfl} | "
+              + (f"{n} | {n / block_s:.1f} |" if n else "no loop found | - |"))
+        if args.check and mma:
+            assert hmma, f"attention (split={split}): no HMMA: the products are not on the tensor cores"
+            assert local == 0, f"attention (split={split}): {local} bytes spilled"
+    if args.check:
+        # control: the elementwise one-program kernel at 32 slots a step ([8, 32, 64] float32 products) spills,
+        # which the check above would catch
+        assert spilled[False, False] > 0, "the control did not spill"
+        # control: without the JIT's alignment facts the same kernel reads the weights a byte a load (what the check
+        # above catches; the scales, 90 a row, come a byte a load either way)
+        code, _, _ = sass(mxfp4_triton.TILE_UP, True, specialised=False)
+        assert "LDG.E.U8" in code and not re.search(WIDE_LOAD, code), "the control read its weights vectorised"
+        print("\nvectorised, tensor cores, no spills")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
