@@ -484,8 +484,17 @@ def tiny_checks(rep, device):
             cache = m.new_cache(32)
             m(toks[:5], cache=cache)
             pos, fast = torch.tensor([5], device=device), FastDecoder(m, 32)
+            prompt_pos = torch.arange(6, 6 + 20, device=device)
+
+            def prompt_step():  # a 20-token prompt (80 pairs: past the decode kernel's few) with the prompt kernels
+                enable_fast(m, prefill=True)
+                try:
+                    m.run(toks[:20][None], prompt_pos, cache)
+                finally:
+                    enable_fast(m)
             for label, step in (("Model.run", lambda: m.run(toks[5:6][None], pos, cache)),
-                                ("FastDecoder.step", lambda: fast.step(toks[5:6][None], pos, cache))):
+                                ("FastDecoder.step", lambda: fast.step(toks[5:6][None], pos, cache)),
+                                ("a prompt through the prompt kernels", prompt_step)):
                 torch.cuda.set_sync_debug_mode("error")
                 try:
                     step()

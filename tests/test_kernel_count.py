@@ -6,6 +6,7 @@ per window kind, final norm, unembedding) cancel. The bounds are the measured co
 
 import pytest
 import torch
+from torch.overrides import TorchFunctionMode
 
 import gptoss_np
 from gptoss_torch.fast import attention_triton, mxfp4_triton, norm_triton, rope_cache_triton
@@ -91,3 +92,76 @@ def test_the_counter_sees_an_added_kernel(monkeypatch):
     layer = FastDecoder.layer
     monkeypatch.setattr(FastDecoder, "layer", lambda self, *a: (lambda x, h: (x * 1.0, h))(*layer(self, *a)))
     assert count_step(2, "fast", "torch", monkeypatch).total() == base + 2
+
+
+PROMPT_BOUND = 76  # measured: kernels per layer of a prompt through the prompt kernels (bf16, 20 or 40 tokens)
+
+
+class HostReads(TorchFunctionMode):
+    """Counts the calls that read a tensor's values on the host (on a GPU: a sync): .item(), .tolist(), bool(),
+    int(), float() of a tensor."""
+    READS = {torch.Tensor.item, torch.Tensor.tolist, torch.Tensor.__bool__, torch.Tensor.__int__,
+             torch.Tensor.__float__, torch.Tensor.__index__}
+
+    def __init__(self):
+        super().__init__()
+        self.n = 0
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        self.n += func in self.READS
+        return func(*args, **(kwargs or {}))
+
+
+def count_prompt(n_layers, T, kernels, monkeypatch):
+    """Kernels a T-token prompt dispatches into a cache (and, as .host_reads, its reads of tensor values on the
+    host): with `kernels` the prompt kernels (grouped MoE, flash attention, routing: stand-ins counted as one
+    launch each), else the plain per-expert path."""
+    cfg = gptoss_np.scale_down(gptoss_np.get_config("gpt-oss-20b"), n_layers=n_layers)
+    model = Model.from_numpy(cfg, gptoss_np.init_weights(cfg, seed=1), dtype=torch.bfloat16)
+    counter = OpCounter()
+    if kernels:
+        def grouped(blocks, scales, slots, block_expert, x, bias=None, weights=None, topk=1, swiglu=None, tile=None):
+            with counter.kernel("triton mxfp4_grouped"):
+                return torch.zeros(x.shape[0] * topk, blocks.shape[1] // (2 if swiglu else 1))
+
+        def route(logits, k):
+            with counter.kernel("triton route"):
+                return logits.topk(k).indices, torch.full((logits.shape[0], k), 1.0 / k)
+
+        def attend(q, *args, **kw):
+            with counter.kernel("triton prefill_attention"):
+                return torch.zeros_like(q)
+
+        monkeypatch.setattr(mxfp4_triton, "available", lambda device: True)
+        monkeypatch.setattr(attention_triton, "available", lambda device: True)
+        monkeypatch.setattr(mxfp4_triton, "mxfp4_grouped", grouped)
+        monkeypatch.setattr(mxfp4_triton, "route_topk_softmax", route)
+        monkeypatch.setattr(attention_triton, "prefill_attention_triton", attend)
+        from gptoss_torch.fast import enable
+        assert enable(model, prefill=True) == {"mxfp4": True, "prefill moe": True, "prefill attention": True}
+    cache = model.new_cache(64)
+    tokens, pos = (torch.arange(T) * 7 % cfg.vocab_size)[None], torch.arange(T)
+    reads = HostReads()
+    with reads:
+        counter = count_ops(model, lambda: model.run(tokens, pos, cache, last_only=True), counter)
+    counter.host_reads = reads.n
+    return counter
+
+
+def test_a_prompt_through_the_prompt_kernels_launches_a_fixed_number_of_kernels(monkeypatch):
+    """Issue 16: the H200 saw a 2k prefill host-bound, 18,566 launches for 292 ms of kernels: about 24 for each
+    expert hit in each layer (the per-expert loop). Through the prompt kernels a layer's launches are the same
+    for any prompt length and any routing (no loop over experts, no host sync); the control, the per-expert path,
+    launches more as a longer prompt hits more experts."""
+    per_layer = {}
+    for T in (20, 40):
+        four, two = count_prompt(4, T, True, monkeypatch), count_prompt(2, T, True, monkeypatch)
+        per_layer[T] = (four.total() - two.total()) / 2
+        assert four.ops["triton mxfp4_grouped"] == 2 * 4 and four.ops["triton prefill_attention"] == 4
+        assert four.host_reads == two.host_reads == 0  # Model.run reads nothing back (Model.forward's input
+        # checks do, once a prompt)
+    assert per_layer[20] == per_layer[40] <= PROMPT_BOUND, per_layer
+    monkeypatch.undo()
+    plain = {T: count_prompt(2, T, False, monkeypatch) for T in (4, 40)}
+    assert plain[40].total() > plain[4].total() + 2 * 24, plain  # more experts hit, ~24 more launches each
+    assert plain[40].host_reads == 2  # control: the per-expert path reads its counts back once a layer
