@@ -29,12 +29,12 @@ from triton.compiler import ASTSource  # noqa: E402
 from gptoss_torch.fast import mxfp4_triton  # noqa: E402
 
 BIN = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin")
-I32 = dict.fromkeys(["R", "G", "chunk", "stride_be", "stride_br", "stride_se", "stride_sr", "stride_xn", "stride_bias",
-                     "stride_on"], "i32")
+I32 = dict.fromkeys(["R", "G", "chunk", "E", "stride_l", "stride_be", "stride_br", "stride_se", "stride_sr",
+                     "stride_xn", "stride_bias", "stride_on"], "i32")
 # what Triton's JIT specialises at gpt-oss-20b's shapes: pointers 16-byte aligned, integers divisible by 16 (not
 # G = 90 blocks, nor the scales' row stride 90)
-DIV16 = ["blocks_ptr", "scales_ptr", "ids_ptr", "x_ptr", "bias_ptr", "w_ptr", "out_ptr", "R", "stride_be",
-         "stride_br", "stride_se", "stride_xn", "stride_bias", "stride_on"]
+DIV16 = ["blocks_ptr", "scales_ptr", "ids_ptr", "x_ptr", "bias_ptr", "w_ptr", "out_ptr", "logits_ptr", "R",
+         "stride_be", "stride_br", "stride_se", "stride_xn", "stride_bias", "stride_on"]
 WIDE_LOAD = r"LDG(STS)?\.E(\.BYPASS)?\.128"
 
 
@@ -62,13 +62,16 @@ def compile_sass(fn, types, const, warps, aligned=()):
 
 
 def sass(tile, up, specialised=True):
-    """(SASS text, registers, spilled bytes) of the matvec: the up projection (bf16 input, SwiGLU epilogue) or
-    the down one (float32 input, bias and router weight), tile = (rows, blocks, stages, warps[, splits])."""
+    """(SASS text, registers, spilled bytes) of the matvec: the up projection (bf16 input, routing in its prologue,
+    SwiGLU epilogue) or the down one (float32 input, bias and router weight), tile = (rows, blocks, stages,
+    warps[, splits])."""
     fn = mxfp4_triton._mxfp4_matvec_kernel
     types = dict(I32, blocks_ptr="*u8", scales_ptr="*u8", ids_ptr="*i64", out_ptr="*fp32", alpha="fp32",
-                 limit="fp32", x_ptr="*bf16" if up else "*fp32", bias_ptr="*bf16", w_ptr="*fp32")
+                 limit="fp32", x_ptr="*bf16" if up else "*fp32", bias_ptr="*bf16", w_ptr="*fp32",
+                 logits_ptr="*bf16")
     const = dict(BLOCK_R=tile[0], BLOCK_G=tile[1], NUM_STAGES=tile[2], TOPK=4 if up else 1, SWIGLU=up,
-                 HAS_BIAS=True, HAS_W=not up, SPLITS=tile[4] if len(tile) > 4 else 1)
+                 HAS_BIAS=True, HAS_W=not up, SPLITS=tile[4] if len(tile) > 4 else 1, ROUTE=up,
+                 BLOCK_E=32 if up else 1)
     return compile_sass(fn, types, const, tile[3], DIV16 if specialised else ())
 
 

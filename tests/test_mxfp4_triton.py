@@ -102,10 +102,14 @@ x = torch.randn(3, cfg.d_model, generator=g)
 logits = m.layers[0].mlp.router(x)
 e, w = router_topk_softmax(logits, cfg.top_k)
 ref = moe_gathered(x.double(), cfg, e, w.double(), ex.up, ex.down)
-y, e_got, w_got = fused_moe(x, logits, ex.up, ex.down, cfg)
-assert torch.equal(e_got, e)
-close(y.float(), ref, 1e-5, "fused_moe")
 import gptoss_torch.fast.mxfp4_triton as mt
+for route_in_up in (True, False):  # routing in the up kernel's prologue, or the routing kernel
+    mt.ROUTE_IN_UP = route_in_up
+    y, e_got, w_got = fused_moe(x, logits, ex.up, ex.down, cfg)
+    assert torch.equal(e_got, e), (route_in_up, e_got, e)
+    close(w_got, w.double(), 1e-6, f"fused_moe weights, routing in up: {route_in_up}")
+    close(y.float(), ref, 1e-5, f"fused_moe, routing in up: {route_in_up}")
+mt.ROUTE_IN_UP = True
 mt.TILE_DOWN = (16, 4, 3, 1, 2)  # the down projection split-K: summed here, or its parts left to the caller
 close(fused_moe(x, logits, ex.up, ex.down, cfg)[0].float(), ref, 1e-5, "fused_moe, split down")
 parts = fused_moe(x, logits, ex.up, ex.down, cfg, reduce=False)[0]

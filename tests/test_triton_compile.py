@@ -34,11 +34,15 @@ i32 = dict.fromkeys(["R", "G", "chunk", "stride_be", "stride_br", "stride_se", "
 mx = dict(i32, blocks_ptr="*u8", scales_ptr="*u8", ids_ptr="*i64", out_ptr="*fp32", alpha="fp32", limit="fp32")
 # up: bf16 activation, bf16 bias, 4 pairs per token, SwiGLU in the epilogue; down: the float32 activation, bias and
 # router weight. The E2M1 values are float32 subnormals for exponent 0, so no multiply or add may flush them (.ftz)
-for tile, act in ((mxfp4_triton.TILE_UP, True), (mxfp4_triton.TILE_DOWN, False), ((16, 4, 3, 1, 2), False)):
+# (the up kernel routing its token in its prologue, or reading the routing kernel's experts; the down split-K too)
+for tile, act, route in ((mxfp4_triton.TILE_UP, True, True), (mxfp4_triton.TILE_UP, True, False),
+                         (mxfp4_triton.TILE_DOWN, False, False), ((16, 4, 3, 1, 2), False, False)):
     k = compile_for_sm90(mxfp4_triton._mxfp4_matvec_kernel,
-                         dict(mx, x_ptr="*bf16" if act else "*fp32", bias_ptr="*bf16", w_ptr="*fp32"),
+                         dict(mx, x_ptr="*bf16" if act else "*fp32", bias_ptr="*bf16", w_ptr="*fp32",
+                              logits_ptr="*bf16"),
                          dict(BLOCK_R=tile[0], BLOCK_G=tile[1], NUM_STAGES=tile[2], TOPK=4 if act else 1, SWIGLU=act,
-                              HAS_BIAS=True, HAS_W=not act, SPLITS=tile[4] if len(tile) > 4 else 1), tile[3])
+                              HAS_BIAS=True, HAS_W=not act, SPLITS=tile[4] if len(tile) > 4 else 1, ROUTE=route,
+                              BLOCK_E=32 if route else 1), tile[3])
     flushed = [ln.strip() for ln in k.asm["ptx"].splitlines() if re.search(r"\b(fma|mul|add)\.[a-z.]*ftz", ln)]
     assert not flushed, flushed[:3]
 compile_for_sm90(mxfp4_triton._route_kernel, dict(i32, logits_ptr="*bf16", ids_ptr="*i64", w_ptr="*fp32"),

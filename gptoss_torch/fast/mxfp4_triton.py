@@ -59,22 +59,52 @@ if triton is not None:
             tl.float32, bitcast=True)
 
     @triton.jit
-    def _mxfp4_matvec_kernel(blocks_ptr, scales_ptr, ids_ptr, x_ptr, bias_ptr, w_ptr, out_ptr, R, G, chunk,
-                             stride_be, stride_br, stride_se, stride_sr, stride_xn, stride_bias, stride_on,
-                             alpha, limit, TOPK: tl.constexpr, SWIGLU: tl.constexpr, HAS_BIAS: tl.constexpr,
-                             HAS_W: tl.constexpr, SPLITS: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_G: tl.constexpr,
+    def _topk_softmax(x, K: tl.constexpr, BLOCK_E: tl.constexpr):
+        """gpt-oss's router on one token's logits x [BLOCK_E] (float32, -inf past the experts): the top K by repeated
+        argmax (a tie goes to the lower expert), then a softmax over those K -> (experts [K] int64, weights [K])."""
+        e = tl.arange(0, BLOCK_E)
+        kk = tl.arange(0, K)
+        vals = tl.zeros([K], tl.float32)
+        ids = tl.zeros([K], tl.int64)
+        for j in tl.static_range(K):
+            best = tl.max(x, axis=0)
+            idx = tl.min(tl.where(x == best, e, BLOCK_E), axis=0)
+            vals = tl.where(kk == j, best, vals)
+            ids = tl.where(kk == j, idx.to(tl.int64), ids)
+            x = tl.where(e == idx, float("-inf"), x)
+        p = tl.exp(vals - tl.max(vals, axis=0))
+        return ids, p / tl.sum(p, axis=0)
+
+    @triton.jit
+    def _mxfp4_matvec_kernel(blocks_ptr, scales_ptr, ids_ptr, x_ptr, bias_ptr, w_ptr, out_ptr, logits_ptr, R, G,
+                             chunk, E, stride_be, stride_br, stride_se, stride_sr, stride_xn, stride_bias, stride_on,
+                             stride_l, alpha, limit, TOPK: tl.constexpr, SWIGLU: tl.constexpr,
+                             HAS_BIAS: tl.constexpr, HAS_W: tl.constexpr, SPLITS: tl.constexpr, ROUTE: tl.constexpr,
+                             BLOCK_E: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_G: tl.constexpr,
                              NUM_STAGES: tl.constexpr):
         """Program (pair n, BLOCK_R rows, split j): acc = W[e] x + b[e] over its rows, the packed blocks decoded in
         registers (_e2m1_f32, the input scaled by 2^64 so that the products stay normal floats; each block's sum
         scaled back by 2^62 and then by 2^(s-127)); with SWIGLU the rows are (gate, linear) pairs and it writes
         swiglu_oss of each pair (half as many outputs); then times the router weight w[n]. With SPLITS > 1 (split-K,
         no SwiGLU) program j sums blocks [j chunk, (j + 1) chunk) only into output row n * SPLITS + j (split 0 adds
-        the bias): the caller sums the SPLITS rows."""
+        the bias): the caller sums the SPLITS rows. With ROUTE the pair's expert comes from routing its token's
+        router logits here (_topk_softmax; pair n is the token's (n % TOPK)-th choice), and ids / w are outputs: the
+        row-block 0 programs write each pair's expert and router weight there for the down projection."""
         n = tl.program_id(0)  # which routed (token, expert) pair; its token is n // TOPK
         rows = tl.program_id(1) * BLOCK_R + tl.arange(0, BLOCK_R)  # [BR]
         j = tl.program_id(2)  # which split of the 32-value blocks
         rmask = rows < R
-        e = tl.load(ids_ptr + n).to(tl.int64)  # only the routed expert's bytes are read
+        if ROUTE:  # routing in the prologue: every program of a token routes it alike
+            le = tl.arange(0, BLOCK_E)
+            logits = tl.load(logits_ptr + (n // TOPK) * stride_l + le, mask=le < E, other=float("-inf"))
+            experts, weights = _topk_softmax(logits.to(tl.float32), TOPK, BLOCK_E)
+            choice = tl.arange(0, TOPK) == n % TOPK
+            e = tl.sum(tl.where(choice, experts, 0), axis=0)
+            if tl.program_id(1) == 0:
+                tl.store(ids_ptr + n, e)
+                tl.store(w_ptr + n, tl.sum(tl.where(choice, weights, 0.0), axis=0))
+        else:
+            e = tl.load(ids_ptr + n).to(tl.int64)  # only the routed expert's bytes are read
         x_row = x_ptr + (n // TOPK) * stride_xn
         jb = tl.arange(0, 16)  # byte within a 32-value block
         acc = tl.zeros([BLOCK_R], dtype=tl.float32)
@@ -187,23 +217,14 @@ if triton is not None:
 
     @triton.jit
     def _route_kernel(logits_ptr, ids_ptr, w_ptr, E, stride_l, K: tl.constexpr, BLOCK_E: tl.constexpr):
-        """gpt-oss's router for one token: the top K logits by repeated argmax (a tie goes to the lower expert),
-        then a softmax over those K, in float32."""
+        """gpt-oss's router for one token (_topk_softmax), in float32."""
         t = tl.program_id(0)
         e = tl.arange(0, BLOCK_E)
-        x = tl.load(logits_ptr + t * stride_l + e, mask=e < E, other=float("-inf")).to(tl.float32)
+        ids, w = _topk_softmax(tl.load(logits_ptr + t * stride_l + e, mask=e < E, other=float("-inf")).to(tl.float32),
+                               K, BLOCK_E)
         kk = tl.arange(0, K)
-        vals = tl.zeros([K], tl.float32)
-        ids = tl.zeros([K], tl.int64)
-        for j in tl.static_range(K):
-            best = tl.max(x, axis=0)
-            idx = tl.min(tl.where(x == best, e, BLOCK_E), axis=0)
-            vals = tl.where(kk == j, best, vals)
-            ids = tl.where(kk == j, idx.to(tl.int64), ids)
-            x = tl.where(e == idx, float("-inf"), x)
-        p = tl.exp(vals - tl.max(vals, axis=0))
         tl.store(ids_ptr + t * K + kk, ids)
-        tl.store(w_ptr + t * K + kk, p / tl.sum(p, axis=0))
+        tl.store(w_ptr + t * K + kk, w)
 
 
 def route_topk_softmax(logits, k):
@@ -222,13 +243,15 @@ def route_topk_softmax(logits, k):
 TILE_UP, TILE_DOWN = (16, 4, 3, 1), (16, 4, 3, 1)
 
 
-def mxfp4_matvec(blocks, scales, ids, x, bias=None, weights=None, topk=1, swiglu=None, tile=None):
+def mxfp4_matvec(blocks, scales, ids, x, bias=None, weights=None, topk=1, swiglu=None, tile=None, logits=None):
     """out [n, R] float32 = W[ids[p]] @ x[p // topk] (+ bias[ids[p]]) (* weights[p]) for MXFP4 W (blocks
     [E, R, G, 16], scales [E, R, G]); swiglu=(alpha, limit): rows are (gate, linear) pairs and out [n, R/2] holds
     swiglu_oss of each (bias added before, weight applied after). x float32 or bf16; ids [n] int.
     tile: (rows, 32-value blocks, pipeline stages, warps[, splits]) per program, default TILE_UP; with splits > 1
     (split-K, not with swiglu) out is [n * splits, R]: rows n * splits + j are pair n's partial sums (the bias in the
-    first), to be summed."""
+    first), to be summed. logits [N, E] (N = n / topk tokens): route in the kernel (gpt-oss's top-k + softmax, topk
+    a power of two) instead of reading ids; `ids` [n] int64 and `weights` [n] float32 then receive each pair's
+    expert and router weight (the weight is not applied)."""
     block_r, block_g, stages, warps, *rest = tile or TILE_UP
     splits = rest[0] if rest else 1
     E, R, G, _ = blocks.shape
@@ -244,13 +267,15 @@ def mxfp4_matvec(blocks, scales, ids, x, bias=None, weights=None, topk=1, swiglu
     chunk = triton.cdiv(triton.cdiv(G, splits), block_g) * block_g  # blocks a split, whole loop steps
     grid = (n, triton.cdiv(R, block_r), splits)
     alpha, limit = swiglu or (0.0, 0.0)
+    route = logits is not None
     _mxfp4_matvec_kernel[grid](blocks, scales, ids, x, out if bias is None else bias,
-                               out if weights is None else weights, out, R, G, chunk,
-                               blocks.stride(0), blocks.stride(1), scales.stride(0), scales.stride(1),
+                               out if weights is None else weights, out, logits if route else out, R, G, chunk,
+                               E, blocks.stride(0), blocks.stride(1), scales.stride(0), scales.stride(1),
                                x.stride(0), 0 if bias is None else bias.stride(0), out.stride(0),
-                               float(alpha), float(limit), TOPK=topk, SWIGLU=swiglu is not None,
-                               HAS_BIAS=bias is not None, HAS_W=weights is not None, SPLITS=splits,
-                               BLOCK_R=block_r, BLOCK_G=block_g, NUM_STAGES=stages, num_warps=warps)
+                               logits.stride(0) if route else 0, float(alpha), float(limit), TOPK=topk,
+                               SWIGLU=swiglu is not None, HAS_BIAS=bias is not None,
+                               HAS_W=weights is not None and not route, SPLITS=splits, ROUTE=route,
+                               BLOCK_E=triton.next_power_of_2(E) if route else 1, BLOCK_R=block_r, BLOCK_G=block_g, NUM_STAGES=stages, num_warps=warps)
     return out
 
 
@@ -347,22 +372,32 @@ def mxfp4_dequantize(blocks, scales, dtype):
     return out
 
 
+ROUTE_IN_UP = True  # gpt-oss's routing in the up kernel's prologue (one launch fewer a layer) instead of its own
+
+
 def fused_moe(x, logits, up, down, cfg, reduce=True):
-    """The MoE after the router's matmul in few launches: routing (gpt-oss's top-k + softmax, one kernel), up (bias
-    and the activation in its epilogue), then down (bias and router weight in its epilogue); a sum over the k pairs
-    remains. x [N, D], logits [N, E] -> (y [N, D] in x's dtype, experts [N, k], weights [N, k]); reduce=False leaves
-    the sum to the caller: y is then the k weighted outputs [N * k, D] in float32, or their split-K parts
-    [N * k * splits, D] with a split TILE_DOWN (fast/norm_triton.py sums them)."""
-    k = cfg.top_k
-    experts, weights = routed(logits, cfg)
-    N = experts.shape[0]
-    ids = experts.reshape(-1)  # [N*k]: pair p is token p // k
-    if cfg.activation == "swiglu_oss":  # the activation in the up kernel's epilogue: a [N*k, F] output
-        act = mxfp4_matvec(up.blocks, up.scales, ids, x, up.bias, topk=k, swiglu=(cfg.swiglu_alpha, cfg.swiglu_limit),
-                           tile=TILE_UP)
+    """The MoE after the router's matmul in few launches: routing (gpt-oss's top-k + softmax: in the up kernel's
+    prologue, or one kernel of its own), up (bias and the activation in its epilogue), then down (bias and router
+    weight in its epilogue); a sum over the k pairs remains. x [N, D], logits [N, E] -> (y [N, D] in x's dtype,
+    experts [N, k], weights [N, k]); reduce=False leaves the sum to the caller: y is then the k weighted outputs
+    [N * k, D] in float32, or their split-K parts [N * k * splits, D] with a split TILE_DOWN (fast/norm_triton.py
+    sums them)."""
+    k, N = cfg.top_k, x.shape[0]
+    swiglu = (cfg.swiglu_alpha, cfg.swiglu_limit) if cfg.activation == "swiglu_oss" else None
+    if ROUTE_IN_UP and swiglu and cfg.router == "topk_softmax" and k & (k - 1) == 0:
+        ids = torch.empty(N * k, dtype=torch.long, device=x.device)  # [N*k]: pair p is token p // k, written by
+        w = torch.empty(N * k, dtype=torch.float32, device=x.device)  # the up kernel
+        act = mxfp4_matvec(up.blocks, up.scales, ids, x, up.bias, w, topk=k, swiglu=swiglu, tile=TILE_UP,
+                           logits=logits)
+        experts, weights = ids.view(N, k), w.view(N, k)
     else:
-        act = activate(mxfp4_matvec(up.blocks, up.scales, ids, x, up.bias, topk=k, tile=TILE_UP), cfg)
-    out = mxfp4_matvec(down.blocks, down.scales, ids, act, down.bias, weights.reshape(-1),
+        experts, weights = routed(logits, cfg)
+        ids = experts.reshape(-1)  # [N*k]: pair p is token p // k
+        if swiglu:  # the activation in the up kernel's epilogue: a [N*k, F] output
+            act = mxfp4_matvec(up.blocks, up.scales, ids, x, up.bias, topk=k, swiglu=swiglu, tile=TILE_UP)
+        else:
+            act = activate(mxfp4_matvec(up.blocks, up.scales, ids, x, up.bias, topk=k, tile=TILE_UP), cfg)
+    out = mxfp4_matvec(down.blocks, down.scales, experts.reshape(-1), act, down.bias, weights.reshape(-1),
                        tile=TILE_DOWN)  # [N*k, D], weighted
     if not reduce:
         return out, experts, weights
