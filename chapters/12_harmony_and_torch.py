@@ -301,8 +301,8 @@ assert gap < 1e-3
 #   are nearly tied; that is why the comparison above runs in float32.
 # - **Packed experts, a Triton kernel.** The experts stay MXFP4 bytes on the device. For decode,
 #   `gptoss_torch.fast.mxfp4_triton.enable(model)` routes the few-token MoE step through fused Triton kernels
-#   (routing, then the up and the down projection) that read the routed experts' packed bytes, decode them in
-#   registers and multiply: 4.25 bits per weight cross the memory bus instead of 16. It runs on CUDA (or in Triton's
+#   (the up projection, which also routes the token, then the down projection) that read the routed experts'
+#   packed bytes, decode them in registers and multiply: 4.25 bits per weight cross the memory bus instead of 16. It runs on CUDA (or in Triton's
 #   interpreter); here `enable` declines.
 # - **CUDA graphs.** A batch-1 decode step is hundreds of small kernels, and each launch costs time on a GPU
 #   whatever the kernel's size. `ChatModel` captures one decode step in a CUDA graph
