@@ -11,11 +11,11 @@ mkdir -p "$out"
 export PYTHONUNBUFFERED=1
 py=$(command -v python3 || command -v python)
 nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,clocks.max.mem,power.limit --format=csv > "$out/smi.txt" 2>&1
-timeout 420 "$py" benchmarks/gpu_check.py --budget 300 --out "$out/gpu_check.md" > "$out/gpu_check.log" 2>&1
+timeout 460 "$py" benchmarks/gpu_check.py --budget 380 --out "$out/gpu_check.md" > "$out/gpu_check.log" 2>&1
 echo "gpu_check exit status $?"
 if command -v ncu > /dev/null; then
     # the report itself can pass the 16 MiB a file that comes back; its CSV is what is read
-    timeout 180 ncu --clock-control none --set full -k regex:'mxfp4|attention' -f -o /tmp/kernels \
+    timeout 110 ncu --clock-control none --set full -k regex:'mxfp4|attention' -f -o /tmp/kernels \
         "$py" benchmarks/ncu_kernels.py > "$out/ncu.log" 2>&1
     echo "ncu exit status $?"
     ncu --import /tmp/kernels.ncu-rep --page details --csv > "$out/kernels.csv" 2>> "$out/ncu.log"
