@@ -308,10 +308,11 @@ def kernel_check(rep, device, smoke, state):
 # the down projection's split-K tiles (rows, blocks, stages, warps, splits): its 2880 rows make half the programs of
 # the up projection's 5760, too few to keep the H200 busy at batch 1
 DOWN_SPLIT_TILES = [(16, 4, 3, 1, 2), (8, 4, 3, 1, 2), (16, 4, 3, 1, 3), (16, 2, 3, 1, 2), (32, 4, 3, 1, 2)]
-# tiles the prompt kernels' sweeps try: the grouped MoE's (pairs, rows, 32-value blocks, warps, stages) and flash
+# tiles the prompt kernels' sweeps try: the grouped MoE's (pairs, rows, 32-value blocks, warps, stages, swap) and flash
 # attention's (queries, keys a step, warps, stages); the first of each is the shipped default
-GROUP_TILES = [(64, 64, 2, 4, 3), (64, 128, 2, 4, 3), (128, 64, 2, 4, 3), (128, 128, 2, 4, 3), (128, 128, 2, 8, 3),
-               (128, 128, 4, 8, 2), (128, 256, 2, 8, 3)]
+GROUP_TILES = [(64, 64, 2, 4, 3, True), (64, 64, 2, 4, 3, False), (64, 128, 2, 4, 3, True),
+               (128, 128, 2, 8, 3, True), (128, 128, 2, 8, 3, False), (128, 64, 2, 4, 3, True),
+               (64, 128, 4, 4, 3, True), (128, 256, 2, 8, 3, False)]
 PREFILL_TILES = [(64, 64, 4, 3), (128, 64, 4, 3), (128, 64, 8, 3), (128, 128, 8, 3), (64, 32, 4, 3), (64, 128, 4, 3)]
 
 
@@ -384,7 +385,7 @@ def prompt_kernels(rep, device, smoke, g, state):
         def grouped(tile):
             sl, be = mxfp4_triton.group_pairs(ids, E, tile[0])
             return mxfp4_triton.mxfp4_grouped(blocks, scales, sl, be, xb, bb, tile=tile, **kw)
-        tiles = GROUP_TILES if not smoke else [GROUP_TILES[0], (32, 32, 1, 4, 2)]
+        tiles = GROUP_TILES if not smoke else [GROUP_TILES[0], (32, 32, 1, 4, 2, False)]
         for tile, t in sweep(rep, device, f"grouped MoE {proj}, {nname}, {T} tokens", tiles, grouped,
                              lambda out: rel_err(out[check], ref) < 1e-2,
                              lambda t: f"{t * 1e3:,.2f} ms, {flop / t / 1e12:,.0f} TFLOP/s").items():

@@ -145,7 +145,8 @@ for b, e in enumerate(block_expert.tolist()):  # a block holds pairs of its expe
 for dt in (torch.float32, torch.float16):
     x = torch.randn(N, G * 32, generator=g).to(dt)
     bias, w = torch.randn(E, R, generator=g), torch.rand(N * k, generator=g)
-    for tile in ((16, 16, 2, 4, 3), (16, 32, 1, 4, 2)):  # (pairs, rows, blocks, warps, stages)
+    for tile in ((16, 16, 2, 4, 3, False), (16, 32, 1, 4, 2, True), (16, 32, 2, 4, 3, True)):  # (pairs, rows, blocks,
+        # warps, stages, swap)
         close(mxfp4_grouped(blocks, scales, slots, block_expert, x, bias, topk=k, tile=tile),
               reference(blocks, scales, ids, x, bias, topk=k), 1e-6, f"grouped {dt} {tile}")
         close(mxfp4_grouped(blocks, scales, slots, block_expert, x, bias, w, topk=k, swiglu=(1.702, 7.0), tile=tile),

@@ -71,11 +71,12 @@ compile_for_sm90(attention_triton._decode_attention_combine_kernel,
 # the grouped MoE kernel of a prompt: up (bf16 input, SwiGLU) and down (float32 activation rounded to bf16; and a
 # float32 model's IEEE products)
 grp = dict(mx, slot_ptr="*i64", block_expert_ptr="*i64", bias_ptr="*bf16", w_ptr="*fp32")
-for x_t, act, ieee in (("*bf16", True, False), ("*bf16", False, False), ("*fp32", False, True)):
+for x_t, act, ieee, swap in (("*bf16", True, False, True), ("*bf16", False, False, True), ("*fp32", False, True, True),
+                             ("*bf16", True, False, False), ("*fp32", False, True, False)):
     compile_for_sm90(mxfp4_triton._mxfp4_grouped_kernel, dict(grp, x_ptr=x_t),
                      dict(TOPK=4 if act else 1, SWIGLU=act, HAS_BIAS=True, HAS_W=not act, IEEE=ieee, FP16=False,
                           BLOCK_M=mxfp4_triton.GROUP_TILE[0], BLOCK_N=mxfp4_triton.GROUP_TILE[1],
-                          BLOCK_G=mxfp4_triton.GROUP_TILE[2]), *mxfp4_triton.GROUP_TILE[3:])
+                          BLOCK_G=mxfp4_triton.GROUP_TILE[2], SWAP=swap), *mxfp4_triton.GROUP_TILE[3:5])
 # a decode step's residual add + RMSNorm (the MoE's four rows summed), gpt-oss-20b's width
 from gptoss_torch.fast import norm_triton
 compile_for_sm90(norm_triton._add_rms_norm_kernel,
@@ -111,18 +112,20 @@ def test_the_kernels_compile_for_hopper():
 
 
 
-def test_the_decode_kernels_machine_code():
-    """benchmarks/decode_sass.py --check: the decode kernels' SASS for sm_90 as Triton's JIT specialises them at
+def test_the_kernels_machine_code():
+    """benchmarks/kernel_sass.py --check: the kernels' SASS for sm_90 as Triton's JIT specialises them at
     gpt-oss-20b's shapes (cuobjdump from Triton's package): the matvec reads its packed weights in 128-bit loads (one
-    32-value block a thread, summed in its registers), decode attention multiplies on the tensor cores (HMMA), and
-    nothing spills (cuobjdump's stack and local bytes). Controls show the checks can fail: without the alignment
+    32-value block a thread, summed in its registers), decode attention multiplies on the tensor cores (HMMA), the
+    prompt's grouped MoE feeds its decoded weights to the tensor cores from registers (no shared-memory round trip),
+    and nothing spills (cuobjdump's stack and local bytes). Controls show the checks can fail: without the alignment
     facts the JIT derives, the matvec reads one byte a load; the elementwise attention kernel at 32 slots a step
-    spills."""
+    spills; the grouped kernel's other orientation takes its weights through shared memory."""
     pytest.importorskip("triton.backends.nvidia.compiler")
     import triton
     if not os.path.exists(os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "cuobjdump")):
         pytest.skip("Triton's package carries no cuobjdump here")
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    r = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "decode_sass.py"), "--check"], env=env,
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "kernel_sass.py"), "--check"], env=env,
                        capture_output=True, text=True, timeout=300, cwd=ROOT)
-    assert r.returncode == 0 and "vectorised, tensor cores, no spills" in r.stdout, r.stdout[-3000:] + r.stderr[-3000:]
+    ok = "vectorised, tensor cores, weights from registers, no spills" in r.stdout
+    assert r.returncode == 0 and ok, r.stdout[-3000:] + r.stderr[-3000:]

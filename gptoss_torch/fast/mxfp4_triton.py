@@ -161,12 +161,14 @@ if triton is not None:
                               R, G, stride_be, stride_br, stride_se, stride_sr, stride_xn, stride_bias, stride_on,
                               alpha, limit, TOPK: tl.constexpr, SWIGLU: tl.constexpr, HAS_BIAS: tl.constexpr,
                               HAS_W: tl.constexpr, IEEE: tl.constexpr, FP16: tl.constexpr, BLOCK_M: tl.constexpr,
-                              BLOCK_N: tl.constexpr, BLOCK_G: tl.constexpr):
+                              BLOCK_N: tl.constexpr, BLOCK_G: tl.constexpr, SWAP: tl.constexpr):
         """A prompt's MoE projection, every expert in one launch: program (block of BLOCK_M (token, expert) pairs that
         share one expert, BLOCK_N rows) multiplies their inputs by the expert's rows on the tensor cores, the packed
         weights decoded tile by tile in registers (_e2m1_f32, times 2^126, times 2^(s-127): exact); bias, SwiGLU of
         row pairs (up) or the router weight (down) in the epilogue. A block past the last expert's has expert -1 and
-        does nothing; a padding slot holds pair -1."""
+        does nothing; a padding slot holds pair -1. SWAP: W x^T ([rows, pairs], the decoded weights the register
+        operand, nothing written to shared memory, so a multiply can run while the next tile decodes) instead of
+        x W^T ([pairs, rows], both operands through shared memory)."""
         mb, nb = tl.program_id(0), tl.program_id(1)
         e = tl.load(block_expert_ptr + mb).to(tl.int64)
         if e >= 0:
@@ -176,7 +178,10 @@ if triton is not None:
             rows = nb * BLOCK_N + tl.arange(0, BLOCK_N)  # [BN]
             rmask = rows < R
             jb = tl.arange(0, 16)
-            acc = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32)
+            if SWAP:
+                acc = tl.zeros([BLOCK_N, BLOCK_M], dtype=tl.float32)
+            else:
+                acc = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32)
             for g0 in range(0, G, BLOCK_G):
                 gs = g0 + tl.arange(0, BLOCK_G)  # [BG]
                 gmask = gs < G
@@ -194,11 +199,17 @@ if triton is not None:
                 hi = _e2m1_f32(byte, 18, 24) * 8.507059173023462e37 * factor
                 w = tl.reshape(tl.join(lo, hi), [BLOCK_N, BLOCK_G * 32])  # [BN, BK]: column 2j + b
                 if IEEE:
-                    acc += tl.dot(x.to(tl.float32), tl.trans(w), input_precision="ieee")
+                    xs, ws = x.to(tl.float32), w
                 elif FP16:
-                    acc += tl.dot(x.to(tl.float16), tl.trans(w.to(tl.float16)))
+                    xs, ws = x.to(tl.float16), w.to(tl.float16)
                 else:
-                    acc += tl.dot(x.to(tl.bfloat16), tl.trans(w.to(tl.bfloat16)))
+                    xs, ws = x.to(tl.bfloat16), w.to(tl.bfloat16)
+                if SWAP:
+                    acc += tl.dot(ws, tl.trans(xs), input_precision="ieee" if IEEE else None)  # [BN, BM]
+                else:
+                    acc += tl.dot(xs, tl.trans(ws), input_precision="ieee" if IEEE else None)  # [BM, BN]
+            if SWAP:
+                acc = tl.trans(acc)  # [BM, BN]
             if HAS_BIAS:
                 acc += tl.load(bias_ptr + e * stride_bias + rows, mask=rmask, other=0.0).to(tl.float32)[None, :]
             safe = tl.where(pmask, pairs, 0)
@@ -275,13 +286,17 @@ def mxfp4_matvec(blocks, scales, ids, x, bias=None, weights=None, topk=1, swiglu
                                logits.stride(0) if route else 0, float(alpha), float(limit), TOPK=topk,
                                SWIGLU=swiglu is not None, HAS_BIAS=bias is not None,
                                HAS_W=weights is not None and not route, SPLITS=splits, ROUTE=route,
-                               BLOCK_E=triton.next_power_of_2(E) if route else 1, BLOCK_R=block_r, BLOCK_G=block_g, NUM_STAGES=stages, num_warps=warps)
+                               BLOCK_E=triton.next_power_of_2(E) if route else 1, BLOCK_R=block_r,
+                               BLOCK_G=block_g, NUM_STAGES=stages, num_warps=warps)
     return out
 
 
-# the grouped kernel's tile: (pairs, rows, 32-value blocks, warps, pipeline stages) per program; 64 x 64 x 64 inputs
-# on 4 warps, 3 stages (Triton's defaults) until benchmarks/gpu_check.py's sweep on a GPU picks one
-GROUP_TILE = (64, 64, 2, 4, 3)
+# the grouped kernel's tile: (pairs, rows, 32-value blocks, warps, pipeline stages, swap) per program; 64 x 64 x 64
+# inputs on 4 warps, 3 stages (Triton's defaults), W x^T (swap: its sm_90 code feeds the decoded weights to the
+# tensor cores from registers, no shared-memory round trip, in fewer loop instructions, and under Triton 3.9 keeps a
+# multiply in flight while the next tile decodes: benchmarks/kernel_sass.py), until benchmarks/gpu_check.py's sweep
+# on a GPU picks one
+GROUP_TILE = (64, 64, 2, 4, 3, True)
 
 
 def group_pairs(ids, n_experts, block_m):
@@ -306,9 +321,9 @@ def mxfp4_grouped(blocks, scales, slots, block_expert, x, bias=None, weights=Non
                   tile=None):
     """out [P, R] float32 (P = pairs, R/2 with swiglu) = W[e_p] x[p // topk] (+ bias) (swiglu of row pairs) (* w_p)
     for every pair p at once, pairs grouped by group_pairs; float32 x multiplies in IEEE float32, bf16 / fp16 x on
-    the tensor cores in that dtype. tile: (pairs, rows, 32-value blocks, warps, stages) per program, default
+    the tensor cores in that dtype. tile: (pairs, rows, 32-value blocks, warps, stages, swap) per program, default
     GROUP_TILE; its pairs must equal group_pairs' block_m."""
-    block_m, block_n, block_g, warps, stages = tile or GROUP_TILE
+    block_m, block_n, block_g, warps, stages, swap = tile or GROUP_TILE
     E, R, G, _ = blocks.shape
     if swiglu is not None and R % 2:
         raise ValueError(f"swiglu: {R} rows in (gate, linear) pairs need an even row count")
@@ -326,7 +341,7 @@ def mxfp4_grouped(blocks, scales, slots, block_expert, x, bias=None, weights=Non
                                 TOPK=topk, SWIGLU=swiglu is not None, HAS_BIAS=bias is not None,
                                 HAS_W=weights is not None, IEEE=x.dtype == torch.float32,
                                 FP16=x.dtype == torch.float16, BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_G=block_g,
-                                num_warps=warps, num_stages=stages)
+                                SWAP=bool(swap), num_warps=warps, num_stages=stages)
     return out
 
 

@@ -1,13 +1,16 @@
-"""The decode kernels' machine code for Hopper (sm_90), read on any machine with Triton (its compiler, bundled ptxas
+"""The Triton kernels' machine code for Hopper (sm_90), read on any machine with Triton (its compiler, bundled ptxas
 and cuobjdump; no GPU): compiled as Triton's JIT specialises them at gpt-oss-20b's shapes, their registers, spills
-and the instructions their main loops issue. The MXFP4 matvec per projection and tile: how its packed weights are
-loaded, loop instructions per weight. Decode attention (G = 8 query heads a kv head, d = 64, bf16): the tensor-core
-kernels (HMMA) against the elementwise ones runs 1 to 3 measured, loop instructions per slot.
+and the instructions their main loops issue. The decode MXFP4 matvec per projection and tile: how its packed
+weights are loaded, loop instructions per weight. Decode attention (G = 8 query heads a kv head, d = 64, bf16): the
+tensor-core kernels (HMMA) against the elementwise ones runs 1 to 3 measured, loop instructions per slot. The
+prompt's grouped MoE kernel in both orientations: whether the decoded weights feed the tensor cores from registers,
+and whether a multiply stays in flight while the next tile decodes (Triton 3.9 keeps one for W x^T; 3.6, what the
+H200 has, waits for each either way).
 
-    python benchmarks/decode_sass.py            # the tables
-    python benchmarks/decode_sass.py --check    # fail unless the weights come 16 bytes a load, the attention
-                                                # kernels use the tensor cores, and nothing spills
-                                                # (tests/test_triton_compile.py runs this)
+    python benchmarks/kernel_sass.py            # the tables
+    python benchmarks/kernel_sass.py --check    # fail unless the weights come 16 bytes a load, the attention
+                                                # kernels use the tensor cores, the grouped kernel's weights go
+                                                # from registers, nothing spills (tests/test_triton_compile.py)
 """
 
 import argparse
@@ -48,14 +51,15 @@ def cuobjdump(cubin, flag):
         os.unlink(f.name)
 
 
-def compile_sass(fn, types, const, warps, aligned=()):
+def compile_sass(fn, types, const, warps, aligned=(), stages=3):
     """(SASS text, registers, spilled bytes) of `fn` compiled for sm_90: `types` for its runtime arguments, `const`
     its constexprs, `aligned` the arguments the JIT would find divisible by 16. Spills are the per-thread stack plus
     local memory (cuobjdump's STACK and LOCAL: registers spilled by ptxas land on the stack)."""
     sig = {n: types.get(n, "constexpr") for n in fn.arg_names}
     attrs = {(fn.arg_names.index(n),): [["tt.divisibility", 16]] for n in aligned}
     src = ASTSource(fn, sig, constexprs={(fn.arg_names.index(k),): v for k, v in const.items()}, attrs=attrs)
-    cubin = triton.compile(src, target=GPUTarget("cuda", 90, 32), options=dict(num_warps=warps)).asm["cubin"]
+    cubin = triton.compile(src, target=GPUTarget("cuda", 90, 32),
+                           options=dict(num_warps=warps, num_stages=stages)).asm["cubin"]
     res = cuobjdump(cubin, "-res-usage")
     return (cuobjdump(cubin, "-sass"), int(re.search(r"REG:(\d+)", res).group(1)),
             int(re.search(r"STACK:(\d+)", res).group(1)) + int(re.search(r"LOCAL:(\d+)", res).group(1)))
@@ -90,6 +94,19 @@ def attention_sass(split, mma, block_s, warps=4):
                            "pl_ptr", "pacc_ptr", "sq_b", "sq_h", "sk_b", "sk_s", "sv_b", "sv_s", "so_b", "so_h")
                if n in fn.arg_names]
     return compile_sass(fn, types, const, warps, aligned)
+
+
+def grouped_sass(tile, up=True):
+    """(SASS, registers, spilled bytes) of the prompt's grouped MoE kernel in bf16 (up: SwiGLU epilogue; down:
+    router weight), tile = (pairs, rows, 32-value blocks, warps, stages, swap)."""
+    fn = mxfp4_triton._mxfp4_grouped_kernel
+    types = dict(I32, blocks_ptr="*u8", scales_ptr="*u8", slot_ptr="*i64", block_expert_ptr="*i64", x_ptr="*bf16",
+                 bias_ptr="*bf16", w_ptr="*fp32", out_ptr="*fp32", alpha="fp32", limit="fp32")
+    const = dict(TOPK=4 if up else 1, SWIGLU=up, HAS_BIAS=True, HAS_W=not up, IEEE=False, FP16=False,
+                 BLOCK_M=tile[0], BLOCK_N=tile[1], BLOCK_G=tile[2], SWAP=tile[5])
+    aligned = ["blocks_ptr", "scales_ptr", "slot_ptr", "x_ptr", "bias_ptr", "w_ptr", "out_ptr", "R", "stride_be",
+               "stride_br", "stride_se", "stride_xn", "stride_bias", "stride_on"]
+    return compile_sass(fn, types, const, tile[3], aligned, stages=tile[4])
 
 
 def loop_instructions(code):
@@ -140,7 +157,28 @@ def main(argv=None):
         if args.check and mma:
             assert hmma, f"attention (split={split}): no HMMA: the products are not on the tensor cores"
             assert local == 0, f"attention (split={split}): {local} bytes spilled"
+    print("\n# the prompt's grouped MoE kernel on sm_90 (bf16, up projection)\n")
+    print("| tile (pairs, rows, blocks, warps, stages, swap) | registers | spilled bytes | weights from registers | "
+          "multiplies in flight | loop instructions | per weight |")
+    print("|---|---:|---:|---|---:|---:|---:|")
+    default = mxfp4_triton.GROUP_TILE
+    other = (*default[:5], not default[5])
+    flight, fed = {}, {}
+    for tile in (default, other):
+        code, regs, local = grouped_sass(tile)
+        reg_a = bool(re.search(r"HGMMA\.\S+ R\d+, R\d+", code))  # the A operand from registers, not a descriptor
+        flight[tile] = 1 if "WARPGROUP.DEPBAR.LE gsb0, 0x1" in code else 0  # waits leave one multiply running
+        n = loop_instructions(code)
+        per_thread = tile[1] * tile[2] * 32 // (32 * tile[3])  # weights a thread decodes a loop step
+        print(f"| {tuple(tile)} | {regs} | {local} | {'yes' if reg_a else 'no'} | {flight[tile]} | {n} | "
+              f"{n / per_thread:.1f} |")
+        fed[tile] = reg_a
+        if args.check and tile == default:
+            assert local == 0, f"grouped {tile}: {local} bytes spilled"
+            assert reg_a == bool(tile[5]), f"grouped {tile}: weights not fed as its orientation says"
     if args.check:
+        # control: the other orientation takes its weights through shared memory (x W^T) or registers (W x^T)
+        assert fed[other] != fed[default], "both orientations feed the weights alike"
         # control: the elementwise one-program kernel at 32 slots a step ([8, 32, 64] float32 products) spills,
         # which the check above would catch
         assert spilled[False, False] > 0, "the control did not spill"
@@ -148,7 +186,7 @@ def main(argv=None):
         # above catches; the scales, 90 a row, come a byte a load either way)
         code, _, _ = sass(mxfp4_triton.TILE_UP, True, specialised=False)
         assert "LDG.E.U8" in code and not re.search(WIDE_LOAD, code), "the control read its weights vectorised"
-        print("\nvectorised, tensor cores, no spills")
+        print("\nvectorised, tensor cores, weights from registers, no spills")
     return 0
 
 
