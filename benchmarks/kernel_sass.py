@@ -103,7 +103,8 @@ def grouped_sass(tile, up=True):
     types = dict(I32, blocks_ptr="*u8", scales_ptr="*u8", slot_ptr="*i64", block_expert_ptr="*i64", x_ptr="*bf16",
                  bias_ptr="*bf16", w_ptr="*fp32", out_ptr="*fp32", alpha="fp32", limit="fp32")
     const = dict(TOPK=4 if up else 1, SWIGLU=up, HAS_BIAS=True, HAS_W=not up, IEEE=False, FP16=False,
-                 BLOCK_M=tile[0], BLOCK_N=tile[1], BLOCK_G=tile[2], SWAP=tile[5])
+                 BLOCK_M=tile[0], BLOCK_N=tile[1], BLOCK_G=tile[2], SWAP=tile[5],
+                 EVEN=5760 % tile[1] == 0 and 90 % tile[2] == 0)
     aligned = ["blocks_ptr", "scales_ptr", "slot_ptr", "x_ptr", "bias_ptr", "w_ptr", "out_ptr", "R", "stride_be",
                "stride_br", "stride_se", "stride_xn", "stride_bias", "stride_on"]
     return compile_sass(fn, types, const, tile[3], aligned, stages=tile[4])

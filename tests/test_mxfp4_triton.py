@@ -151,6 +151,16 @@ for dt in (torch.float32, torch.float16):
               reference(blocks, scales, ids, x, bias, topk=k), 1e-6, f"grouped {dt} {tile}")
         close(mxfp4_grouped(blocks, scales, slots, block_expert, x, bias, w, topk=k, swiglu=(1.702, 7.0), tile=tile),
               reference(blocks, scales, ids, x, bias, w, k, act=True), 1e-5, f"grouped swiglu {dt} {tile}")
+# whole tiles (rows and blocks multiples of the tile: no masks, padding slots read row 0 and are not stored)
+E, R, G = 4, 32, 4
+blocks = torch.randint(0, 256, (E, R, G, 16), dtype=torch.uint8, generator=g)
+scales = torch.randint(118, 134, (E, R, G), dtype=torch.uint8, generator=g)
+ids = torch.randint(0, E, (N * k,), generator=g)
+slots, block_expert = group_pairs(ids, E, 16)
+x, bias, w = torch.randn(N, G * 32, generator=g), torch.randn(E, R, generator=g), torch.rand(N * k, generator=g)
+for tile in ((16, 16, 2, 4, 3, True), (16, 32, 1, 4, 2, False)):
+    close(mxfp4_grouped(blocks, scales, slots, block_expert, x, bias, w, topk=k, swiglu=(1.702, 7.0), tile=tile),
+          reference(blocks, scales, ids, x, bias, w, k, act=True), 1e-5, f"grouped whole tiles {tile}")
 ex = m.layers[0].mlp.experts
 x = torch.randn(40, cfg.d_model, generator=g)  # 40 tokens x 4 pairs: past the decode kernel's few pairs
 logits = m.layers[0].mlp.router(x)

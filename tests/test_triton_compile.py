@@ -76,7 +76,7 @@ for x_t, act, ieee, swap in (("*bf16", True, False, True), ("*bf16", False, Fals
     compile_for_sm90(mxfp4_triton._mxfp4_grouped_kernel, dict(grp, x_ptr=x_t),
                      dict(TOPK=4 if act else 1, SWIGLU=act, HAS_BIAS=True, HAS_W=not act, IEEE=ieee, FP16=False,
                           BLOCK_M=mxfp4_triton.GROUP_TILE[0], BLOCK_N=mxfp4_triton.GROUP_TILE[1],
-                          BLOCK_G=mxfp4_triton.GROUP_TILE[2], SWAP=swap), *mxfp4_triton.GROUP_TILE[3:5])
+                          BLOCK_G=mxfp4_triton.GROUP_TILE[2], SWAP=swap, EVEN=swap), *mxfp4_triton.GROUP_TILE[3:5])
 # a decode step's residual add + RMSNorm (the MoE's four rows summed), gpt-oss-20b's width
 from gptoss_torch.fast import norm_triton
 compile_for_sm90(norm_triton._add_rms_norm_kernel,

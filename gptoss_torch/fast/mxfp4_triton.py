@@ -161,14 +161,17 @@ if triton is not None:
                               R, G, stride_be, stride_br, stride_se, stride_sr, stride_xn, stride_bias, stride_on,
                               alpha, limit, TOPK: tl.constexpr, SWIGLU: tl.constexpr, HAS_BIAS: tl.constexpr,
                               HAS_W: tl.constexpr, IEEE: tl.constexpr, FP16: tl.constexpr, BLOCK_M: tl.constexpr,
-                              BLOCK_N: tl.constexpr, BLOCK_G: tl.constexpr, SWAP: tl.constexpr):
+                              BLOCK_N: tl.constexpr, BLOCK_G: tl.constexpr, SWAP: tl.constexpr,
+                              EVEN: tl.constexpr):
         """A prompt's MoE projection, every expert in one launch: program (block of BLOCK_M (token, expert) pairs that
         share one expert, BLOCK_N rows) multiplies their inputs by the expert's rows on the tensor cores, the packed
         weights decoded tile by tile in registers (_e2m1_f32, times 2^126, times 2^(s-127): exact); bias, SwiGLU of
         row pairs (up) or the router weight (down) in the epilogue. A block past the last expert's has expert -1 and
         does nothing; a padding slot holds pair -1. SWAP: W x^T ([rows, pairs], the decoded weights the register
         operand, nothing written to shared memory, so a multiply can run while the next tile decodes) instead of
-        x W^T ([pairs, rows], both operands through shared memory)."""
+        x W^T ([pairs, rows], both operands through shared memory). EVEN: the rows and blocks fill whole tiles (R a
+        multiple of BLOCK_N, G of BLOCK_G: gpt-oss-20b's 5760 and 2880 rows, 90 blocks, at 64 x 2), so no load needs
+        a mask."""
         mb, nb = tl.program_id(0), tl.program_id(1)
         e = tl.load(block_expert_ptr + mb).to(tl.int64)
         if e >= 0:
@@ -187,13 +190,16 @@ if triton is not None:
                 gmask = gs < G
                 cols = gs[:, None] * 32 + tl.arange(0, 32)[None, :]  # [BG, 32]
                 cols = tl.reshape(cols, [BLOCK_G * 32])
-                x = tl.load(x_ptr + xrow[:, None] * stride_xn + cols[None, :],
-                            mask=pmask[:, None] & (cols < G * 32)[None, :], other=0.0)  # [BM, BK]
-                byte = tl.load(blocks_ptr + e * stride_be + rows[:, None, None] * stride_br + gs[None, :, None] * 16
-                               + jb[None, None, :], mask=rmask[:, None, None] & gmask[None, :, None],
-                               other=0).to(tl.int32)  # [BN, BG, 16]
-                s = tl.load(scales_ptr + e * stride_se + rows[:, None] * stride_sr + gs[None, :],
-                            mask=rmask[:, None] & gmask[None, :], other=127).to(tl.int32)
+                x_at = x_ptr + xrow[:, None] * stride_xn + cols[None, :]  # [BM, BK]; a padding slot reads row 0
+                b_at = (blocks_ptr + e * stride_be + rows[:, None, None] * stride_br + gs[None, :, None] * 16
+                        + jb[None, None, :])  # [BN, BG, 16]
+                s_at = scales_ptr + e * stride_se + rows[:, None] * stride_sr + gs[None, :]  # [BN, BG]
+                if EVEN:  # whole tiles only: no masks to compute
+                    x, byte, s = tl.load(x_at), tl.load(b_at).to(tl.int32), tl.load(s_at).to(tl.int32)
+                else:
+                    x = tl.load(x_at, mask=(cols < G * 32)[None, :], other=0.0)
+                    byte = tl.load(b_at, mask=rmask[:, None, None] & gmask[None, :, None], other=0).to(tl.int32)
+                    s = tl.load(s_at, mask=rmask[:, None] & gmask[None, :], other=127).to(tl.int32)
                 factor = tl.where(s == 0, 1 << 22, s << 23).to(tl.float32, bitcast=True)[:, :, None]  # 2^(s-127)
                 lo = _e2m1_f32(byte, 22, 28) * 8.507059173023462e37 * factor  # E2M1 * 2^(s-127), exact
                 hi = _e2m1_f32(byte, 18, 24) * 8.507059173023462e37 * factor
@@ -341,7 +347,8 @@ def mxfp4_grouped(blocks, scales, slots, block_expert, x, bias=None, weights=Non
                                 TOPK=topk, SWIGLU=swiglu is not None, HAS_BIAS=bias is not None,
                                 HAS_W=weights is not None, IEEE=x.dtype == torch.float32,
                                 FP16=x.dtype == torch.float16, BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_G=block_g,
-                                SWAP=bool(swap), num_warps=warps, num_stages=stages)
+                                SWAP=bool(swap), EVEN=R % block_n == 0 and G % block_g == 0, num_warps=warps,
+                                num_stages=stages)
     return out
 
 
