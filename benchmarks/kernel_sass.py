@@ -110,6 +110,20 @@ def grouped_sass(tile, up=True):
     return compile_sass(fn, types, const, tile[3], aligned, stages=tile[4])
 
 
+def prompt_attention_sass(tile):
+    """(SASS, registers, spilled bytes) of the prompt's flash attention in bf16 with sinks (G = 8, d = 64),
+    tile = (queries, keys a step, warps, stages)."""
+    from gptoss_torch.fast import attention_triton as at
+    fn = at._prefill_attention_kernel
+    types = dict(dict.fromkeys(["T", "S", "Hq", "sq_b", "sq_t", "sq_h", "sk_b", "sk_s", "sk_h", "sv_b", "sv_s", "sv_h",
+                                "so_b", "so_t", "so_h"], "i32"), q_ptr="*bf16", k_ptr="*bf16", v_ptr="*bf16",
+                 qpos_ptr="*i64", kpos_ptr="*i64", sinks_ptr="*bf16", out_ptr="*bf16", window="i32", scale="fp32")
+    aligned = ["q_ptr", "k_ptr", "v_ptr", "qpos_ptr", "kpos_ptr", "sinks_ptr", "out_ptr", "sq_b", "sq_t", "sq_h",
+               "sk_b", "sk_s", "sk_h", "sv_b", "sv_s", "sv_h", "so_b", "so_t", "so_h"]
+    const = dict(G=8, D=64, BLOCK_M=tile[0], BLOCK_N=tile[1], HAS_SINK=True, IEEE=False)
+    return compile_sass(fn, types, const, tile[2], aligned, stages=tile[3])
+
+
 def loop_instructions(code):
     """Instructions of the longest loop: from a backward branch's target to the branch, by their addresses."""
     best = 0
@@ -177,7 +191,15 @@ def main(argv=None):
         if args.check and tile == default:
             assert local == 0, f"grouped {tile}: {local} bytes spilled"
             assert reg_a == bool(tile[5]), f"grouped {tile}: weights not fed as its orientation says"
+    print("\n# the prompt's flash attention on sm_90 (bf16, sinks, G = 8, d = 64)\n")
+    print("| tile (queries, keys, warps, stages) | registers | spilled bytes | tensor-core multiplies | "
+          "loop instructions |")
+    print("|---|---:|---:|---:|---:|")
+    code, regs, local = prompt_attention_sass(at.PREFILL_TILE)
+    hgmma = len(re.findall(r"\bHGMMA\.", code))
+    print(f"| {tuple(at.PREFILL_TILE)} | {regs} | {local} | {hgmma} | {loop_instructions(code)} |")
     if args.check:
+        assert hgmma and local == 0, f"prompt attention: {hgmma} HGMMA, {local} bytes spilled"
         # control: the other orientation takes its weights through shared memory (x W^T) or registers (W x^T)
         assert fed[other] != fed[default], "both orientations feed the weights alike"
         # control: the elementwise one-program kernel at 32 slots a step ([8, 32, 64] float32 products) spills,

@@ -61,7 +61,11 @@ for B, S, Hq, Hkv, d, window, ring, p, sink, dt, tol in CASES:
 from gptoss_torch.fast.attention_triton import prefill_attention_triton
 for B, T, S, Hq, Hkv, d, window, sink, dt, tol in [(1, 37, 37, 4, 2, 16, None, True, torch.float32, 1e-5),
                                                    (2, 20, 50, 8, 2, 32, 8, True, torch.float32, 1e-5),
-                                                   (1, 70, 70, 4, 4, 16, None, False, torch.float16, 2e-3)]:
+                                                   (1, 70, 70, 4, 4, 16, None, False, torch.float16, 2e-3),
+                                                   # a key block whose first key is a query block's last position,
+                                                   # and one whose last key only the first query's window reaches
+                                                   (1, 20, 21, 4, 2, 16, None, True, torch.float32, 1e-5),
+                                                   (1, 20, 40, 4, 2, 16, 6, True, torch.float32, 1e-5)]:
     q = torch.randn(B, T, Hq, d, generator=g).to(dt)
     k, v = (torch.randn(B, S, Hkv, d, generator=g).to(dt) for _ in range(2))
     qpos, kpos = torch.arange(S - T, S), torch.arange(S)

@@ -96,7 +96,7 @@ for dt, ieee in (("*bf16", False), ("*fp32", True)):
                      dict(dict.fromkeys(["T", "S", "Hq", "sq_b", "sq_t", "sq_h", "sk_b", "sk_s", "sk_h", "sv_b", "sv_s",
                                          "sv_h", "so_b", "so_t", "so_h"], "i32"),
                           q_ptr=dt, k_ptr=dt, v_ptr=dt, qpos_ptr="*i64", kpos_ptr="*i64", sinks_ptr="*bf16",
-                          out_ptr=dt, window="i64", scale="fp32"),
+                          out_ptr=dt, window="i32", scale="fp32"),
                      dict(G=8, D=64, BLOCK_M=attention_triton.PREFILL_TILE[0], BLOCK_N=attention_triton.PREFILL_TILE[1],
                           HAS_SINK=True, IEEE=ieee), *attention_triton.PREFILL_TILE[2:])
 print("compiled")

@@ -174,16 +174,21 @@ if triton is not None:
         d = tl.arange(0, D)
         q = tl.load(q_ptr + b * sq_b + t[:, None] * sq_t + h * sq_h + d[None, :], mask=tmask[:, None],
                     other=0.0)  # [BM, D]
-        qp = tl.load(qpos_ptr + t, mask=tmask, other=-1)  # [BM]
+        qp = tl.load(qpos_ptr + t, mask=tmask, other=-1).to(tl.int32)  # [BM]: int32 (positions < 2^30): an int64
+        # mask over [BM, BN] would take twice the registers
+        q_hi = tl.max(qp)  # the block's latest query position (a row past T reads -1, which no key passes)
+        q_lo = tl.min(tl.where(tmask, qp, 1 << 30))
         m = tl.full([BLOCK_M], -1.0e30, tl.float32)
         den = tl.zeros([BLOCK_M], tl.float32)
         acc = tl.zeros([BLOCK_M, D], tl.float32)
         for n0 in range(0, S, BLOCK_N):
             s = n0 + tl.arange(0, BLOCK_N)  # [BN]
-            kp = tl.load(kpos_ptr + s, mask=s < S, other=-1)
-            ok = ((kp[None, :] >= 0) & (kp[None, :] <= qp[:, None]) & (kp[None, :] > qp[:, None] - window)
-                  & tmask[:, None])  # [BM, BN]
-            if tl.max(ok.to(tl.int32)) > 0:
+            kp = tl.load(kpos_ptr + s, mask=s < S, other=-1).to(tl.int32)
+            k_lo = tl.min(tl.where(kp >= 0, kp, 1 << 30))
+            k_hi = tl.max(kp)
+            # skip a block no query can see: empty, all later than the queries, or all out of their windows
+            if (k_hi >= 0) & (k_lo <= q_hi) & (k_hi > q_lo - window):
+                ok = (kp[None, :] >= 0) & (kp[None, :] <= qp[:, None]) & (kp[None, :] > qp[:, None] - window)
                 k = tl.load(k_ptr + b * sk_b + s[:, None] * sk_s + kvh * sk_h + d[None, :], mask=(s < S)[:, None],
                             other=0.0)  # [BN, D]
                 if IEEE:
@@ -221,10 +226,10 @@ def prefill_attention_triton(q, k, v, q_pos, k_pos, window=None, sinks=None, sca
     if q.dtype == torch.float64:  # the kernel computes in float32 at most
         raise ValueError("prefill_attention_triton: float32 or narrower, got float64")
     out = torch.empty(B, T, Hq, d, dtype=q.dtype, device=q.device)
-    big = 1 << 62
+    big = 1 << 30  # "no window"; the kernel compares positions (< 2^30) in int32
     ieee = q.dtype == torch.float32
     _prefill_attention_kernel[(triton.cdiv(T, block_m), B * Hq)](
-        q, k, v, q_pos, k_pos, out if sinks is None else sinks, out, T, S, Hq, big if window is None else window,
+        q, k, v, q_pos, k_pos, out if sinks is None else sinks, out, T, S, Hq, min(big, window or big),
         d ** -0.5 if scale is None else scale, q.stride(0), q.stride(1), q.stride(2), k.stride(0), k.stride(1),
         k.stride(2), v.stride(0), v.stride(1), v.stride(2), out.stride(0), out.stride(1), out.stride(2),
         G=Hq // Hkv, D=d, BLOCK_M=block_m, BLOCK_N=block_n, HAS_SINK=sinks is not None, IEEE=ieee,
