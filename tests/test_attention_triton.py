@@ -83,29 +83,31 @@ cfg = gptoss_np.scale_down(gptoss_np.get_config("gpt-oss-20b"), window=4)
 w = gptoss_np.init_weights(cfg, seed=2)
 toks = (np.arange(12) * 37 + 5) % 256
 full = gptoss_np.Model(cfg, w, dtype="float64")(toks)
+
+def decode_err(model, fast, stop):  # tokens 3..stop-1 one at a time by `fast` after a 3-token prompt: worst error
+    cache = model.new_cache(16)
+    model(torch.as_tensor(toks[:3]), cache=cache)
+    outs = []
+    for i in range(3, stop):
+        outs.append(fast.step(torch.tensor([[toks[i]]]), torch.tensor([i]), cache)[0, 0])
+        cache.length += 1
+    return np.abs(torch.stack(outs).numpy() - full[3:stop]).max() / np.abs(full).max()
+
 m = Model.from_numpy(cfg, w)
-assert mxfp4_triton.enable(m)  # every decode kernel: the MoE's, attention, residual add + norm (its sum over k)
-cache = m.new_cache(16)
-m(torch.as_tensor(toks[:3]), cache=cache)
-fast = FastDecoder(m, 16, triton=True, fuse_norms=True, fuse_rope=True)
+assert mxfp4_triton.enable(m)  # every decode kernel: the MoE's, attention, residual add + norm (its sum over k),
+fast = FastDecoder(m, 16, triton=True, fuse_norms=True, fuse_rope=True)  # RoPE + the cache write
 assert fast.fuse_norms and fast.fuse_rope
-outs = []
-for i in range(3, len(toks)):
-    outs.append(fast.step(torch.tensor([[toks[i]]]), torch.tensor([i]), cache)[0, 0])
-    cache.length += 1
-err = np.abs(torch.stack(outs).numpy() - full[3:]).max() / np.abs(full).max()
+err = decode_err(m, fast, len(toks))
 assert err < 1e-5, err
 # the same with the down projection split-K in two (the add + norm kernel then sums 8 rows, not 4)
 mxfp4_triton.TILE_DOWN = (16, 4, 3, 1, 2)
-cache = m.new_cache(16)
-m(torch.as_tensor(toks[:3]), cache=cache)
-outs = []
-for i in range(3, 7):
-    outs.append(fast.step(torch.tensor([[toks[i]]]), torch.tensor([i]), cache)[0, 0])
-    cache.length += 1
-err = np.abs(torch.stack(outs).numpy() - full[3:7]).max() / np.abs(full).max()
+err = decode_err(m, fast, 7)
 assert err < 1e-5, err
 mxfp4_triton.TILE_DOWN = (16, 4, 3, 1)
+# RoPE + the cache write alone (the plain MoE, attention and norms)
+plain = Model.from_numpy(cfg, w)
+err = decode_err(plain, FastDecoder(plain, 16, triton=False, fuse_norms=False, fuse_rope=True), len(toks))
+assert err < 1e-5, err
 
 # the model with the prompt kernels enabled (flash attention, the grouped MoE: 20 tokens x 4 pairs are past the
 # decode kernel's few): one prompt longer than the window, then a second one into the same cache

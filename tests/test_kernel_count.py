@@ -27,6 +27,14 @@ BOUNDS = {("fast", "triton", F32): 9, ("fast", "triton", BF16): 9, ("fast", "tor
           ("plain", "torch", BF16): 104}
 
 
+def route_stand_in(counter):
+    """The routing kernel as one counted launch (top-k of the logits, equal weights)."""
+    def route(logits, k):
+        with counter.kernel("triton route"):
+            return logits.topk(k).indices, torch.full((logits.shape[0], k), 1.0 / k)
+    return route
+
+
 def count_step(n_layers, fast, moe, monkeypatch, dtype=torch.float32):
     cfg = gptoss_np.scale_down(gptoss_np.get_config("gpt-oss-20b"), n_layers=n_layers)
     model = Model.from_numpy(cfg, gptoss_np.init_weights(cfg, seed=1), dtype=dtype)
@@ -35,10 +43,6 @@ def count_step(n_layers, fast, moe, monkeypatch, dtype=torch.float32):
         def launch(blocks, scales, ids, x, *args, **kw):
             with counter.kernel("triton mxfp4_matvec"):
                 return torch.zeros(ids.numel(), blocks.shape[1], dtype=torch.float32)
-
-        def route(logits, k):
-            with counter.kernel("triton route"):
-                return logits.topk(k).indices, torch.full((logits.shape[0], k), 1.0 / k)
 
         def attend(q, *args, **kw):
             with counter.kernel("triton decode_attention"):
@@ -54,7 +58,7 @@ def count_step(n_layers, fast, moe, monkeypatch, dtype=torch.float32):
 
         monkeypatch.setattr(mxfp4_triton, "available", lambda device: True)
         monkeypatch.setattr(mxfp4_triton, "mxfp4_matvec", launch)
-        monkeypatch.setattr(mxfp4_triton, "route_topk_softmax", route)
+        monkeypatch.setattr(mxfp4_triton, "route_topk_softmax", route_stand_in(counter))
         monkeypatch.setattr(attention_triton, "decode_attention_triton", attend)
         monkeypatch.setattr(norm_triton, "add_rms_norm", add_norm)
         monkeypatch.setattr(rope_cache_triton, "rope_cache_write", rope_cache)
@@ -124,10 +128,6 @@ def count_prompt(n_layers, T, kernels, monkeypatch):
             with counter.kernel("triton mxfp4_grouped"):
                 return torch.zeros(x.shape[0] * topk, blocks.shape[1] // (2 if swiglu else 1))
 
-        def route(logits, k):
-            with counter.kernel("triton route"):
-                return logits.topk(k).indices, torch.full((logits.shape[0], k), 1.0 / k)
-
         def attend(q, *args, **kw):
             with counter.kernel("triton prefill_attention"):
                 return torch.zeros_like(q)
@@ -135,7 +135,7 @@ def count_prompt(n_layers, T, kernels, monkeypatch):
         monkeypatch.setattr(mxfp4_triton, "available", lambda device: True)
         monkeypatch.setattr(attention_triton, "available", lambda device: True)
         monkeypatch.setattr(mxfp4_triton, "mxfp4_grouped", grouped)
-        monkeypatch.setattr(mxfp4_triton, "route_topk_softmax", route)
+        monkeypatch.setattr(mxfp4_triton, "route_topk_softmax", route_stand_in(counter))
         monkeypatch.setattr(attention_triton, "prefill_attention_triton", attend)
         from gptoss_torch.fast import enable
         assert enable(model, prefill=True) == {"mxfp4": True, "prefill moe": True, "prefill attention": True}
