@@ -82,6 +82,7 @@ class Attention(nn.Module):
             self.k_norm.weight = nn.Parameter(torch.ones(cfg.head_dim, **kw))
         self.sinks = nn.Parameter(torch.zeros(cfg.n_heads, **kw)) if cfg.sinks else None
         self.prefill_kernel = None  # a fused attention for prompts, set by gptoss_torch.fast.attention_triton.enable
+        self.rope_kernel = None  # RoPE of q and k in one launch, set by gptoss_torch.fast.enable(model, prefill=True)
 
     def forward(self, h, pos, cos_sin=None, layer_cache=None, record=None, q_chunk=None):
         """h [B, T, D], pos [T] -> [B, T, D]; `record(name, value)` receives q, k, v (after QK-norm and RoPE);
@@ -94,7 +95,10 @@ class Attention(nn.Module):
         if cfg.qk_norm:
             q, k = rms_norm(q, self.q_norm.weight, cfg.norm_eps), rms_norm(k, self.k_norm.weight, cfg.norm_eps)
         if cos_sin is not None:
-            q, k = apply_rope(q, *cos_sin), apply_rope(k, *cos_sin)
+            if self.rope_kernel is not None and not self.training:
+                q, k = self.rope_kernel(q, k, *cos_sin)
+            else:
+                q, k = apply_rope(q, *cos_sin), apply_rope(k, *cos_sin)
         if record is not None:
             record("attn.q", q), record("attn.k", k), record("attn.v", v)
         if layer_cache is not None and T == 1:  # decode: the window only on sliding layers, float32 scores

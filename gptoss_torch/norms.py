@@ -26,8 +26,11 @@ class Norm(nn.Module):
         self.kind, self.eps = kind, eps
         self.weight = nn.Parameter(torch.ones(dim, device=device, dtype=dtype))
         self.bias = nn.Parameter(torch.zeros(dim, device=device, dtype=dtype)) if kind == "layernorm" else None
+        self.fused = False  # RMSNorm as F.rms_norm (one kernel on CUDA), set by gptoss_torch.fast.enable(prefill=True)
 
     def forward(self, x):
         if self.kind == "layernorm":
             return layer_norm(x, self.weight, self.bias, self.eps)
+        if self.fused and not self.training:
+            return F.rms_norm(x, (x.shape[-1],), self.weight, self.eps)
         return rms_norm(x, self.weight, self.eps)

@@ -115,14 +115,18 @@ from gptoss_torch.fast import enable
 toks = (np.arange(30) * 37 + 5) % 256
 full = gptoss_np.Model(cfg, w, dtype="float64")(toks)
 m = Model.from_numpy(cfg, w)
-assert enable(m, prefill=True) == {"mxfp4": True, "prefill moe": True, "prefill attention": True}
+assert enable(m, prefill=True) == {"mxfp4": True, "prefill moe": True, "prefill attention": True,
+                                   "prefill norms": True}
+assert all(b.attn.rope_kernel is not None and b.attn_norm.fused for b in m.layers)  # RoPE, F.rms_norm
 cache = m.new_cache(32)
 got = torch.cat([m(torch.as_tensor(toks[:20]), cache=cache), m(torch.as_tensor(toks[20:]), cache=cache)])
 err = np.abs(got.numpy() - full).max() / np.abs(full).max()
 assert err < 1e-5, err
 # and enable without prefill takes the prompt kernels away again (the decode kernels stay)
-assert enable(m) == {"mxfp4": True, "prefill moe": False, "prefill attention": False}
-assert all(b.attn.prefill_kernel is None and b.mlp.grouped is None and b.mlp.fused is not None for b in m.layers)
+assert enable(m) == {"mxfp4": True, "prefill moe": False, "prefill attention": False,
+                     "prefill norms": False}
+assert all(b.attn.prefill_kernel is None and b.attn.rope_kernel is None and not b.ffn_norm.fused
+           and b.mlp.grouped is None and b.mlp.fused is not None for b in m.layers)
 print("attention ok")
 """
 

@@ -2,7 +2,8 @@
 (decode.rope_from_table, then index_copy_ into the slot), in Triton's CPU interpreter: full and ring layers (a ring
 wrapping past its size), a batch of two, float32 and float16 (Triton's interpreter converts float32 to bf16 by
 truncation, so bf16 is checked on a GPU by benchmarks/gpu_check.py's decode checks). tests/test_attention_triton.py
-runs the fast decoder with it, alone and with every other kernel, against the NumPy oracle."""
+runs the fast decoder with it, alone and with every other kernel, against the NumPy oracle. Then a prompt's RoPE
+kernel against rope.apply_rope."""
 
 from interpreter import run_interpreted
 
@@ -35,6 +36,19 @@ for dt in (torch.float32, torch.float16):
         assert torch.equal(got.pos, want.pos), (got.pos, want.pos)
         assert torch.equal(got.v, want.v)  # v is copied, not computed
 
+# a prompt's RoPE of q and k in one launch against rope.apply_rope: a batch of two, odd lengths, q and k sliced from
+# one projection (strided), YaRN's factor in cos/sin
+from gptoss_torch.fast.rope_cache_triton import apply_rope_triton
+from gptoss_torch.rope import apply_rope, rope_cos_sin, rope_inv_freq
+for dt, (B, T) in ((torch.float32, (2, 7)), (torch.float16, (1, 19))):
+    qkv = torch.randn(B, T, Hq + 2 * Hkv, d, generator=g).to(dt)
+    q, k = qkv[:, :, :Hq], qkv[:, :, Hq:Hq + Hkv]
+    cos, sin = rope_cos_sin(torch.arange(5, 5 + T), rope_inv_freq(d, 150000.0), 1.35, dt)
+    got_q, got_k = apply_rope_triton(q, k, cos, sin)
+    tol = 1e-6 if dt == torch.float32 else 2e-3  # rounded once, not after each product
+    for a, b, name in ((got_q, apply_rope(q, cos, sin), "q"), (got_k, apply_rope(k, cos, sin), "k")):
+        err = ((a.float() - b.float()).abs().max() / b.float().abs().max()).item()
+        assert a.dtype == dt and a.shape == b.shape and err <= tol, (dt, name, err)
 print("rope cache ok")
 """
 

@@ -90,6 +90,10 @@ compile_for_sm90(rope_cache_triton._rope_cache_kernel,
                                      "stride_v_s"], "i32"), qkv_ptr="*bf16", table_ptr="*bf16", pos_ptr="*i64",
                       q_ptr="*bf16", k_ptr="*bf16", v_ptr="*bf16", kpos_ptr="*i64"),
                  dict(HQ=64, HKV=8, D=64, RING=True))
+# a prompt's RoPE of q and k
+compile_for_sm90(rope_cache_triton._rope_kernel,
+                 dict(dict.fromkeys(["T", "sq_b", "sq_t", "sk_b", "sk_t"], "i32"), q_ptr="*bf16", k_ptr="*bf16",
+                      cos_ptr="*bf16", sin_ptr="*bf16", qo_ptr="*bf16", ko_ptr="*bf16"), dict(HQ=64, HKV=8, D=64))
 # the prompt kernel: bf16 on the tensor cores, float32 with IEEE products
 for dt, ieee in (("*bf16", False), ("*fp32", True)):
     compile_for_sm90(attention_triton._prefill_attention_kernel,

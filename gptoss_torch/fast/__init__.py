@@ -4,10 +4,17 @@ prompt attention), the few-kernel decode step and CUDA-graph replay."""
 
 def enable(model, prefill=False):
     """The fused kernels that run here (CUDA with Triton, or Triton's CPU interpreter): the MXFP4 experts for decode
-    (mxfp4_triton.enable); with `prefill` also a prompt's kernels, the grouped MXFP4 MoE and flash attention with
-    sinks (not yet measured on a GPU, so not on by default; prefill=False turns them off again) -> {kernel: enabled}."""
-    from . import attention_triton, mxfp4_triton
+    (mxfp4_triton.enable); with `prefill` also a prompt's kernels, the grouped MXFP4 MoE, flash attention with
+    sinks and RoPE of q and k in one launch, and each RMSNorm as F.rms_norm (not yet measured on a GPU, so not on by
+    default; prefill=False turns them off again) -> {kernel: enabled}."""
+    from . import attention_triton, mxfp4_triton, rope_cache_triton
     done = {"mxfp4": mxfp4_triton.enable(model, prefill=prefill)}
     done["prefill moe"] = prefill and done["mxfp4"]
-    done["prefill attention"] = attention_triton.enable(model, on=prefill)
+    done["prefill attention"] = attention_triton.enable(model, on=prefill)  # with RoPE
+    for block in model.layers:
+        block.attn.rope_kernel = rope_cache_triton.apply_rope_triton if done["prefill attention"] else None
+    norms = [model.final_norm] + [n for b in model.layers for n in (b.attn_norm, b.ffn_norm)]
+    done["prefill norms"] = prefill and model.cfg.norm == "rmsnorm"
+    for norm in norms:
+        norm.fused = done["prefill norms"]
     return done

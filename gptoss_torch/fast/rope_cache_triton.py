@@ -7,6 +7,7 @@ addcmul, three index_copy_) become one.
     q' = q * [c, c] + [q2, q1] * [-s, s]        (the same for k; x * c rounded to the dtype first, as the plain step)
     cache.k[:, slot] = k',  cache.v[:, slot] = v,  cache.pos[slot] = p
 
+For a prompt, apply_rope_triton rotates q and k of every position in one launch (rope.apply_rope's ~14 kernels).
 Equal to the plain ops (tested in Triton's interpreter, tests/test_rope_cache_triton.py)."""
 
 import torch
@@ -44,6 +45,41 @@ if triton is not None:
             tl.store(kpos_ptr + slot, p)
 
 
+    @triton.jit
+    def _rope_kernel(q_ptr, k_ptr, cos_ptr, sin_ptr, qo_ptr, ko_ptr, T, sq_b, sq_t, sk_b, sk_t, HQ: tl.constexpr,
+                     HKV: tl.constexpr, D: tl.constexpr):
+        """Program (sequence x position, head of the HQ + HKV): [x1 c - x2 s, x2 c + x1 s] with the position's
+        cos/sin row (D/2 each), in float32, rounded once; heads contiguous in q and k."""
+        bt, h = tl.program_id(0), tl.program_id(1)
+        b, t = bt // T, bt % T
+        d = tl.arange(0, D)
+        half = d % (D // 2)
+        c = tl.load(cos_ptr + t * (D // 2) + half).to(tl.float32)
+        sn = tl.load(sin_ptr + t * (D // 2) + half).to(tl.float32)
+        sign = tl.where(d < D // 2, -1.0, 1.0)  # [-s, s]
+        if h < HQ:
+            src, dst = q_ptr + b * sq_b + t * sq_t + h * D, qo_ptr + b * sq_b + t * sq_t + h * D
+        else:
+            src, dst = k_ptr + b * sk_b + t * sk_t + (h - HQ) * D, ko_ptr + b * sk_b + t * sk_t + (h - HQ) * D
+        x = tl.load(src + d)
+        rot = tl.load(src + (d + D // 2) % D)  # [x2, x1]
+        y = x.to(tl.float32) * c + rot.to(tl.float32) * sign * sn
+        tl.store(dst + d, y.to(x.dtype))
+
+
+def apply_rope_triton(q, k, cos, sin):
+    """rope.apply_rope of q [B, T, Hq, d] and k [B, T, Hkv, d] (cos/sin [T, d/2]) in one launch, each value computed
+    in float32 and rounded once -> (q', k') in their dtype."""
+    B, T, Hq, d = q.shape
+    Hkv = k.shape[2]
+    q, k = q.contiguous(), k.contiguous()  # the outputs share their strides
+    cos, sin = cos.contiguous(), sin.contiguous()
+    qo, ko = torch.empty_like(q), torch.empty_like(k)
+    _rope_kernel[(B * T, Hq + Hkv)](q, k, cos, sin, qo, ko, T, q.stride(0), q.stride(1), k.stride(0), k.stride(1),
+                                    HQ=Hq, HKV=Hkv, D=d)
+    return qo, ko
+
+
 def rope_cache_write(qkv, table, pos, layer_cache, n_heads, n_kv_heads):
     """qkv [B, 1, Hq + 2 Hkv, d] (one new token per sequence), table [P, 2, d] (rows [c, c] and [-s, s] per
     position), pos [1] on the device -> q rotated [B, 1, Hq, d]; the rotated k, the v and the position written into
@@ -60,4 +96,4 @@ def rope_cache_write(qkv, table, pos, layer_cache, n_heads, n_kv_heads):
     return q
 
 
-__all__ = ["available", "rope_cache_write"]
+__all__ = ["apply_rope_triton", "available", "rope_cache_write"]
