@@ -385,7 +385,7 @@ def prompt_kernels(rep, device, smoke, g, state):
         def grouped(tile):
             sl, be = mxfp4_triton.group_pairs(ids, E, tile[0])
             return mxfp4_triton.mxfp4_grouped(blocks, scales, sl, be, xb, bb, tile=tile, **kw)
-        tiles = GROUP_TILES if not smoke else [GROUP_TILES[0], (32, 32, 1, 4, 2, False)]
+        tiles = GROUP_TILES if not smoke else GROUP_TILES[:1]
         for tile, t in sweep(rep, device, f"grouped MoE {proj}, {nname}, {T} tokens", tiles, grouped,
                              lambda out: rel_err(out[check], ref) < 1e-2,
                              lambda t: f"{t * 1e3:,.2f} ms, {flop / t / 1e12:,.0f} TFLOP/s").items():
@@ -406,7 +406,7 @@ def prompt_kernels(rep, device, smoke, g, state):
                     f"< {tol:g}", err < tol)
         qb, kb, vb = q.to(narrow), kk.to(narrow), v.to(narrow)
         flops = 4 * 64 * T * (T if window is None else min(T, window)) * 64 / (2 if window is None else 1)
-        tiles = PREFILL_TILES if not smoke else [PREFILL_TILES[0], (16, 16, 4, 2)]
+        tiles = PREFILL_TILES if not smoke else PREFILL_TILES[:1]
         def unit(t):
             return f"{t * 1e3:,.2f} ms, {flops / t / 1e12:,.0f} TFLOP/s of the causal work"
         for tile, t in sweep(rep, device, f"prompt attention, {nname}, {T} tokens, window {window}", tiles,

@@ -42,7 +42,7 @@ for B, S, Hq, Hkv, d, window, ring, p, sink, dt, tol in CASES:
     # multiplies bf16 matrices wrongly; benchmarks/gpu_check.py checks bf16 on a GPU)
     for mma in (False, True):
         x = (q, k, v) if not (mma and dt == torch.bfloat16) else (q.half(), k.half(), v.half())
-        for split in (0, 16, 32):
+        for split in (0, 16) if mma else (0, 16, 32):  # (the tensor-core kernel rounds splits up to 32 slots)
             out = decode_attention_triton(*x, kpos, pos, window, sinks, ring=ring, split_slots=split, mma=mma)
             assert out.dtype == x[0].dtype and out.shape == ref.shape
             err = ((out.double() - ref).abs().max() / ref.abs().max()).item()
@@ -97,16 +97,16 @@ m = Model.from_numpy(cfg, w)
 assert mxfp4_triton.enable(m)  # every decode kernel: the MoE's, attention, residual add + norm (its sum over k),
 fast = FastDecoder(m, 16, triton=True, fuse_norms=True, fuse_rope=True)  # RoPE + the cache write
 assert fast.fuse_norms and fast.fuse_rope
-err = decode_err(m, fast, len(toks))
+err = decode_err(m, fast, 9)  # positions 3..8: the sliding layers' ring of 4 wraps
 assert err < 1e-5, err
 # the same with the down projection split-K in two (the add + norm kernel then sums 8 rows, not 4)
 mxfp4_triton.TILE_DOWN = (16, 4, 3, 1, 2)
-err = decode_err(m, fast, 7)
+err = decode_err(m, fast, 5)
 assert err < 1e-5, err
 mxfp4_triton.TILE_DOWN = (16, 4, 3, 1)
 # RoPE + the cache write alone (the plain MoE, attention and norms)
 plain = Model.from_numpy(cfg, w)
-err = decode_err(plain, FastDecoder(plain, 16, triton=False, fuse_norms=False, fuse_rope=True), len(toks))
+err = decode_err(plain, FastDecoder(plain, 16, triton=False, fuse_norms=False, fuse_rope=True), 8)  # past the window
 assert err < 1e-5, err
 
 # the model with the prompt kernels enabled (flash attention, the grouped MoE: 20 tokens x 4 pairs are past the
