@@ -223,27 +223,20 @@ def kernel_check(rep, device, smoke, state):
             kw = dict(bias=bias, topk=n, swiglu=(1.702, 7.0))
         else:
             x, kw = torch.randn(n, G * 32, device=device, generator=g), dict(bias=bias, weights=w)
-        speeds, broken = {}, []
         default = mxfp4_triton.TILE_UP if proj == "up" else mxfp4_triton.TILE_DOWN
 
-        def summed(tile):  # the pairs' outputs, split-K parts summed
-            out = mxfp4_triton.mxfp4_matvec(blocks, scales, ids, x, tile=tile, **kw)
+        def call(tile):
+            return mxfp4_triton.mxfp4_matvec(blocks, scales, ids, x, tile=tile, **kw)
+
+        def summed(out):  # the pairs' outputs, split-K parts summed
             return out.view(n, -1, out.shape[-1]).sum(1)
-        want = summed(default)
-        for tile in tiles + (DOWN_SPLIT_TILES[:1 if smoke else None] if proj == "down" else []):
-            try:  # a tile the compiler refuses (registers, shared memory) is reported, not fatal
-                if rel_err(summed(tile), want.double()) > 1e-5:
-                    broken.append(f"{tile} wrong")
-                    continue
-                t = gpu_time(device, lambda: mxfp4_triton.mxfp4_matvec(blocks, scales, ids, x, tile=tile, **kw))
-                speeds[tile] = n * R * G * 17 / t  # 16 bytes + 1 scale per block
-            except Exception as e:  # Triton's OutOfResources / CompilationError
-                broken.append(f"{tile} {type(e).__name__}")
-        best[proj] = max(speeds, key=speeds.get) if speeds else default
-        rep.add("kernel", f"matvec {proj} tiles (rows, blocks, stages, warps[, splits]), {n} x {R} x {G}",
-                f"best {best[proj]}: {speeds.get(best[proj], 0) / 1e9:,.0f} GB/s",
-                f"default {default}: {speeds.get(default, 0) / 1e9:,.0f} GB/s"
-                + (f"; refused: {', '.join(broken)}" if broken else ""))
+        want = summed(call(default)).double()
+        times = sweep(rep, device, f"matvec {proj} tiles (rows, blocks, stages, warps[, splits]), {n} x {R} x {G}",
+                      [default] + [t for t in tiles + (DOWN_SPLIT_TILES[:1 if smoke else None] if proj == "down"
+                                                       else []) if t != default],
+                      call, lambda out: rel_err(summed(out), want) <= 1e-5,
+                      lambda t: f"{n * R * G * 17 / t / 1e9:,.0f} GB/s", reps=20)  # 16 bytes + 1 scale a block
+        best[proj] = min(times, key=times.get) if times else default
     state["best_tiles"] = best
     # dequantisation speed: one expert's up projection, bytes read + written per second
     E, R, G = 1, 64 if smoke else 5760, 90
@@ -316,25 +309,26 @@ GROUP_TILES = [(64, 64, 2, 4, 3, True), (64, 64, 2, 4, 3, False), (64, 128, 2, 4
 PREFILL_TILES = [(64, 64, 4, 3), (128, 64, 4, 3), (128, 64, 8, 3), (128, 128, 8, 3), (64, 32, 4, 3), (64, 128, 4, 3)]
 
 
-def sweep(rep, device, what, tiles, call, check, unit):
-    """Time call(tile) for each tile whose output passes check(out) -> {tile: seconds}; a tile the compiler refuses
-    or whose output fails is named in the row, not timed."""
+def sweep(rep, device, label, tiles, call, check, unit, reps=5):
+    """Time call(tile) (by graph replays of `reps` calls) for each tile whose output passes check(out), the first
+    being the default -> {tile: seconds}, and one row `label`: the best and the default, in unit(seconds); a tile
+    the compiler refuses or whose output fails is named in the row, not timed."""
     times, refused = {}, []
     for tile in tiles:
-        try:
+        try:  # a tile the compiler refuses (registers, shared memory) is reported, not fatal
             if not check(call(tile)):
                 refused.append(f"{tile} wrong")
                 continue
-            times[tile] = gpu_time(device, lambda: call(tile), reps=1 if device.type != "cuda" else 5)
+            times[tile] = gpu_time(device, lambda: call(tile), reps=reps if device.type == "cuda" else 1)
         except Exception as e:  # Triton's OutOfResources / CompilationError
             refused.append(f"{tile} {type(e).__name__}")
     if times:
         best = min(times, key=times.get)
-        rep.add("kernel", f"{what} tiles", f"best {best}: {unit(times[best])}",
+        rep.add("kernel", label, f"best {best}: {unit(times[best])}",
                 f"default {tiles[0]}: {unit(times[tiles[0]]) if tiles[0] in times else '-'}"
                 + (f"; refused: {', '.join(refused)}" if refused else ""))
     else:
-        rep.add("kernel", f"{what} tiles", "none ran: " + ", ".join(refused), "", False)
+        rep.add("kernel", label, "none ran: " + ", ".join(refused), "", False)
     return times
 
 
@@ -386,7 +380,7 @@ def prompt_kernels(rep, device, smoke, g, state):
             sl, be = mxfp4_triton.group_pairs(ids, E, tile[0])
             return mxfp4_triton.mxfp4_grouped(blocks, scales, sl, be, xb, bb, tile=tile, **kw)
         tiles = GROUP_TILES if not smoke else GROUP_TILES[:1]
-        for tile, t in sweep(rep, device, f"grouped MoE {proj}, {nname}, {T} tokens", tiles, grouped,
+        for tile, t in sweep(rep, device, f"grouped MoE {proj}, {nname}, {T} tokens tiles", tiles, grouped,
                              lambda out: rel_err(out[check], ref) < 1e-2,
                              lambda t: f"{t * 1e3:,.2f} ms, {flop / t / 1e12:,.0f} TFLOP/s").items():
             group_times.setdefault(tile, []).append(t)
@@ -409,7 +403,7 @@ def prompt_kernels(rep, device, smoke, g, state):
         tiles = PREFILL_TILES if not smoke else PREFILL_TILES[:1]
         def unit(t):
             return f"{t * 1e3:,.2f} ms, {flops / t / 1e12:,.0f} TFLOP/s of the causal work"
-        for tile, t in sweep(rep, device, f"prompt attention, {nname}, {T} tokens, window {window}", tiles,
+        for tile, t in sweep(rep, device, f"prompt attention, {nname}, {T} tokens, window {window} tiles", tiles,
                              lambda tile: prefill_attention_triton(qb, kb, vb, pos, pos, window, sinks, tile=tile),
                              lambda out: rel_err(out[:, check], ref) < 2e-2, unit).items():
             attention_times.setdefault(tile, []).append(t)

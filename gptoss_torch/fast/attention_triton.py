@@ -236,13 +236,14 @@ def prefill_attention_triton(q, k, v, q_pos, k_pos, window=None, sinks=None, sca
         num_warps=warps, num_stages=stages)
     return out
 
+
 # the prompt kernel's tile: (queries, keys a loop step, warps, stages); Triton's default warps and stages until
 # benchmarks/gpu_check.py's sweep on a GPU picks one
 PREFILL_TILE = (64, 64, 4, 3)
 SPLIT_SLOTS = 128  # slots per program of the split (flash-decoding) kernels; 0: one program per kv head
 # the decode kernels' products: on the tensor cores (MMA, the query heads padded to 16 rows), or elementwise in
-# registers ([G, slots, D] float32 products, what runs 1 to 3 measured: at G = 8 and 32 slots a step it took 255
-# registers, spilled, and summed through ~800 warp shuffles a step, by its sm_90 SASS)
+# registers ([G, slots, D] float32 products, what runs 1 to 3 measured: at G = 8 and 32 slots a step its sm_90 code
+# took 255 registers, spilled and carried 824 warp shuffles, by benchmarks/kernel_sass.py)
 MMA = True
 BLOCK_S = 64  # slots a loop step of the one-program kernel
 SPLIT_BLOCK_S = 32  # the same for the split kernel

@@ -168,8 +168,8 @@ if triton is not None:
         weights decoded tile by tile in registers (_e2m1_f32, times 2^126, times 2^(s-127): exact); bias, SwiGLU of
         row pairs (up) or the router weight (down) in the epilogue. A block past the last expert's has expert -1 and
         does nothing; a padding slot holds pair -1. SWAP: W x^T ([rows, pairs], the decoded weights the register
-        operand, nothing written to shared memory, so a multiply can run while the next tile decodes) instead of
-        x W^T ([pairs, rows], both operands through shared memory). EVEN: the rows and blocks fill whole tiles (R a
+        operand, nothing written to shared memory; Triton 3.9 then also keeps a multiply running while the next tile
+        decodes) instead of x W^T ([pairs, rows], both operands through shared memory). EVEN: the rows and blocks fill whole tiles (R a
         multiple of BLOCK_N, G of BLOCK_G: gpt-oss-20b's 5760 and 2880 rows, 90 blocks, at 64 x 2), so no load needs
         a mask."""
         mb, nb = tl.program_id(0), tl.program_id(1)

@@ -4,7 +4,7 @@ and the v into the layer cache's slot for that position (slot = position, or pos
 sliding layer) and the position into the slot's record; return q rotated. Six kernels of the plain step (flip, mul,
 addcmul, three index_copy_) become one.
 
-    q' = q * [c, c] + [q2, q1] * [-s, s]        (the same for k; x * c rounded to the dtype first, as the plain step)
+    q' = q * [c, c] + [q2, q1] * [-s, s]        (the same for k; in float32, rounded once)
     cache.k[:, slot] = k',  cache.v[:, slot] = v,  cache.pos[slot] = p
 
 For a prompt, apply_rope_triton rotates q and k of every position in one launch (rope.apply_rope's ~14 kernels).
@@ -18,6 +18,14 @@ if triton is not None:
     import triton.language as tl
 
     @triton.jit
+    def _rotate_half(row, d, c, s, D: tl.constexpr):
+        """Half-split RoPE of the head vector at `row`: x * [c, c] + [x2, x1] * [-s, s] -> float32 [D]
+        (c = [c, c], s = [-s, s] laid out over d)."""
+        x = tl.load(row + d)
+        rot = tl.load(row + (d + D // 2) % D)  # [x2, x1]
+        return x.to(tl.float32) * c + rot.to(tl.float32) * s
+
+    @triton.jit
     def _rope_cache_kernel(qkv_ptr, table_ptr, pos_ptr, q_ptr, k_ptr, v_ptr, kpos_ptr, n_slots, stride_qkv_b,
                            stride_q_b, stride_k_b, stride_k_s, stride_v_b, stride_v_s, HQ: tl.constexpr,
                            HKV: tl.constexpr, D: tl.constexpr, RING: tl.constexpr):
@@ -28,22 +36,18 @@ if triton is not None:
         slot = p % n_slots if RING else p
         d = tl.arange(0, D)
         row = qkv_ptr + b * stride_qkv_b + h * D
-        x = tl.load(row + d)  # [D]
-        if h < HQ + HKV:  # RoPE: x * [c, c] + [x2, x1] * [-s, s]
-            rot = tl.load(row + (d + D // 2) % D)  # [x2, x1]
+        if h < HQ + HKV:  # the table's rows: [c, c] and [-s, s]
             c = tl.load(table_ptr + p * 2 * D + d).to(tl.float32)
             s = tl.load(table_ptr + p * 2 * D + D + d).to(tl.float32)
-            xc = (x.to(tl.float32) * c).to(x.dtype).to(tl.float32)  # the plain step's mul, rounded
-            y = (xc + rot.to(tl.float32) * s).to(x.dtype)
+            y = _rotate_half(row, d, c, s, D).to(qkv_ptr.dtype.element_ty)
             if h < HQ:
                 tl.store(q_ptr + b * stride_q_b + h * D + d, y)
             else:
                 tl.store(k_ptr + b * stride_k_b + slot * stride_k_s + (h - HQ) * D + d, y)
         else:
-            tl.store(v_ptr + b * stride_v_b + slot * stride_v_s + (h - HQ - HKV) * D + d, x)
+            tl.store(v_ptr + b * stride_v_b + slot * stride_v_s + (h - HQ - HKV) * D + d, tl.load(row + d))
         if b == 0 and h == 0:
             tl.store(kpos_ptr + slot, p)
-
 
     @triton.jit
     def _rope_kernel(q_ptr, k_ptr, cos_ptr, sin_ptr, qo_ptr, ko_ptr, T, sq_b, sq_t, sk_b, sk_t, HQ: tl.constexpr,
@@ -54,17 +58,13 @@ if triton is not None:
         b, t = bt // T, bt % T
         d = tl.arange(0, D)
         half = d % (D // 2)
-        c = tl.load(cos_ptr + t * (D // 2) + half).to(tl.float32)
-        sn = tl.load(sin_ptr + t * (D // 2) + half).to(tl.float32)
-        sign = tl.where(d < D // 2, -1.0, 1.0)  # [-s, s]
+        c = tl.load(cos_ptr + t * (D // 2) + half).to(tl.float32)  # [c, c]
+        s = tl.load(sin_ptr + t * (D // 2) + half).to(tl.float32) * tl.where(d < D // 2, -1.0, 1.0)  # [-s, s]
         if h < HQ:
             src, dst = q_ptr + b * sq_b + t * sq_t + h * D, qo_ptr + b * sq_b + t * sq_t + h * D
         else:
             src, dst = k_ptr + b * sk_b + t * sk_t + (h - HQ) * D, ko_ptr + b * sk_b + t * sk_t + (h - HQ) * D
-        x = tl.load(src + d)
-        rot = tl.load(src + (d + D // 2) % D)  # [x2, x1]
-        y = x.to(tl.float32) * c + rot.to(tl.float32) * sign * sn
-        tl.store(dst + d, y.to(x.dtype))
+        tl.store(dst + d, _rotate_half(src, d, c, s, D).to(q_ptr.dtype.element_ty))
 
 
 def apply_rope_triton(q, k, cos, sin):
