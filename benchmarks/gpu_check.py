@@ -277,7 +277,8 @@ def kernel_check(rep, device, smoke, state):
                                            block_s=block_s, split_slots=split, mma=mma)
         err = rel_err(call(), ref)
         us = gpu_time(device, call) * 1e6
-        times[window is not None, split, block_s, mma] = us
+        if err < 8e-3:  # a setting that fails its check is never the one the decode timings take
+            times[window is not None, split, block_s, mma] = us
         how = f"split {split}" if split else f"one program per kv head, {block_s} a step"
         rep.add("kernel", f"decode attention, {slots} slots, window {window}, {how}, "
                           f"{'tensor cores' if mma else 'elementwise'}",
