@@ -4,13 +4,15 @@ this order:
 1. versions and the GPU;
 2. the Triton kernels against the pure-torch code: the MXFP4 matvec on odd shapes and gpt-oss-20b's real ones
    (2880 x 90 blocks, 5760 x 90 blocks), with and without its SwiGLU epilogue; the one-launch dequantisation bit for
-   bit at every code and scale; a sweep of the matvec's tiles for the up and the down projection and of the decode
-   attention's settings (one program per kv head, or split over programs), each timed by CUDA-graph replay;
+   bit at every code and scale; sweeps, each setting's output checked before it is timed by CUDA-graph replay: the
+   matvec's tiles for the up and the down projection (the down one also split-K), the decode attention's settings
+   (one program per kv head or split over programs; tensor cores or elementwise), and the prompt kernels' tiles
+   (grouped MoE in both orientations, flash attention), whose best the later timings take;
 3. a tiny gpt-oss on the GPU in float32 and bfloat16 against the float64 CPU twin: full forward, token by token,
-   chunked prefill, CUDA-graph replay (also with other tiles and split attention), and decode steps under
-   torch.cuda.set_sync_debug_mode("error"); then the shipped trained gpt-oss-shakespeare read by the real loader
-   onto the GPU: its first 32 greedy tokens (graph replay, fused kernels) equal to the CPU float32 twin's in float32
-   (bfloat16's agreement reported);
+   chunked prefill, CUDA-graph replay (also with other tiles and split attention), and decode steps and a prompt
+   through the prompt kernels under torch.cuda.set_sync_debug_mode("error"); then the shipped trained
+   gpt-oss-shakespeare read by the real loader onto the GPU: its first 32 greedy tokens (graph replay, fused
+   kernels) equal to the CPU float32 twin's in float32 (bfloat16's agreement reported);
 4. the full-size random gpt-oss-20b built directly in GPU memory (nothing written to disk): held bytes =
    gptoss_np.accounting.weight_bytes (13.76 GB);
 5. prefill tok/s at 2k and 4k, batch-1 decode tok/s at 1k and 4k context (eager; graphed with the shipped settings
