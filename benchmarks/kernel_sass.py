@@ -29,7 +29,7 @@ import triton  # noqa: E402
 from triton.backends.compiler import GPUTarget  # noqa: E402
 from triton.compiler import ASTSource  # noqa: E402
 
-from gptoss_torch.fast import mxfp4_triton  # noqa: E402
+from gptoss_torch.fast import attention_triton as at, mxfp4_triton  # noqa: E402
 
 BIN = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin")
 I32 = dict.fromkeys(["R", "G", "chunk", "E", "stride_l", "stride_be", "stride_br", "stride_se", "stride_sr",
@@ -82,7 +82,6 @@ def sass(tile, up, specialised=True):
 def attention_sass(split, mma, block_s, warps=4):
     """(SASS, registers, spilled bytes) of a decode attention kernel: the one-program kernel on a sliding ring or the
     split kernel's first half on a full layer; products on the tensor cores (mma) or elementwise."""
-    from gptoss_torch.fast import attention_triton as at
     fn = at._decode_attention_split_kernel if split else at._decode_attention_kernel
     i32 = dict.fromkeys(["S", "Hkv", "sq_b", "sq_h", "sk_b", "sk_s", "sk_h", "sv_b", "sv_s", "sv_h", "so_b", "so_h",
                          "NSPLIT"], "i32")
@@ -113,7 +112,6 @@ def grouped_sass(tile, up=True):
 def prompt_attention_sass(tile):
     """(SASS, registers, spilled bytes) of the prompt's flash attention in bf16 with sinks (G = 8, d = 64),
     tile = (queries, keys a step, warps, stages)."""
-    from gptoss_torch.fast import attention_triton as at
     fn = at._prefill_attention_kernel
     types = dict(dict.fromkeys(["T", "S", "Hq", "sq_b", "sq_t", "sq_h", "sk_b", "sk_s", "sk_h", "sv_b", "sv_s", "sv_h",
                                 "so_b", "so_t", "so_h"], "i32"), q_ptr="*bf16", k_ptr="*bf16", v_ptr="*bf16",
@@ -136,7 +134,8 @@ def loop_instructions(code):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--check", action="store_true", help="assert 16-byte weight loads and no spills")
+    ap.add_argument("--check", action="store_true",
+                    help="assert 16-byte weight loads, tensor cores, register-fed grouped weights and no spills")
     args = ap.parse_args(argv)
     print(f"# the MXFP4 matvec on sm_90, Triton {triton.__version__}\n")
     print("| projection | tile (rows, blocks, stages, warps) | registers | spilled bytes | 16-byte loads | "
@@ -151,9 +150,8 @@ def main(argv=None):
               f"{n / per_thread:.1f} |")
         if args.check:
             assert wide, f"{name}: the packed weights are not read 16 bytes a load"
-            assert local == 0, f"{name}: {local} bytes of local memory: registers spilled"
-    from gptoss_torch.fast import attention_triton as at
-    print(f"\n# decode attention on sm_90 (G = 8, d = 64, bf16)\n")
+            assert local == 0, f"{name}: {local} bytes spilled (stack + local memory)"
+    print("\n# decode attention on sm_90 (G = 8, d = 64, bf16)\n")
     print("| kernel | products | slots a step | warps | registers | spilled bytes | HMMA | warp shuffles | "
           "loop instructions | per slot |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
