@@ -70,7 +70,7 @@ def sass(tile, up, specialised=True):
     SwiGLU epilogue) or the down one (float32 input, bias and router weight), tile = (rows, blocks, stages,
     warps[, splits])."""
     fn = mxfp4_triton._mxfp4_matvec_kernel
-    types = dict(I32, blocks_ptr="*u8", scales_ptr="*u8", ids_ptr="*i64", out_ptr="*fp32", alpha="fp32",
+    types = dict(I32, blocks_ptr="*i32", scales_ptr="*u8", ids_ptr="*i64", out_ptr="*fp32", alpha="fp32",
                  limit="fp32", x_ptr="*bf16" if up else "*fp32", bias_ptr="*bf16", w_ptr="*fp32",
                  logits_ptr="*bf16")
     const = dict(BLOCK_R=tile[0], BLOCK_G=tile[1], NUM_STAGES=tile[2], TOPK=4 if up else 1, SWIGLU=up,
@@ -203,10 +203,11 @@ def main(argv=None):
         # control: the elementwise one-program kernel at 32 slots a step ([8, 32, 64] float32 products) spills,
         # which the check above would catch
         assert spilled[False, False] > 0, "the control did not spill"
-        # control: without the JIT's alignment facts the same kernel reads the weights a byte a load (what the check
-        # above catches; the scales, 90 a row, come a byte a load either way)
+        # control: without the JIT's alignment facts the same kernel reads the weights a 4-byte word a load (what the
+        # check above catches; the scales, 90 a row, come a byte a load either way)
         code, _, _ = sass(mxfp4_triton.TILE_UP, True, specialised=False)
-        assert "LDG.E.U8" in code and not re.search(WIDE_LOAD, code), "the control read its weights vectorised"
+        assert re.search(r"LDG(STS)?\.E(\.BYPASS)?\s", code) and not re.search(WIDE_LOAD, code), \
+            "the control read its weights vectorised"
         print("\nvectorised, tensor cores, weights from registers, no spills")
     return 0
 

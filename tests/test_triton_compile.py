@@ -31,7 +31,7 @@ def compile_for_sm90(fn, types, constexprs, warps=4, stages=3):
 i32 = dict.fromkeys(["R", "G", "chunk", "stride_be", "stride_br", "stride_se", "stride_sr", "stride_xn", "stride_bias",
                      "stride_on", "S", "Hkv", "sq_b", "sq_h", "sk_b", "sk_s", "sk_h", "sv_b", "sv_s", "sv_h", "so_b",
                      "so_h", "E", "stride_l"], "i32")
-mx = dict(i32, blocks_ptr="*u8", scales_ptr="*u8", ids_ptr="*i64", out_ptr="*fp32", alpha="fp32", limit="fp32")
+mx = dict(i32, blocks_ptr="*i32", scales_ptr="*u8", ids_ptr="*i64", out_ptr="*fp32", alpha="fp32", limit="fp32")
 # up: bf16 activation, bf16 bias, 4 pairs per token, SwiGLU in the epilogue; down: the float32 activation, bias and
 # router weight. The E2M1 values are float32 subnormals for exponent 0, so no multiply or add may flush them (.ftz)
 # (the up kernel routing its token in its prologue, or reading the routing kernel's experts; the down split-K too)

@@ -59,6 +59,46 @@ if triton is not None:
             tl.float32, bitcast=True)
 
     @triton.jit
+    def _e2m1_pair_f32(word, shift_mag: tl.constexpr, shift_sign: tl.constexpr):
+        """Nibbles i and i + 4 of an int32 word (16 bits apart) decoded together -> (nibble i, nibble i + 4) as
+        float32 values * 2^-126: one shift brings both magnitudes (bits b0..b2) to 6..8 and 22..24, another both
+        signs (b3) to 15 and 31, one mask-or joins them (two bfloat16 bit patterns in a word), then a shift or a mask
+        makes each a float32 (as _e2m1_f32). shift_mag = 6 - 4i (negative: right), shift_sign = 12 - 4i."""
+        if shift_mag >= 0:
+            mag = word << shift_mag
+        else:
+            mag = word >> (-shift_mag)  # arithmetic: the copied sign bits land outside the mask
+        pair = (mag & 0x01C001C0) | ((word << shift_sign) & -2147450880)  # 0x80008000 (shift 0: no-op)
+        return (pair << 16).to(tl.float32, bitcast=True), (pair & -65536).to(tl.float32, bitcast=True)
+
+    @triton.jit
+    def _halves(x):
+        """x [..., 2n] -> (x[..., :n], x[..., n:]), no data moved (a reshape, a permute, a split)."""
+        n: tl.constexpr = x.shape[-1] // 2
+        return tl.split(tl.permute(tl.reshape(x, [x.shape[0], x.shape[1], 2, n]), [0, 1, 3, 2]))
+
+    @triton.jit
+    def _e2m1_dot_words(word, x):
+        """sum over the 8 nibbles n of each int32 word of E2M1(nibble n) * 2^-126 * x[..., n], one fused multiply-add
+        a weight: word [BR, BG, 4] (nibble n of word k is weight 8k + n of its block), x [BG, 4, 8] float32 ->
+        [BR, BG, 4]."""
+        x03, x47 = _halves(x)  # [BG, 4, 4] each: nibbles 0..3, 4..7
+        x01, x23 = _halves(x03)
+        x45, x67 = _halves(x47)
+        x0, x1 = tl.split(x01)  # [BG, 4] each
+        x2, x3 = tl.split(x23)
+        x4, x5 = tl.split(x45)
+        x6, x7 = tl.split(x67)
+        lo, hi = _e2m1_pair_f32(word, 6, 12)  # nibbles 0 and 4
+        acc = tl.fma(hi, x4[None, :, :], lo * x0[None, :, :])
+        lo, hi = _e2m1_pair_f32(word, 2, 8)
+        acc = tl.fma(hi, x5[None, :, :], tl.fma(lo, x1[None, :, :], acc))
+        lo, hi = _e2m1_pair_f32(word, -2, 4)
+        acc = tl.fma(hi, x6[None, :, :], tl.fma(lo, x2[None, :, :], acc))
+        lo, hi = _e2m1_pair_f32(word, -6, 0)
+        return tl.fma(hi, x7[None, :, :], tl.fma(lo, x3[None, :, :], acc))
+
+    @triton.jit
     def _topk_softmax(x, K: tl.constexpr, BLOCK_E: tl.constexpr):
         """gpt-oss's router on one token's logits x [BLOCK_E] (float32, -inf past the experts): the top K by repeated
         argmax (a tie goes to the lower expert), then a softmax over those K -> (experts [K] int64, weights [K])."""
@@ -82,9 +122,9 @@ if triton is not None:
                              HAS_BIAS: tl.constexpr, HAS_W: tl.constexpr, SPLITS: tl.constexpr, ROUTE: tl.constexpr,
                              BLOCK_E: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_G: tl.constexpr,
                              NUM_STAGES: tl.constexpr):
-        """Program (pair n, BLOCK_R rows, split j): acc = W[e] x + b[e] over its rows, the packed blocks decoded in
-        registers (_e2m1_f32, the input scaled by 2^64 so that the products stay normal floats; each block's sum
-        scaled back by 2^62 and then by 2^(s-127)); with SWIGLU the rows are (gate, linear) pairs and it writes
+        """Program (pair n, BLOCK_R rows, split j): acc = W[e] x + b[e] over its rows, the packed blocks read as int32
+        words and decoded in registers two weights at a time (_e2m1_dot_words, the input scaled by 2^64 so that the
+        products stay normal floats; each block's sum scaled back by 2^62 and then by 2^(s-127)); with SWIGLU the rows are (gate, linear) pairs and it writes
         swiglu_oss of each pair (half as many outputs); then times the router weight w[n]. With SPLITS > 1 (split-K,
         no SwiGLU) program j sums blocks [j chunk, (j + 1) chunk) only into output row n * SPLITS + j (split 0 adds
         the bias): the caller sums the SPLITS rows. With ROUTE the pair's expert comes from routing its token's
@@ -106,19 +146,18 @@ if triton is not None:
         else:
             e = tl.load(ids_ptr + n).to(tl.int64)  # only the routed expert's bytes are read
         x_row = x_ptr + (n // TOPK) * stride_xn
-        jb = tl.arange(0, 16)  # byte within a 32-value block
+        kw = tl.arange(0, 4)  # int32 word within a 32-value block
+        kn = tl.arange(0, 8)  # nibble within a word
         acc = tl.zeros([BLOCK_R], dtype=tl.float32)
         for g0 in tl.range(0, chunk, BLOCK_G, num_stages=NUM_STAGES):  # software-pipelined on the GPU
             gs = j * chunk + g0 + tl.arange(0, BLOCK_G)  # [BG]
             gmask = gs < G
-            byte = tl.load(blocks_ptr + e * stride_be + rows[:, None, None] * stride_br + gs[None, :, None] * 16
-                           + jb[None, None, :], mask=rmask[:, None, None] & gmask[None, :, None],
-                           other=0).to(tl.int32)  # [BR, BG, 16]
-            i = gs[:, None] * 32 + 2 * jb[None, :]  # [BG, 16]: input index of each byte's low nibble
-            xe = tl.load(x_row + i, mask=gmask[:, None], other=0.0).to(tl.float32) * 18446744073709551616.0  # 2^64
-            xo = tl.load(x_row + i + 1, mask=gmask[:, None], other=0.0).to(tl.float32) * 18446744073709551616.0
-            part = tl.sum(_e2m1_f32(byte, 22, 28) * xe[None, :, :] + _e2m1_f32(byte, 18, 24) * xo[None, :, :],
-                          axis=2)  # [BR, BG]: low nibble at bits 0..3, high nibble at 4..7
+            word = tl.load(blocks_ptr + e * stride_be + rows[:, None, None] * stride_br + gs[None, :, None] * 4
+                           + kw[None, None, :], mask=rmask[:, None, None] & gmask[None, :, None],
+                           other=0)  # [BR, BG, 4] int32, 16 bytes a block
+            xv = tl.load(x_row + gs[:, None, None] * 32 + kw[None, :, None] * 8 + kn[None, None, :],
+                         mask=gmask[:, None, None], other=0.0).to(tl.float32) * 18446744073709551616.0  # 2^64
+            part = tl.sum(_e2m1_dot_words(word, xv), axis=2)  # [BR, BG]
             s = tl.load(scales_ptr + e * stride_se + rows[:, None] * stride_sr + gs[None, :],
                         mask=rmask[:, None] & gmask[None, :], other=127).to(tl.int32)
             # 2^(s-127) exactly, as float32 bits (s = 0: the subnormal 2^-127 = mantissa bit 22); all in integers, as
@@ -277,17 +316,19 @@ def mxfp4_matvec(blocks, scales, ids, x, bias=None, weights=None, topk=1, swiglu
     if splits > 1 and swiglu is not None:
         raise ValueError(f"tile {tile}: a split-K matvec ({splits} splits) cannot apply SwiGLU in its epilogue")
     n = ids.numel()
-    if blocks.stride(-1) != 1 or blocks.stride(-2) != 16 or scales.stride(-1) != 1:  # rows/experts may be strided
+    if (blocks.stride(-1) != 1 or blocks.stride(-2) != 16 or blocks.stride(0) % 4 or blocks.stride(1) % 4
+            or blocks.storage_offset() % 4 or scales.stride(-1) != 1):  # rows/experts may be strided
         blocks, scales = blocks.contiguous(), scales.contiguous()
+    words = blocks.view(torch.int32)  # [E, R, G, 4]: the kernel reads a block's 16 bytes as 4 int32 words
     x = x.contiguous()
     out = torch.empty(n * splits, R // 2 if swiglu else R, dtype=torch.float32, device=x.device)
     chunk = triton.cdiv(triton.cdiv(G, splits), block_g) * block_g  # blocks a split, whole loop steps
     grid = (n, triton.cdiv(R, block_r), splits)
     alpha, limit = swiglu or (0.0, 0.0)
     route = logits is not None
-    _mxfp4_matvec_kernel[grid](blocks, scales, ids, x, out if bias is None else bias,
+    _mxfp4_matvec_kernel[grid](words, scales, ids, x, out if bias is None else bias,
                                out if weights is None else weights, out, logits if route else out, R, G, chunk,
-                               E, blocks.stride(0), blocks.stride(1), scales.stride(0), scales.stride(1),
+                               E, words.stride(0), words.stride(1), scales.stride(0), scales.stride(1),
                                x.stride(0), 0 if bias is None else bias.stride(0), out.stride(0),
                                logits.stride(0) if route else 0, float(alpha), float(limit), TOPK=topk,
                                SWIGLU=swiglu is not None, HAS_BIAS=bias is not None,
