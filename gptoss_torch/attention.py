@@ -52,7 +52,7 @@ def decode_attention(q, k, v, allowed, sinks=None, scale=None):
     Hkv = k.shape[2]
     qf = at_least_float32(q).view(B, Hkv, Hq // Hkv, d)  # [B, Hkv, G, d]: head h = kv * G + g
     scale = d ** -0.5 if scale is None else scale
-    if scale != 1.0:  # fast/decode.py folds it into q's projection
+    if scale != 1.0:
         qf = qf * scale
     s = torch.matmul(qf, at_least_float32(k).permute(0, 2, 3, 1))  # [B, Hkv, G, S]
     s = torch.where(allowed[0], s, float("-inf"))

@@ -56,6 +56,36 @@ def test_fast_decode_in_bfloat16_within_its_rounding():
     close(torch.stack(outs), full[3:4], tol=3e-2)  # bf16 weights and activations, float32 attention scores
 
 
+def storage_bytes(tensors):
+    """Bytes of the distinct storages behind `tensors` (what they hold in memory, shared storage counted once)."""
+    return sum({t.untyped_storage().data_ptr(): t.untyped_storage().nbytes() for t in tensors}.values())
+
+
+@pytest.mark.parametrize("name", ["07-sinks", "qwen3-30b-a3b"])  # q/k/v with biases; QK-norm
+def test_the_fused_qkv_is_the_models_own_weights(name):
+    """FastDecoder's one q/k/v matrix a layer holds no second copy: the module's q, k and v become views of it, a
+    second decoder on the model reuses it, and a change to the model's weights reaches the decoder's step."""
+    oracle, twin = twins(name)
+    params = list(twin.parameters())
+    before = storage_bytes(params)
+    fast = FastDecoder(twin, 16)
+    held = [t for qkv in fast.qkv for t in qkv if t is not None]
+    assert storage_bytes(params + held) == before  # a copy (control: torch.cat of the three) would add its bytes
+    assert storage_bytes(params + [torch.cat([b.attn.q.weight, b.attn.k.weight]) for b in twin.layers]) > before
+    assert [id(p) for p in twin.parameters()] == [id(p) for p in params]  # the Parameter objects stay
+    again = FastDecoder(twin, 16)
+    assert [w.data_ptr() for w, _ in again.qkv] == [w.data_ptr() for w, _ in fast.qkv]
+    with torch.no_grad():  # e.g. an optimizer step: in place on the module's parameters
+        for b in twin.layers:
+            b.attn.k.weight.mul_(1.5)
+            b.attn.v.weight.add_(0.01)
+    cache, ref_cache = twin.new_cache(16), twin.new_cache(16)
+    twin(torch.as_tensor(TOKENS[:3]), cache=cache)
+    twin(torch.as_tensor(TOKENS[:3]), cache=ref_cache)
+    step = (torch.tensor([[TOKENS[3]]]), torch.tensor([3]))
+    close(fast.step(*step, cache)[0, 0], twin.run(*step, ref_cache)[0, 0].numpy())
+
+
 def test_one_decoder_serves_conversation_after_conversation():
     oracle, twin = twins("gpt-oss-20b")
     full = oracle(TOKENS)

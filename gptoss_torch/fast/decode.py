@@ -1,7 +1,8 @@
 """One decode step in few kernels: Model.run's math for one new position per sequence, with what a decode step can
 make once made once, on this object (never in the model's state_dict):
 
-- q, k and v in one matrix per layer (one matmul instead of three), the softmax scale folded into q's rows;
+- q, k and v in one matrix per layer (one matmul instead of three), the module's three weights made views of it (no
+  second copy of them: 0.71 GB at gpt-oss-20b; always the weights the model holds);
 - RoPE's cos/sin as a table [positions, 2, d] indexed on the device by the position tensor (no trigonometry, no
   host work per step), rotating q and k together;
 - the attention masks made once per step per window kind (every layer of a kind holds the same positions);
@@ -29,6 +30,36 @@ def norm(module, x):
     if module.kind == "layernorm":
         return F.layer_norm(x, (x.shape[-1],), module.weight, module.bias, module.eps)
     return F.rms_norm(x, (x.shape[-1],), module.weight, module.eps)
+
+
+def fused_qkv(attn):
+    """(weight [(Hq + 2 Hkv) d, D], bias [(Hq + 2 Hkv) d] or None): attn's q, k and v projections as one tensor, its
+    three parameters made views of it. Their storage moves into one tensor the first time; after that (a second
+    FastDecoder on the same model) they already lie back to back and the whole is a view again: no second copy."""
+    return tuple(_stacked([getattr(p, name) for p in (attn.q, attn.k, attn.v)]) for name in ("weight", "bias"))
+
+
+def _stacked(params):
+    """One tensor whose consecutive row blocks are `params` (None if they are None), the params' data made views of
+    it unless they already are."""
+    if params[0] is None:
+        return None
+    first = params[0].detach()
+    rows = sum(t.shape[0] for t in params)
+    adjacent, start = True, first.data_ptr()
+    for t in params:
+        adjacent &= (t.is_contiguous() and t.dtype == first.dtype and t.shape[1:] == first.shape[1:]
+                     and t.untyped_storage().data_ptr() == first.untyped_storage().data_ptr()
+                     and t.data_ptr() == start)
+        start += t.numel() * t.element_size()
+    if adjacent and first.is_contiguous():
+        return first.as_strided((rows, *first.shape[1:]), first.stride())  # [(Hq + 2 Hkv) d, ...]: a view
+    whole = torch.cat([t.detach() for t in params])  # [(Hq + 2 Hkv) d, ...]
+    start = 0
+    for t in params:  # the Parameter objects stay (optimizers, state_dict); their data become views
+        t.data = whole[start:start + t.shape[0]]
+        start += t.shape[0]
+    return whole
 
 
 def rope_from_table(x, cs):
@@ -59,13 +90,11 @@ class FastDecoder:
             fuse_rope = model.device.type == "cuda" and rope_cache_triton.available(model.device)
         d = cfg.head_dim
         self.fuse_rope = fuse_rope and cfg.positions == "rope" and not cfg.qk_norm and d & (d - 1) == 0
-        self.fold_scale = not cfg.qk_norm  # with QK-norm q is normalised after the projection: scale it after
-        scale = cfg.head_dim ** -0.5 if self.fold_scale else 1.0
+        self.scale = cfg.head_dim ** -0.5  # the attention kernels apply it to q . k
         self.qkv, self.sinks = [], []
         for block in model.layers:
             a = block.attn
-            self.qkv.append((torch.cat([a.q.weight * scale, a.k.weight, a.v.weight]),  # [(Hq + 2 Hkv) d, D]
-                             None if a.q.bias is None else torch.cat([a.q.bias * scale, a.k.bias, a.v.bias])))
+            self.qkv.append(fused_qkv(a))  # [(Hq + 2 Hkv) d, D] (+ bias), the module's q/k/v are views of it
             self.sinks.append(None if a.sinks is None else at_least_float32(a.sinks))  # cast once, not per step
         self.rope = None
         if cfg.positions == "rope":
@@ -106,7 +135,7 @@ class FastDecoder:
         a = block.attn
         qkv = F.linear(norm(block.attn_norm, x) if h is None else h, *self.qkv[i]).view(B, 1, Hq + 2 * Hkv, d)
         if cfg.qk_norm:
-            q = F.rms_norm(qkv[:, :, :Hq], (d,), a.q_norm.weight, cfg.norm_eps) * cfg.head_dim ** -0.5
+            q = F.rms_norm(qkv[:, :, :Hq], (d,), a.q_norm.weight, cfg.norm_eps)
             k = F.rms_norm(qkv[:, :, Hq:Hq + Hkv], (d,), a.k_norm.weight, cfg.norm_eps)
             if cs is not None:
                 q, k = rope_from_table(q, cs), rope_from_table(k, cs)
@@ -122,13 +151,13 @@ class FastDecoder:
             lc.k.index_copy_(1, slots[kind], k)
             lc.v.index_copy_(1, slots[kind], qkv[:, :, Hq + Hkv:])
             lc.pos.index_copy_(0, slots[kind], pos)
-        if self.triton:  # the scale is in q already
-            o = attention_triton.decode_attention_triton(q, lc.k, lc.v, lc.pos, pos, a.window, self.sinks[i], 1.0,
-                                                         ring=a.window is not None)
+        if self.triton:
+            o = attention_triton.decode_attention_triton(q, lc.k, lc.v, lc.pos, pos, a.window, self.sinks[i],
+                                                         self.scale, ring=a.window is not None)
         else:
             if kind not in masks:  # after the step's first write: every layer of this kind holds these positions
                 masks[kind] = attention_mask(pos, lc.pos, a.window)  # [1, S]
-            o = decode_attention(q, lc.k, lc.v, masks[kind], self.sinks[i], scale=1.0)  # [B, 1, Hq, d]
+            o = decode_attention(q, lc.k, lc.v, masks[kind], self.sinks[i], scale=self.scale)  # [B, 1, Hq, d]
         attn_out = F.linear(o.reshape(B, 1, cfg.q_dim), a.o.weight, a.o.bias)  # [B, 1, D]
         fused = h is not None
         if fused:
