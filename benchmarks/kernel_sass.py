@@ -5,12 +5,13 @@ weights are loaded, loop instructions per weight. Decode attention (G = 8 query 
 tensor-core kernels (HMMA) against the elementwise ones runs 1 to 3 measured, loop instructions per slot. The
 prompt's grouped MoE kernel in both orientations: whether the decoded weights feed the tensor cores from registers,
 and whether a multiply stays in flight while the next tile decodes (Triton 3.9 keeps one for W x^T; 3.6, what the
-H200 has, waits for each either way).
+H200 has, waits for each either way). For both, the bf16 loads in the loop that read 2 bytes a load.
 
     python benchmarks/kernel_sass.py            # the tables
     python benchmarks/kernel_sass.py --check    # fail unless the weights come 16 bytes a load, the attention
                                                 # kernels use the tensor cores, the grouped kernel's weights go
-                                                # from registers, nothing spills (tests/test_triton_compile.py)
+                                                # from registers, no loop reads bf16 2 bytes a load, nothing
+                                                # spills (tests/test_triton_compile.py)
 """
 
 import argparse
@@ -79,9 +80,10 @@ def sass(tile, up, specialised=True):
     return compile_sass(fn, types, const, tile[3], DIV16 if specialised else ())
 
 
-def attention_sass(split, mma, block_s, warps=4):
+def attention_sass(split, mma, block_s, warps=4, unaligned=()):
     """(SASS, registers, spilled bytes) of a decode attention kernel: the one-program kernel on a sliding ring or the
-    split kernel's first half on a full layer; products on the tensor cores (mma) or elementwise."""
+    split kernel's first half on a full layer; products on the tensor cores (mma) or elementwise. The strides are
+    those of a [B, S, Hkv, 64] cache, all multiples of 16 as the JIT finds them (but the `unaligned` ones)."""
     fn = at._decode_attention_split_kernel if split else at._decode_attention_kernel
     i32 = dict.fromkeys(["S", "Hkv", "sq_b", "sq_h", "sk_b", "sk_s", "sk_h", "sv_b", "sv_s", "sv_h", "so_b", "so_h",
                          "NSPLIT"], "i32")
@@ -90,8 +92,8 @@ def attention_sass(split, mma, block_s, warps=4):
     const = dict(G=8, GP=16 if mma else 8, D=64, BLOCK_S=block_s, MMA=mma, IEEE=False)
     const.update(dict(CHUNK=at.SPLIT_SLOTS, RING=False) if split else dict(RING=True, HAS_SINK=True))
     aligned = [n for n in ("q_ptr", "k_ptr", "v_ptr", "kpos_ptr", "pos_ptr", "sinks_ptr", "out_ptr", "pm_ptr",
-                           "pl_ptr", "pacc_ptr", "sq_b", "sq_h", "sk_b", "sk_s", "sv_b", "sv_s", "so_b", "so_h")
-               if n in fn.arg_names]
+                           "pl_ptr", "pacc_ptr", "sq_b", "sq_h", "sk_b", "sk_s", "sk_h", "sv_b", "sv_s", "sv_h", "so_b", "so_h")
+               if n in fn.arg_names and n not in unaligned]
     return compile_sass(fn, types, const, warps, aligned)
 
 
@@ -122,20 +124,35 @@ def prompt_attention_sass(tile):
     return compile_sass(fn, types, const, tile[2], aligned, stages=tile[3])
 
 
-def loop_instructions(code):
-    """Instructions of the longest loop: from a backward branch's target to the branch, by their addresses."""
-    best = 0
+def longest_loop(code):
+    """(first, last) address of the longest loop: a backward branch's target and the branch; None if none."""
+    best = None
     for m in re.finditer(r"/\*([0-9a-f]{4})\*/\s+(?:@!?U?P\w+\s+)?BRA\s+0x([0-9a-f]+)", code):
         at, target = int(m.group(1), 16), int(m.group(2), 16)
-        if target < at:
-            best = max(best, (at - target) // 16 + 1)  # one 16-byte instruction each
+        if target < at and (best is None or at - target > best[1] - best[0]):
+            best = (target, at)
     return best
+
+
+def loop_instructions(code):
+    """Instructions of the longest loop, by their addresses (one 16-byte instruction each)."""
+    loop = longest_loop(code)
+    return (loop[1] - loop[0]) // 16 + 1 if loop else 0
+
+
+def narrow_loads(code):
+    """Global 2-byte loads in the longest loop: bf16 values read one a load, where Triton could not prove 16-byte
+    alignment or contiguity (the 1-byte MXFP4 scales, 90 a row, are read a byte a load either way)."""
+    loop = longest_loop(code)
+    return sum(1 for m in re.finditer(r"/\*([0-9a-f]{4})\*/\s+(?:@!?U?P\w+\s+)?LDG\S*\.U16\b", code)
+               if loop and loop[0] <= int(m.group(1), 16) <= loop[1])
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--check", action="store_true",
-                    help="assert 16-byte weight loads, tensor cores, register-fed grouped weights and no spills")
+                    help="assert 16-byte weight loads, tensor cores, register-fed grouped weights, no 2-byte bf16 loads "
+                         "in a loop and no spills")
     args = ap.parse_args(argv)
     print(f"# the MXFP4 matvec on sm_90, Triton {triton.__version__}\n")
     print("| projection | tile (rows, blocks, stages, warps) | registers | spilled bytes | 16-byte loads | "
@@ -153,8 +170,8 @@ def main(argv=None):
             assert local == 0, f"{name}: {local} bytes spilled (stack + local memory)"
     print("\n# decode attention on sm_90 (G = 8, d = 64, bf16)\n")
     print("| kernel | products | slots a step | warps | registers | spilled bytes | HMMA | warp shuffles | "
-          "loop instructions | per slot |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "2-byte loads a step | loop instructions | per slot |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     rows = [(False, True, at.BLOCK_S), (True, True, at.SPLIT_BLOCK_S)]  # the defaults, then runs 1-3's kernels
     rows += [(False, False, at.ELEMENTWISE_BLOCK_S[0]), (True, False, at.ELEMENTWISE_BLOCK_S[1])]
     spilled = {}
@@ -164,16 +181,18 @@ def main(argv=None):
         hmma = len(re.findall(r"\bHMMA\.", code))
         shfl = len(re.findall(r"\bSHFL\.", code))  # in the whole kernel
         spilled[split, mma] = local
+        narrow = narrow_loads(code)
         print(f"| {'split, first half' if split else 'one program a kv head'} | "
               f"{'tensor cores' if mma else 'elementwise'} | {block_s} | 4 | {regs} | {local} | {hmma} | {shfl} | "
-              + (f"{n} | {n / block_s:.1f} |" if n else "no loop found | - |"))
+              f"{narrow} | " + (f"{n} | {n / block_s:.1f} |" if n else "no loop found | - |"))
         if args.check and mma:
             assert hmma, f"attention (split={split}): no HMMA: the products are not on the tensor cores"
             assert local == 0, f"attention (split={split}): {local} bytes spilled"
+            assert n and not narrow, f"attention (split={split}): {narrow} 2-byte loads a step"
     print("\n# the prompt's grouped MoE kernel on sm_90 (bf16, up projection)\n")
     print("| tile (pairs, rows, blocks, warps, stages, swap) | registers | spilled bytes | weights from registers | "
-          "multiplies in flight | loop instructions | per weight |")
-    print("|---|---:|---:|---|---:|---:|---:|")
+          "multiplies in flight | 2-byte loads a step | loop instructions | per weight |")
+    print("|---|---:|---:|---|---:|---:|---:|---:|")
     default = mxfp4_triton.GROUP_TILE
     other = (*default[:5], not default[5])
     flight, fed = {}, {}
@@ -183,12 +202,14 @@ def main(argv=None):
         flight[tile] = 1 if "WARPGROUP.DEPBAR.LE gsb0, 0x1" in code else 0  # waits leave one multiply running
         n = loop_instructions(code)
         per_thread = tile[1] * tile[2] * 32 // (32 * tile[3])  # weights a thread decodes a loop step
-        print(f"| {tuple(tile)} | {regs} | {local} | {'yes' if reg_a else 'no'} | {flight[tile]} | {n} | "
+        narrow = narrow_loads(code)
+        print(f"| {tuple(tile)} | {regs} | {local} | {'yes' if reg_a else 'no'} | {flight[tile]} | {narrow} | {n} | "
               f"{n / per_thread:.1f} |")
         fed[tile] = reg_a
         if args.check and tile == default:
             assert local == 0, f"grouped {tile}: {local} bytes spilled"
             assert reg_a == bool(tile[5]), f"grouped {tile}: weights not fed as its orientation says"
+            assert n and not narrow, f"grouped {tile}: {narrow} 2-byte loads a step"
     print("\n# the prompt's flash attention on sm_90 (bf16, sinks, G = 8, d = 64)\n")
     print("| tile (queries, keys, warps, stages) | registers | spilled bytes | tensor-core multiplies | "
           "loop instructions |")
@@ -208,6 +229,10 @@ def main(argv=None):
         code, _, _ = sass(mxfp4_triton.TILE_UP, True, specialised=False)
         assert re.search(r"LDG(STS)?\.E(\.BYPASS)?\s", code) and not re.search(WIDE_LOAD, code), \
             "the control read its weights vectorised"
+        # control: if Triton cannot assume a 16-byte aligned head stride, the attention kernel reads k and v 2 bytes
+        # a load (what the checks above catch); at run time the JIT sees d = 64 and specialises
+        code, _, _ = attention_sass(False, True, at.BLOCK_S, unaligned=("sk_h", "sv_h"))
+        assert narrow_loads(code) > 0, "the control read k and v 16 bytes a load"
         print("\nvectorised, tensor cores, weights from registers, no spills")
     return 0
 

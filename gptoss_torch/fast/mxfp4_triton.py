@@ -227,8 +227,9 @@ if triton is not None:
             for g0 in range(0, G, BLOCK_G):
                 gs = g0 + tl.arange(0, BLOCK_G)  # [BG]
                 gmask = gs < G
-                cols = gs[:, None] * 32 + tl.arange(0, 32)[None, :]  # [BG, 32]
-                cols = tl.reshape(cols, [BLOCK_G * 32])
+                cols = g0 * 32 + tl.arange(0, BLOCK_G * 32)  # [BK]: written as one range so that Triton 3.6
+                # sees the inputs contiguous too and reads them 16 bytes a load (from [BG, 32] reshaped, it read them
+                # 2 bytes a load)
                 x_at = x_ptr + xrow[:, None] * stride_xn + cols[None, :]  # [BM, BK]; a padding slot reads row 0
                 b_at = (blocks_ptr + e * stride_be + rows[:, None, None] * stride_br + gs[None, :, None] * 16
                         + jb[None, None, :])  # [BN, BG, 16]
@@ -340,9 +341,9 @@ def mxfp4_matvec(blocks, scales, ids, x, bias=None, weights=None, topk=1, swiglu
 
 # the grouped kernel's tile: (pairs, rows, 32-value blocks, warps, pipeline stages, swap) per program; 64 x 64 x 64
 # inputs on 4 warps, 3 stages (Triton's defaults), W x^T (swap: its sm_90 code feeds the decoded weights to the
-# tensor cores from registers, no shared-memory round trip, in fewer loop instructions, and under Triton 3.9 keeps a
-# multiply in flight while the next tile decodes: benchmarks/kernel_sass.py), until benchmarks/gpu_check.py's sweep
-# on a GPU picks one
+# tensor cores from registers, no shared-memory round trip, in fewer loop instructions under Triton 3.6, the H200's,
+# and under Triton 3.9 keeps a multiply in flight while the next tile decodes: benchmarks/kernel_sass.py), until
+# benchmarks/gpu_check.py's sweep on a GPU picks one
 GROUP_TILE = (64, 64, 2, 4, 3, True)
 
 
