@@ -5,6 +5,7 @@ matrices), the folded bias / SwiGLU / router weight, and the routing kernel agai
 dequantisation bit for bit; the grouped kernel for a prompt's MoE."""
 
 import pytest
+import torch
 
 from interpreter import run_interpreted
 
@@ -172,3 +173,28 @@ print("triton ok")
 
 def test_triton_mxfp4_kernels_in_the_cpu_interpreter():
     run_interpreted(CHECK, "triton ok")
+
+
+@pytest.mark.parametrize("what,bad,match", [
+    ("blocks as int8", dict(blocks=torch.zeros(2, 4, 3, 16, dtype=torch.int8)), "blocks: expected uint8"),
+    ("blocks of 8 bytes", dict(blocks=torch.zeros(2, 4, 3, 8, dtype=torch.uint8)), r"\[E, R, G, 16\]"),
+    ("one scale short", dict(scales=torch.zeros(2, 4, 2, dtype=torch.uint8)), r"scales: expected uint8 \[2, 4, 3\]"),
+    ("float scales", dict(scales=torch.zeros(2, 4, 3)), "scales: expected uint8"),
+    ("x one block short", dict(x=torch.zeros(1, 64)), "x: expected 96 inputs"),
+])
+def test_the_kernel_wrappers_name_a_wrong_operand(what, bad, match):
+    """A wrong operand is refused before any launch, naming it and what was expected (it would otherwise be read as
+    other bytes, or fail deep inside Triton)."""
+    from gptoss_torch.fast.mxfp4_triton import mxfp4_dequantize, mxfp4_grouped, mxfp4_matvec
+    args = dict(blocks=torch.zeros(2, 4, 3, 16, dtype=torch.uint8), scales=torch.zeros(2, 4, 3, dtype=torch.uint8),
+                x=torch.zeros(1, 96))
+    args.update(bad)
+    with pytest.raises(ValueError, match=match):
+        mxfp4_matvec(args["blocks"], args["scales"], torch.zeros(1, dtype=torch.long), args["x"])
+    with pytest.raises(ValueError, match=match):
+        mxfp4_grouped(args["blocks"], args["scales"], torch.zeros(16, dtype=torch.long),
+                      torch.zeros(1, dtype=torch.long), args["x"])
+    if "x" not in bad:
+        with pytest.raises(ValueError, match=match.replace(r"\[E, R, G, 16\]", r"\[R, G, 16\]").replace(
+                r"\[2, 4, 3\]", r"\[4, 3\]")):
+            mxfp4_dequantize(args["blocks"][0], args["scales"][0], torch.float32)

@@ -300,6 +300,21 @@ def route_topk_softmax(logits, k):
 TILE_UP, TILE_DOWN = (16, 4, 3, 1), (16, 4, 3, 1)
 
 
+def check_packed(blocks, scales, x=None, experts=True):
+    """MXFP4 operands as the kernels read them, else a ValueError naming what differs: blocks uint8 [E, R, G, 16]
+    ([R, G, 16] with experts=False), scales uint8 of blocks' shape less its last axis, x [..., G * 32]."""
+    lead = "E, R, G" if experts else "R, G"
+    if blocks.dtype != torch.uint8 or blocks.dim() != len(lead.split(", ")) + 1 or blocks.shape[-1] != 16:
+        raise ValueError(f"blocks: expected uint8 [{lead}, 16] (two E2M1 codes a byte, 32 a block), got "
+                         f"{blocks.dtype} {list(blocks.shape)}")
+    if scales.dtype != torch.uint8 or scales.shape != blocks.shape[:-1]:
+        raise ValueError(f"scales: expected uint8 {list(blocks.shape[:-1])} (one E8M0 exponent a block of blocks "
+                         f"{list(blocks.shape)}), got {scales.dtype} {list(scales.shape)}")
+    if x is not None and x.shape[-1] != blocks.shape[-2] * 32:
+        raise ValueError(f"x: expected {blocks.shape[-2] * 32} inputs a row ({blocks.shape[-2]} blocks of 32), got "
+                         f"{list(x.shape)}")
+
+
 def mxfp4_matvec(blocks, scales, ids, x, bias=None, weights=None, topk=1, swiglu=None, tile=None, logits=None):
     """out [n, R] float32 = W[ids[p]] @ x[p // topk] (+ bias[ids[p]]) (* weights[p]) for MXFP4 W (blocks
     [E, R, G, 16], scales [E, R, G]); swiglu=(alpha, limit): rows are (gate, linear) pairs and out [n, R/2] holds
@@ -309,6 +324,7 @@ def mxfp4_matvec(blocks, scales, ids, x, bias=None, weights=None, topk=1, swiglu
     first), to be summed. logits [N, E] (N = n / topk tokens): route in the kernel (gpt-oss's top-k + softmax, topk
     a power of two) instead of reading ids; `ids` [n] int64 and `weights` [n] float32 then receive each pair's
     expert and router weight (the weight is not applied)."""
+    check_packed(blocks, scales, x)
     block_r, block_g, stages, warps, *rest = tile or TILE_UP
     splits = rest[0] if rest else 1
     E, R, G, _ = blocks.shape
@@ -371,6 +387,7 @@ def mxfp4_grouped(blocks, scales, slots, block_expert, x, bias=None, weights=Non
     for every pair p at once, pairs grouped by group_pairs; float32 x multiplies in IEEE float32, bf16 / fp16 x on
     the tensor cores in that dtype. tile: (pairs, rows, 32-value blocks, warps, stages, swap) per program, default
     GROUP_TILE; its pairs must equal group_pairs' block_m."""
+    check_packed(blocks, scales, x)
     block_m, block_n, block_g, warps, stages, swap = tile or GROUP_TILE
     E, R, G, _ = blocks.shape
     if swiglu is not None and R % 2:
@@ -425,6 +442,7 @@ def grouped_moe(x, logits, up, down, cfg):
 def mxfp4_dequantize(blocks, scales, dtype):
     """One expert's float matrix in one launch: blocks [R, G, 16] u8, scales [R, G] u8 -> [R, G*32] `dtype`, equal
     to gptoss_torch.mxfp4.mxfp4_decode (the prefill's per-expert matmuls read it)."""
+    check_packed(blocks, scales, experts=False)
     R, G, _ = blocks.shape
     if blocks.stride(-1) != 1 or blocks.stride(-2) != 16 or scales.stride(-1) != 1:
         blocks, scales = blocks.contiguous(), scales.contiguous()
