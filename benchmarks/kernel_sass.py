@@ -35,10 +35,22 @@ from gptoss_torch.fast import attention_triton as at, mxfp4_triton  # noqa: E402
 BIN = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin")
 I32 = dict.fromkeys(["R", "G", "chunk", "E", "stride_l", "stride_be", "stride_br", "stride_se", "stride_sr",
                      "stride_xn", "stride_bias", "stride_on"], "i32")
-# what Triton's JIT specialises at gpt-oss-20b's shapes: pointers 16-byte aligned, integers divisible by 16 (not
-# G = 90 blocks, nor the scales' row stride 90)
-DIV16 = ["blocks_ptr", "scales_ptr", "ids_ptr", "x_ptr", "bias_ptr", "w_ptr", "out_ptr", "logits_ptr", "R",
-         "stride_be", "stride_br", "stride_se", "stride_xn", "stride_bias", "stride_on"]
+POINTERS = ["blocks_ptr", "scales_ptr", "ids_ptr", "x_ptr", "bias_ptr", "w_ptr", "out_ptr", "logits_ptr"]
+
+
+def matvec_args(R, tile):
+    """The matvec's integer arguments at gpt-oss-20b (R = 5760 up rows or 2880 down rows, 90 blocks a row, 32
+    experts, outputs 2880 a row), as mxfp4_matvec passes them for `tile` (block strides in 16-byte blocks)."""
+    splits = tile[4] if len(tile) > 4 else 1
+    chunk = -(-(-(-90 // splits)) // tile[1]) * tile[1]  # blocks a split, whole loop steps
+    return dict(R=R, G=90, chunk=chunk, E=32, stride_l=32, stride_be=R * 90, stride_br=90, stride_se=R * 90,
+                stride_sr=90, stride_xn=2880, stride_bias=R, stride_on=2880)
+
+
+def div16(R, tile):
+    """What Triton's JIT specialises there: every pointer 16-byte aligned, the integers divisible by 16 (so not
+    G = 90 blocks, nor the row strides of 90 blocks and 90 scales)."""
+    return POINTERS + [k for k, v in matvec_args(R, tile).items() if v % 16 == 0]
 WIDE_LOAD = r"LDG(STS)?\.E(\.BYPASS)?\.128"
 
 
@@ -77,7 +89,7 @@ def sass(tile, up, specialised=True):
     const = dict(BLOCK_R=tile[0], BLOCK_G=tile[1], NUM_STAGES=tile[2], TOPK=4 if up else 1, SWIGLU=up,
                  HAS_BIAS=True, HAS_W=not up, SPLITS=tile[4] if len(tile) > 4 else 1, ROUTE=up,
                  BLOCK_E=32 if up else 1)
-    return compile_sass(fn, types, const, tile[3], DIV16 if specialised else ())
+    return compile_sass(fn, types, const, tile[3], div16(5760 if up else 2880, tile) if specialised else ())
 
 
 def attention_sass(split, mma, block_s, warps=4, unaligned=()):
@@ -92,7 +104,8 @@ def attention_sass(split, mma, block_s, warps=4, unaligned=()):
     const = dict(G=8, GP=16 if mma else 8, D=64, BLOCK_S=block_s, MMA=mma, IEEE=False)
     const.update(dict(CHUNK=at.SPLIT_SLOTS, RING=False) if split else dict(RING=True, HAS_SINK=True))
     aligned = [n for n in ("q_ptr", "k_ptr", "v_ptr", "kpos_ptr", "pos_ptr", "sinks_ptr", "out_ptr", "pm_ptr",
-                           "pl_ptr", "pacc_ptr", "sq_b", "sq_h", "sk_b", "sk_s", "sk_h", "sv_b", "sv_s", "sv_h", "so_b", "so_h")
+                           "pl_ptr", "pacc_ptr", "sq_b", "sq_h", "sk_b", "sk_s", "sk_h", "sv_b", "sv_s", "sv_h", "so_b",
+                           "so_h")
                if n in fn.arg_names and n not in unaligned]
     return compile_sass(fn, types, const, warps, aligned)
 
@@ -151,8 +164,8 @@ def narrow_loads(code):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--check", action="store_true",
-                    help="assert 16-byte weight loads, tensor cores, register-fed grouped weights, no 2-byte bf16 loads "
-                         "in a loop and no spills")
+                    help="assert 16-byte weight loads, tensor cores, register-fed grouped weights, no 2-byte "
+                         "bf16 loads in a loop and no spills")
     args = ap.parse_args(argv)
     print(f"# the MXFP4 matvec on sm_90, Triton {triton.__version__}\n")
     print("| projection | tile (rows, blocks, stages, warps) | registers | spilled bytes | 16-byte loads | "

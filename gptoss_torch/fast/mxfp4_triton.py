@@ -124,12 +124,13 @@ if triton is not None:
                              NUM_STAGES: tl.constexpr):
         """Program (pair n, BLOCK_R rows, split j): acc = W[e] x + b[e] over its rows, the packed blocks read as int32
         words and decoded in registers two weights at a time (_e2m1_dot_words, the input scaled by 2^64 so that the
-        products stay normal floats; each block's sum scaled back by 2^62 and then by 2^(s-127)); with SWIGLU the rows are (gate, linear) pairs and it writes
-        swiglu_oss of each pair (half as many outputs); then times the router weight w[n]. With SPLITS > 1 (split-K,
-        no SwiGLU) program j sums blocks [j chunk, (j + 1) chunk) only into output row n * SPLITS + j (split 0 adds
-        the bias): the caller sums the SPLITS rows. With ROUTE the pair's expert comes from routing its token's
-        router logits here (_topk_softmax; pair n is the token's (n % TOPK)-th choice), and ids / w are outputs: the
-        row-block 0 programs write each pair's expert and router weight there for the down projection."""
+        products stay normal floats; each block's sum scaled back by 2^62 and then by 2^(s-127)); with SWIGLU the rows
+        are (gate, linear) pairs and it writes swiglu_oss of each pair (half as many outputs); then times the router
+        weight w[n]. With SPLITS > 1 (split-K, no SwiGLU) program j sums blocks [j chunk, (j + 1) chunk) only into
+        output row n * SPLITS + j (split 0 adds the bias): the caller sums the SPLITS rows. With ROUTE the pair's expert
+        comes from routing its token's router logits here (_topk_softmax; pair n is the token's (n % TOPK)-th choice),
+        and ids / w are outputs: the row-block 0 programs write each pair's expert and router weight there for the down
+        projection. blocks_ptr points to int32 words; stride_be / stride_br count 16-byte blocks."""
         n = tl.program_id(0)  # which routed (token, expert) pair; its token is n // TOPK
         rows = tl.program_id(1) * BLOCK_R + tl.arange(0, BLOCK_R)  # [BR]
         j = tl.program_id(2)  # which split of the 32-value blocks
@@ -152,9 +153,12 @@ if triton is not None:
         for g0 in tl.range(0, chunk, BLOCK_G, num_stages=NUM_STAGES):  # software-pipelined on the GPU
             gs = j * chunk + g0 + tl.arange(0, BLOCK_G)  # [BG]
             gmask = gs < G
-            word = tl.load(blocks_ptr + e * stride_be + rows[:, None, None] * stride_br + gs[None, :, None] * 4
-                           + kw[None, None, :], mask=rmask[:, None, None] & gmask[None, :, None],
-                           other=0)  # [BR, BG, 4] int32, 16 bytes a block
+            # strides in 16-byte blocks, times 4 words: Triton then knows each block starts 16-byte aligned and
+            # reads it in one load (a row stride of 90 blocks = 360 words is not a multiple of 16, so the JIT would
+            # not assume it)
+            word = tl.load(blocks_ptr + e * stride_be * 4 + rows[:, None, None] * stride_br * 4
+                           + gs[None, :, None] * 4 + kw[None, None, :],
+                           mask=rmask[:, None, None] & gmask[None, :, None], other=0)  # [BR, BG, 4] int32
             xv = tl.load(x_row + gs[:, None, None] * 32 + kw[None, :, None] * 8 + kn[None, None, :],
                          mask=gmask[:, None, None], other=0.0).to(tl.float32) * 18446744073709551616.0  # 2^64
             part = tl.sum(_e2m1_dot_words(word, xv), axis=2)  # [BR, BG]
@@ -208,9 +212,9 @@ if triton is not None:
         row pairs (up) or the router weight (down) in the epilogue. A block past the last expert's has expert -1 and
         does nothing; a padding slot holds pair -1. SWAP: W x^T ([rows, pairs], the decoded weights the register
         operand, nothing written to shared memory; Triton 3.9 then also keeps a multiply running while the next tile
-        decodes) instead of x W^T ([pairs, rows], both operands through shared memory). EVEN: the rows and blocks fill whole tiles (R a
-        multiple of BLOCK_N, G of BLOCK_G: gpt-oss-20b's 5760 and 2880 rows, 90 blocks, at 64 x 2), so no load needs
-        a mask."""
+        decodes) instead of x W^T ([pairs, rows], both operands through shared memory). EVEN: the rows and blocks
+        fill whole tiles (R a multiple of BLOCK_N, G of BLOCK_G: gpt-oss-20b's 5760 and 2880 rows, 90 blocks, at
+        64 x 2), so no load needs a mask."""
         mb, nb = tl.program_id(0), tl.program_id(1)
         e = tl.load(block_expert_ptr + mb).to(tl.int64)
         if e >= 0:
@@ -333,8 +337,8 @@ def mxfp4_matvec(blocks, scales, ids, x, bias=None, weights=None, topk=1, swiglu
     if splits > 1 and swiglu is not None:
         raise ValueError(f"tile {tile}: a split-K matvec ({splits} splits) cannot apply SwiGLU in its epilogue")
     n = ids.numel()
-    if (blocks.stride(-1) != 1 or blocks.stride(-2) != 16 or blocks.stride(0) % 4 or blocks.stride(1) % 4
-            or blocks.storage_offset() % 4 or scales.stride(-1) != 1):  # rows/experts may be strided
+    if (blocks.stride(-1) != 1 or blocks.stride(-2) != 16 or blocks.stride(0) % 16 or blocks.stride(1) % 16
+            or blocks.storage_offset() % 16 or scales.stride(-1) != 1):  # rows/experts may be strided
         blocks, scales = blocks.contiguous(), scales.contiguous()
     words = blocks.view(torch.int32)  # [E, R, G, 4]: the kernel reads a block's 16 bytes as 4 int32 words
     x = x.contiguous()
@@ -345,7 +349,8 @@ def mxfp4_matvec(blocks, scales, ids, x, bias=None, weights=None, topk=1, swiglu
     route = logits is not None
     _mxfp4_matvec_kernel[grid](words, scales, ids, x, out if bias is None else bias,
                                out if weights is None else weights, out, logits if route else out, R, G, chunk,
-                               E, words.stride(0), words.stride(1), scales.stride(0), scales.stride(1),
+                               E, blocks.stride(0) // 16, blocks.stride(1) // 16,  # in 16-byte blocks
+                               scales.stride(0), scales.stride(1),
                                x.stride(0), 0 if bias is None else bias.stride(0), out.stride(0),
                                logits.stride(0) if route else 0, float(alpha), float(limit), TOPK=topk,
                                SWIGLU=swiglu is not None, HAS_BIAS=bias is not None,
