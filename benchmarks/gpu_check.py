@@ -208,8 +208,9 @@ def kernel_check(rep, device, smoke, state):
                            mxfp4_decode(b[16 * lo:], sc[16 * lo:], dt))
         rep.add("kernel", f"dequantize every code x scales {lo}..252, {str(dt)[6:]}",
                 "bit-equal" if same else "differs", "mxfp4_decode", same)
-    # tile sweep on the two real shapes, 4 routed experts, as the decode calls them (up: bf16 input, SwiGLU epilogue;
-    # down: float32 input, bias and router weight): packed bytes read per second, kernel time from graph replays
+    # tile sweep on the two real shapes, 4 routed experts, as a decode step calls them (up: the add + norm kernel's
+    # float32 copy of the bf16 input times 2^64, SwiGLU epilogue, output times 2^64; down: that output, bias and router
+    # weight): packed bytes read per second, kernel time from graph replays
     tiles = [mxfp4_triton.TILE_UP] if smoke else [(16, 4, 3, 1), (8, 4, 3, 1), (8, 8, 3, 1), (16, 8, 3, 1),
                                                   (16, 2, 3, 1), (16, 4, 4, 1), (32, 4, 3, 1), (16, 4, 3, 2),
                                                   (32, 4, 3, 2), (8, 4, 3, 2), (4, 8, 3, 1), (8, 2, 3, 1)]
@@ -221,10 +222,11 @@ def kernel_check(rep, device, smoke, state):
         ids = torch.arange(n, device=device) % E
         bias, w = torch.randn(E, R, device=device, generator=g).bfloat16(), torch.rand(n, device=device, generator=g)
         if proj == "up":
-            x = torch.randn(1, G * 32, device=device, generator=g).bfloat16()
-            kw = dict(bias=bias, topk=n, swiglu=(1.702, 7.0))
+            x = torch.randn(1, G * 32, device=device, generator=g).bfloat16().float() * 2.0 ** 64
+            kw = dict(bias=bias, topk=n, swiglu=(1.702, 7.0), x_scaled=True, out_scaled=True)
         else:
-            x, kw = torch.randn(n, G * 32, device=device, generator=g), dict(bias=bias, weights=w)
+            x = torch.randn(n, G * 32, device=device, generator=g) * 2.0 ** 64
+            kw = dict(bias=bias, weights=w, x_scaled=True)
         default = mxfp4_triton.TILE_UP if proj == "up" else mxfp4_triton.TILE_DOWN
 
         def call(tile):

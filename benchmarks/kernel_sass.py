@@ -78,17 +78,18 @@ def compile_sass(fn, types, const, warps, aligned=(), stages=3):
             int(re.search(r"STACK:(\d+)", res).group(1)) + int(re.search(r"LOCAL:(\d+)", res).group(1)))
 
 
-def sass(tile, up, specialised=True):
-    """(SASS text, registers, spilled bytes) of the matvec: the up projection (bf16 input, routing in its prologue,
-    SwiGLU epilogue) or the down one (float32 input, bias and router weight), tile = (rows, blocks, stages,
-    warps[, splits])."""
+def sass(tile, up, specialised=True, scaled=True):
+    """(SASS text, registers, spilled bytes) of the matvec: the up projection (routing in its prologue, SwiGLU
+    epilogue, its output times 2^64) or the down one (float32 input, bias and router weight), tile = (rows, blocks,
+    stages, warps[, splits]). scaled: the input float32 times 2^64, as a decode step passes it (else the up
+    projection's input is bf16 and the down one's unscaled, as Model.run's few-token MoE passes them)."""
     fn = mxfp4_triton._mxfp4_matvec_kernel
     types = dict(I32, blocks_ptr="*i32", scales_ptr="*u8", ids_ptr="*i64", out_ptr="*fp32", alpha="fp32",
-                 limit="fp32", x_ptr="*bf16" if up else "*fp32", bias_ptr="*bf16", w_ptr="*fp32",
+                 limit="fp32", x_ptr="*bf16" if up and not scaled else "*fp32", bias_ptr="*bf16", w_ptr="*fp32",
                  logits_ptr="*bf16")
     const = dict(BLOCK_R=tile[0], BLOCK_G=tile[1], NUM_STAGES=tile[2], TOPK=4 if up else 1, SWIGLU=up,
                  HAS_BIAS=True, HAS_W=not up, SPLITS=tile[4] if len(tile) > 4 else 1, ROUTE=up,
-                 BLOCK_E=32 if up else 1)
+                 BLOCK_E=32 if up else 1, X_SCALED=scaled, OUT_SCALED=up)
     return compile_sass(fn, types, const, tile[3], div16(5760 if up else 2880, tile) if specialised else ())
 
 
@@ -168,15 +169,19 @@ def main(argv=None):
                          "bf16 loads in a loop and no spills")
     args = ap.parse_args(argv)
     print(f"# the MXFP4 matvec on sm_90, Triton {triton.__version__}\n")
-    print("| projection | tile (rows, blocks, stages, warps) | registers | spilled bytes | 16-byte loads | "
+    print("| projection | input | tile (rows, blocks, stages, warps) | registers | spilled bytes | 16-byte loads | "
           "loop instructions | per weight |")
-    print("|---|---|---:|---:|---|---:|---:|")
-    for name, tile, up in (("up", mxfp4_triton.TILE_UP, True), ("down", mxfp4_triton.TILE_DOWN, False)):
-        code, regs, local = sass(tile, up)
+    print("|---|---|---|---:|---:|---|---:|---:|")
+    for name, tile, up, scaled in (("up", mxfp4_triton.TILE_UP, True, True),
+                                   ("down", mxfp4_triton.TILE_DOWN, False, True),
+                                   ("up", mxfp4_triton.TILE_UP, True, False),
+                                   ("down", mxfp4_triton.TILE_DOWN, False, False)):
+        code, regs, local = sass(tile, up, scaled=scaled)
         wide = bool(re.search(WIDE_LOAD, code))
         n = loop_instructions(code)
         per_thread = tile[0] * tile[1] * 32 // (32 * tile[3])  # weights a thread takes a loop step
-        print(f"| {name} | {tuple(tile)} | {regs} | {local} | {'yes' if wide else 'no'} | {n} | "
+        given = "float32 x 2^64 (a decode step)" if scaled else "bf16" if up else "float32"
+        print(f"| {name} | {given} | {tuple(tile)} | {regs} | {local} | {'yes' if wide else 'no'} | {n} | "
               f"{n / per_thread:.1f} |")
         if args.check:
             assert wide, f"{name}: the packed weights are not read 16 bytes a load"

@@ -49,9 +49,9 @@ def count_step(n_layers, fast, moe, monkeypatch, dtype=torch.float32):
             with counter.kernel("triton decode_attention"):
                 return torch.zeros_like(q)
 
-        def add_norm(x, delta, weight, eps):
+        def add_norm(x, delta, weight, eps, scaled=False):
             with counter.kernel("triton add_rms_norm"):
-                return torch.zeros_like(x), torch.zeros_like(x)
+                return (torch.zeros_like(x),) * (3 if scaled else 2)
 
         def rope_cache(qkv, table, pos, lc, n_heads, n_kv_heads):
             with counter.kernel("triton rope_cache_write"):

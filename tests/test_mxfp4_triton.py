@@ -54,6 +54,17 @@ for E, R, G in [(3, 37, 5), (5, 23, 7)]:
     xb = x.bfloat16()
     close(mxfp4_matvec(blocks, scales, ids, xb, bias, w, topk=2, tile=(8, 2, 2, 2)),
           reference(blocks, scales, ids, xb, bias, w, 2), 1e-6, "bf16 x, bias, weight")
+    # the input given as float32 times 2^64 (a decode step's add + norm writes it so), the output written times 2^64
+    # (the up kernel's for the down one): the same numbers, bit for bit
+    plain = mxfp4_matvec(blocks, scales, ids, xb, bias, w, topk=2)
+    assert torch.equal(mxfp4_matvec(blocks, scales, ids, xb.float() * 2.0 ** 64, bias, w, topk=2, x_scaled=True),
+                       plain), "x_scaled"
+    assert torch.equal(mxfp4_matvec(blocks, scales, ids, xb, bias, w, topk=2, out_scaled=True), plain * 2.0 ** 64)
+    try:
+        mxfp4_matvec(blocks, scales, ids, xb, x_scaled=True)
+        raise AssertionError("a bf16 x_scaled input ran")
+    except ValueError as e:
+        assert "x_scaled" in str(e)
     even = slice(0, R - 1)  # (gate, linear) pairs; outputs reach past the clamp at 7 now and then
     for tile in [(16, 4, 3, 1), (4, 8, 2, 4)]:
         close(mxfp4_matvec(blocks[:, even], scales[:, even], ids, xb, bias[:, even], w, topk=2,
@@ -110,6 +121,9 @@ for route_in_up in (True, False):  # routing in the up kernel's prologue, or the
     assert torch.equal(e_got, e), (route_in_up, e_got, e)
     close(w_got, w.double(), 1e-6, f"fused_moe weights, routing in up: {route_in_up}")
     close(y.float(), ref, 1e-5, f"fused_moe, routing in up: {route_in_up}")
+    # the up kernel reading the add + norm kernel's float32 copy times 2^64 instead of x: the same outputs
+    hs = x.float() * 2.0 ** 64
+    assert torch.equal(fused_moe(x, logits, ex.up, ex.down, cfg, x_scaled=hs)[0], y), route_in_up
 mt.ROUTE_IN_UP = True
 mt.TILE_DOWN = (16, 4, 3, 1, 2)  # the down projection split-K: summed here, or its parts left to the caller
 close(fused_moe(x, logits, ex.up, ex.down, cfg)[0].float(), ref, 1e-5, "fused_moe, split down")

@@ -1,6 +1,7 @@
 """The residual add + RMSNorm kernel (gptoss_torch/fast/norm_triton.py) in Triton's CPU interpreter: the new residual
-stream bit-equal to `x + delta.to(x.dtype)` (the MoE's k rows summed first), the norm equal to norms.rms_norm, in
-float32 and float16 (bf16 only on a GPU: the interpreter truncates float32 to bf16 instead of rounding it).
+stream bit-equal to `x + delta.to(x.dtype)` (the MoE's k rows summed first), the norm equal to norms.rms_norm and its
+float32 copy times 2^64 (the MXFP4 kernel's input) exactly that norm, in float32 and float16 (bf16 only on a GPU:
+the interpreter truncates float32 to bf16 instead of rounding it).
 tests/test_attention_triton.py runs FastDecoder with it against the NumPy oracle."""
 
 import pytest
@@ -20,8 +21,11 @@ for dt, tol in ((torch.float32, 1e-6), (torch.float16, 1e-3)):
         delta = torch.randn(N * rows, D, generator=g)  # float32, as the MoE kernel writes it
         w = (1 + torch.randn(D, generator=g)).to(dt)
         x_ref = x + delta.view(N, rows, D).sum(1).to(dt)
-        x_new, h = add_rms_norm(x, delta, w, 1e-5)
+        x_new, h, hs = add_rms_norm(x, delta, w, 1e-5, scaled=True)
         assert x_new.dtype == dt and torch.equal(x_new, x_ref), (dt, N, rows)
+        # the scaled copy: h as rounded, in float32, times 2^64 (exact)
+        assert hs.dtype == torch.float32 and torch.equal(hs, h.float() * 2.0 ** 64), (dt, N, rows)
+        assert all(torch.equal(a, b) for a, b in zip(add_rms_norm(x, delta, w, 1e-5), (x_new, h)))
         h_ref = rms_norm(x_ref.double(), w.double(), 1e-5)
         err = ((h.double() - h_ref).abs().max() / h_ref.abs().max()).item()
         assert h.dtype == dt and err < tol, (dt, N, rows, err)

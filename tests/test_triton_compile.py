@@ -32,17 +32,18 @@ i32 = dict.fromkeys(["R", "G", "chunk", "stride_be", "stride_br", "stride_se", "
                      "stride_on", "S", "Hkv", "sq_b", "sq_h", "sk_b", "sk_s", "sk_h", "sv_b", "sv_s", "sv_h", "so_b",
                      "so_h", "E", "stride_l"], "i32")
 mx = dict(i32, blocks_ptr="*i32", scales_ptr="*u8", ids_ptr="*i64", out_ptr="*fp32", alpha="fp32", limit="fp32")
-# up: bf16 activation, bf16 bias, 4 pairs per token, SwiGLU in the epilogue; down: the float32 activation, bias and
-# router weight. The E2M1 values are float32 subnormals for exponent 0, so no multiply or add may flush them (.ftz)
-# (the up kernel routing its token in its prologue, or reading the routing kernel's experts; the down split-K too)
-for tile, act, route in ((mxfp4_triton.TILE_UP, True, True), (mxfp4_triton.TILE_UP, True, False),
-                         (mxfp4_triton.TILE_DOWN, False, False), ((16, 4, 3, 1, 2), False, False)):
+# up: the activation (bf16, or float32 times 2^64 as a decode step's add + norm writes it), bf16 bias, 4 pairs per
+# token, SwiGLU in the epilogue, its output times 2^64; down: that float32 activation, bias and router weight. The
+# E2M1 values are float32 subnormals for exponent 0, so no multiply or add may flush them (.ftz) (the up kernel
+# routing its token in its prologue, or reading the routing kernel's experts; the down split-K too)
+for tile, act, route, scaled in ((mxfp4_triton.TILE_UP, True, True, True), (mxfp4_triton.TILE_UP, True, False, False),
+                                 (mxfp4_triton.TILE_DOWN, False, False, True), ((16, 4, 3, 1, 2), False, False, True)):
     k = compile_for_sm90(mxfp4_triton._mxfp4_matvec_kernel,
-                         dict(mx, x_ptr="*bf16" if act else "*fp32", bias_ptr="*bf16", w_ptr="*fp32",
+                         dict(mx, x_ptr="*fp32" if scaled or not act else "*bf16", bias_ptr="*bf16", w_ptr="*fp32",
                               logits_ptr="*bf16"),
                          dict(BLOCK_R=tile[0], BLOCK_G=tile[1], NUM_STAGES=tile[2], TOPK=4 if act else 1, SWIGLU=act,
                               HAS_BIAS=True, HAS_W=not act, SPLITS=tile[4] if len(tile) > 4 else 1, ROUTE=route,
-                              BLOCK_E=32 if route else 1), tile[3])
+                              BLOCK_E=32 if route else 1, X_SCALED=scaled, OUT_SCALED=act), tile[3])
     flushed = [ln.strip() for ln in k.asm["ptx"].splitlines() if re.search(r"\b(fma|mul|add)\.[a-z.]*ftz", ln)]
     assert not flushed, flushed[:3]
 compile_for_sm90(mxfp4_triton._route_kernel, dict(i32, logits_ptr="*bf16", ids_ptr="*i64", w_ptr="*fp32"),
@@ -80,9 +81,10 @@ for x_t, act, ieee, swap in (("*bf16", True, False, True), ("*bf16", False, Fals
 # a decode step's residual add + RMSNorm (the MoE's four rows summed), gpt-oss-20b's width
 from gptoss_torch.fast import norm_triton
 compile_for_sm90(norm_triton._add_rms_norm_kernel,
-                 dict(x_ptr="*bf16", d_ptr="*fp32", w_ptr="*bf16", xo_ptr="*bf16", h_ptr="*bf16", D="i32",
-                      stride_x="i32", stride_d="i32", stride_xo="i32", stride_h="i32", eps="fp32"),
-                 dict(ROWS=4, BLOCK=4096))
+                 dict(x_ptr="*bf16", d_ptr="*fp32", w_ptr="*bf16", xo_ptr="*bf16", h_ptr="*bf16", hs_ptr="*fp32",
+                      D="i32", stride_x="i32", stride_d="i32", stride_xo="i32", stride_h="i32", stride_hs="i32",
+                      eps="fp32"),
+                 dict(ROWS=4, BLOCK=4096, SCALED=True))
 # a decode step's RoPE + KV-cache write, gpt-oss-20b's heads (64 query, 8 key/value, d = 64)
 from gptoss_torch.fast import rope_cache_triton
 compile_for_sm90(rope_cache_triton._rope_cache_kernel,

@@ -120,11 +120,13 @@ class FastDecoder:
                           else model.unembed.weight)  # [B, 1, V]
         return at_least_float32(logits)
 
-    def add_norm(self, x, delta, module):
-        """(x + delta rows summed, module's RMSNorm of it) in one launch: x [B, 1, D], delta [B * rows, D]."""
+    def add_norm(self, x, delta, module, scaled=False):
+        """(x + delta rows summed, module's RMSNorm of it) in one launch: x [B, 1, D], delta [B * rows, D]; with
+        `scaled` also that RMSNorm as float32 times 2^64 [B, D] (the MXFP4 up kernel's input as it multiplies)."""
         B, _, D = x.shape
-        x_new, h = norm_triton.add_rms_norm(x.view(B, D), delta.reshape(-1, D), module.weight, module.eps)
-        return x_new.view(B, 1, D), h.view(B, 1, D)
+        x_new, h, *hs = norm_triton.add_rms_norm(x.view(B, D), delta.reshape(-1, D), module.weight, module.eps,
+                                                 scaled=scaled)
+        return (x_new.view(B, 1, D), h.view(B, 1, D), *hs)
 
     def layer(self, i, block, x, pos, cs, lc, slots, masks, h=None, following=None):
         """One block for one token; `slots` and `masks` are shared by the layers of a kind within the step. With
@@ -160,15 +162,17 @@ class FastDecoder:
             o = decode_attention(q, lc.k, lc.v, masks[kind], self.sinks[i], scale=self.scale)  # [B, 1, Hq, d]
         attn_out = F.linear(o.reshape(B, 1, cfg.q_dim), a.o.weight, a.o.bias)  # [B, 1, D]
         fused = h is not None
+        experts = fused and cfg.ffn != "dense" and block.mlp.fused is not None  # the fused MXFP4 kernels
         if fused:
-            x, h = self.add_norm(x, attn_out, block.ffn_norm)
+            x, h, *hs = self.add_norm(x, attn_out, block.ffn_norm, scaled=experts)
         else:
             x = x + attn_out
             h = norm(block.ffn_norm, x)
         if cfg.ffn == "dense":
             y = block.mlp(h)  # [B, 1, D]
-        elif fused and block.mlp.fused is not None:  # the k weighted expert outputs, summed by add_norm
-            y = block.mlp.fused(h.view(B, cfg.d_model), block.mlp.router(h.view(B, cfg.d_model)), reduce=False)[0]
+        elif experts:  # the k weighted expert outputs, summed by add_norm
+            y = block.mlp.fused(h.view(B, cfg.d_model), block.mlp.router(h.view(B, cfg.d_model)), reduce=False,
+                                x_scaled=hs[0])[0]
         else:
             y = block.mlp(h.view(B, cfg.d_model))[0]  # [B, D]
         if fused:

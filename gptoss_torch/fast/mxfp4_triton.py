@@ -121,7 +121,7 @@ if triton is not None:
                              stride_l, alpha, limit, TOPK: tl.constexpr, SWIGLU: tl.constexpr,
                              HAS_BIAS: tl.constexpr, HAS_W: tl.constexpr, SPLITS: tl.constexpr, ROUTE: tl.constexpr,
                              BLOCK_E: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_G: tl.constexpr,
-                             NUM_STAGES: tl.constexpr):
+                             NUM_STAGES: tl.constexpr, X_SCALED: tl.constexpr, OUT_SCALED: tl.constexpr):
         """Program (pair n, BLOCK_R rows, split j): acc = W[e] x + b[e] over its rows, the packed blocks read as int32
         words and decoded in registers two weights at a time (_e2m1_dot_words, the input scaled by 2^64 so that the
         products stay normal floats; each block's sum scaled back by 2^62 and then by 2^(s-127)); with SWIGLU the rows
@@ -130,7 +130,9 @@ if triton is not None:
         output row n * SPLITS + j (split 0 adds the bias): the caller sums the SPLITS rows. With ROUTE the pair's expert
         comes from routing its token's router logits here (_topk_softmax; pair n is the token's (n % TOPK)-th choice),
         and ids / w are outputs: the row-block 0 programs write each pair's expert and router weight there for the down
-        projection. blocks_ptr points to int32 words; stride_be / stride_br count 16-byte blocks."""
+        projection. blocks_ptr points to int32 words; stride_be / stride_br count 16-byte blocks. X_SCALED: x is float32
+        and already times 2^64 (no multiply a value here); OUT_SCALED: the outputs are written times 2^64 (exact: the
+        next matvec's X_SCALED input)."""
         n = tl.program_id(0)  # which routed (token, expert) pair; its token is n // TOPK
         rows = tl.program_id(1) * BLOCK_R + tl.arange(0, BLOCK_R)  # [BR]
         j = tl.program_id(2)  # which split of the 32-value blocks
@@ -160,7 +162,9 @@ if triton is not None:
                            + gs[None, :, None] * 4 + kw[None, None, :],
                            mask=rmask[:, None, None] & gmask[None, :, None], other=0)  # [BR, BG, 4] int32
             xv = tl.load(x_row + gs[:, None, None] * 32 + kw[None, :, None] * 8 + kn[None, None, :],
-                         mask=gmask[:, None, None], other=0.0).to(tl.float32) * 18446744073709551616.0  # 2^64
+                         mask=gmask[:, None, None], other=0.0).to(tl.float32)  # [BG, 4, 8]
+            if not X_SCALED:
+                xv = xv * 18446744073709551616.0  # 2^64
             part = tl.sum(_e2m1_dot_words(word, xv), axis=2)  # [BR, BG]
             s = tl.load(scales_ptr + e * stride_se + rows[:, None] * stride_sr + gs[None, :],
                         mask=rmask[:, None] & gmask[None, :], other=127).to(tl.int32)
@@ -177,10 +181,14 @@ if triton is not None:
             half = tl.program_id(1) * (BLOCK_R // 2) + tl.arange(0, BLOCK_R // 2)
             if HAS_W:
                 act *= tl.load(w_ptr + n).to(tl.float32)
+            if OUT_SCALED:
+                act *= 18446744073709551616.0  # 2^64
             tl.store(out_ptr + n * stride_on + half, act, mask=half < R // 2)
         else:
             if HAS_W:  # the router's weight of this pair
                 acc *= tl.load(w_ptr + n).to(tl.float32)
+            if OUT_SCALED:
+                acc *= 18446744073709551616.0
             tl.store(out_ptr + (n * SPLITS + j) * stride_on + rows, acc, mask=rmask)
 
     @triton.jit
@@ -319,7 +327,8 @@ def check_packed(blocks, scales, x=None, experts=True):
                          f"{list(x.shape)}")
 
 
-def mxfp4_matvec(blocks, scales, ids, x, bias=None, weights=None, topk=1, swiglu=None, tile=None, logits=None):
+def mxfp4_matvec(blocks, scales, ids, x, bias=None, weights=None, topk=1, swiglu=None, tile=None, logits=None,
+                 x_scaled=False, out_scaled=False):
     """out [n, R] float32 = W[ids[p]] @ x[p // topk] (+ bias[ids[p]]) (* weights[p]) for MXFP4 W (blocks
     [E, R, G, 16], scales [E, R, G]); swiglu=(alpha, limit): rows are (gate, linear) pairs and out [n, R/2] holds
     swiglu_oss of each (bias added before, weight applied after). x float32 or bf16; ids [n] int.
@@ -327,8 +336,12 @@ def mxfp4_matvec(blocks, scales, ids, x, bias=None, weights=None, topk=1, swiglu
     (split-K, not with swiglu) out is [n * splits, R]: rows n * splits + j are pair n's partial sums (the bias in the
     first), to be summed. logits [N, E] (N = n / topk tokens): route in the kernel (gpt-oss's top-k + softmax, topk
     a power of two) instead of reading ids; `ids` [n] int64 and `weights` [n] float32 then receive each pair's
-    expert and router weight (the weight is not applied)."""
+    expert and router weight (the weight is not applied). x_scaled: x is float32 and already times 2^64 (as an
+    out_scaled matvec or add_rms_norm(..., scaled=True) writes it: the kernel then multiplies no input value);
+    out_scaled: out is written times 2^64. Both exact (powers of two): the results equal the unscaled ones."""
     check_packed(blocks, scales, x)
+    if x_scaled and x.dtype != torch.float32:
+        raise ValueError(f"x_scaled: x must be float32 (the input times 2^64), got {x.dtype}")
     block_r, block_g, stages, warps, *rest = tile or TILE_UP
     splits = rest[0] if rest else 1
     E, R, G, _ = blocks.shape
@@ -356,7 +369,8 @@ def mxfp4_matvec(blocks, scales, ids, x, bias=None, weights=None, topk=1, swiglu
                                SWIGLU=swiglu is not None, HAS_BIAS=bias is not None,
                                HAS_W=weights is not None and not route, SPLITS=splits, ROUTE=route,
                                BLOCK_E=triton.next_power_of_2(E) if route else 1, BLOCK_R=block_r,
-                               BLOCK_G=block_g, NUM_STAGES=stages, num_warps=warps)
+                               BLOCK_G=block_g, NUM_STAGES=stages, X_SCALED=x_scaled, OUT_SCALED=out_scaled,
+                               num_warps=warps)
     return out
 
 
@@ -462,30 +476,36 @@ def mxfp4_dequantize(blocks, scales, dtype):
 ROUTE_IN_UP = True  # gpt-oss's routing in the up kernel's prologue (one launch fewer a layer) instead of its own
 
 
-def fused_moe(x, logits, up, down, cfg, reduce=True):
+def fused_moe(x, logits, up, down, cfg, reduce=True, x_scaled=None):
     """The MoE after the router's matmul in few launches: routing (gpt-oss's top-k + softmax: in the up kernel's
     prologue, or one kernel of its own), up (bias and the activation in its epilogue), then down (bias and router
     weight in its epilogue); a sum over the k pairs remains. x [N, D], logits [N, E] -> (y [N, D] in x's dtype,
     experts [N, k], weights [N, k]); reduce=False leaves the sum to the caller: y is then the k weighted outputs
     [N * k, D] in float32, or their split-K parts [N * k * splits, D] with a split TILE_DOWN (fast/norm_triton.py
-    sums them)."""
+    sums them). x_scaled: x again as float32 times 2^64 (add_rms_norm(..., scaled=True)), which the up kernel then
+    reads instead of x; with SwiGLU in its epilogue the up kernel hands the down one its output times 2^64 as well.
+    Either way the results are the same (exact powers of two), in fewer instructions a weight."""
     k, N = cfg.top_k, x.shape[0]
     swiglu = (cfg.swiglu_alpha, cfg.swiglu_limit) if cfg.activation == "swiglu_oss" else None
+    up_x = x if x_scaled is None else x_scaled
+    scaled = dict(x_scaled=x_scaled is not None, out_scaled=swiglu is not None)
     if ROUTE_IN_UP and swiglu and cfg.router == "topk_softmax" and k & (k - 1) == 0:
         ids = torch.empty(N * k, dtype=torch.long, device=x.device)  # [N*k]: pair p is token p // k, written by
         w = torch.empty(N * k, dtype=torch.float32, device=x.device)  # the up kernel
-        act = mxfp4_matvec(up.blocks, up.scales, ids, x, up.bias, w, topk=k, swiglu=swiglu, tile=TILE_UP,
-                           logits=logits)
+        act = mxfp4_matvec(up.blocks, up.scales, ids, up_x, up.bias, w, topk=k, swiglu=swiglu, tile=TILE_UP,
+                           logits=logits, **scaled)
         experts, weights = ids.view(N, k), w.view(N, k)
     else:
         experts, weights = routed(logits, cfg)
         ids = experts.reshape(-1)  # [N*k]: pair p is token p // k
-        if swiglu:  # the activation in the up kernel's epilogue: a [N*k, F] output
-            act = mxfp4_matvec(up.blocks, up.scales, ids, x, up.bias, topk=k, swiglu=swiglu, tile=TILE_UP)
+        if swiglu:  # the activation in the up kernel's epilogue: a [N*k, F] output (times 2^64)
+            act = mxfp4_matvec(up.blocks, up.scales, ids, up_x, up.bias, topk=k, swiglu=swiglu, tile=TILE_UP,
+                               **scaled)
         else:
-            act = activate(mxfp4_matvec(up.blocks, up.scales, ids, x, up.bias, topk=k, tile=TILE_UP), cfg)
+            act = activate(mxfp4_matvec(up.blocks, up.scales, ids, up_x, up.bias, topk=k, tile=TILE_UP,
+                                        x_scaled=x_scaled is not None), cfg)
     out = mxfp4_matvec(down.blocks, down.scales, experts.reshape(-1), act, down.bias, weights.reshape(-1),
-                       tile=TILE_DOWN)  # [N*k, D], weighted
+                       tile=TILE_DOWN, x_scaled=swiglu is not None)  # [N*k, D], weighted
     if not reduce:
         return out, experts, weights
     return out.view(N, out.shape[0] // N, -1).sum(1).to(x.dtype), experts, weights  # [N, D]
@@ -500,8 +520,8 @@ def enable(model, prefill=False):
         return False
     for block in model.layers:
         ex = block.mlp.experts
-        block.mlp.fused = (lambda x, logits, reduce=True, up=ex.up, down=ex.down:
-                           fused_moe(x, logits, up, down, cfg, reduce))
+        block.mlp.fused = (lambda x, logits, reduce=True, x_scaled=None, up=ex.up, down=ex.down:
+                           fused_moe(x, logits, up, down, cfg, reduce, x_scaled))
         ex.up.dequantize = ex.down.dequantize = mxfp4_dequantize  # the prefill's per-expert matrices
         block.mlp.grouped = ((lambda x, logits, up=ex.up, down=ex.down: grouped_moe(x, logits, up, down, cfg))
                              if prefill else None)

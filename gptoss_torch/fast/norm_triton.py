@@ -12,9 +12,10 @@ if triton is not None:
     import triton.language as tl
 
     @triton.jit
-    def _add_rms_norm_kernel(x_ptr, d_ptr, w_ptr, xo_ptr, h_ptr, D, stride_x, stride_d, stride_xo, stride_h, eps,
-                             ROWS: tl.constexpr, BLOCK: tl.constexpr):
-        """Program n (a token): s = sum of its ROWS delta rows (float32), x' = x + round(s), h = rmsnorm(x') * w."""
+    def _add_rms_norm_kernel(x_ptr, d_ptr, w_ptr, xo_ptr, h_ptr, hs_ptr, D, stride_x, stride_d, stride_xo, stride_h,
+                             stride_hs, eps, ROWS: tl.constexpr, BLOCK: tl.constexpr, SCALED: tl.constexpr):
+        """Program n (a token): s = sum of its ROWS delta rows (float32), x' = x + round(s), h = rmsnorm(x') * w;
+        with SCALED also h (as rounded) in float32 times 2^64, the MXFP4 matvec's input as it multiplies."""
         n = tl.program_id(0)
         c = tl.arange(0, BLOCK)
         m = c < D
@@ -27,19 +28,25 @@ if triton is not None:
         xf = xn.to(tl.float32)
         r = 1.0 / tl.sqrt(tl.sum(xf * xf, axis=0) / D + eps)
         w = tl.load(w_ptr + c, mask=m, other=0.0).to(tl.float32)
-        tl.store(h_ptr + n * stride_h + c, (xf * r * w).to(h_ptr.dtype.element_ty), mask=m)
+        h = (xf * r * w).to(h_ptr.dtype.element_ty)
+        tl.store(h_ptr + n * stride_h + c, h, mask=m)
+        if SCALED:
+            tl.store(hs_ptr + n * stride_hs + c, h.to(tl.float32) * 18446744073709551616.0, mask=m)  # 2^64
 
 
-def add_rms_norm(x, delta, weight, eps):
+def add_rms_norm(x, delta, weight, eps, scaled=False):
     """x [N, D] (the residual stream), delta [N * rows, D] (rows per token, summed), weight [D] ->
-    (x + sum of delta rows, in x's dtype; its RMSNorm times weight, in weight's dtype), in one launch."""
+    (x + sum of delta rows, in x's dtype; its RMSNorm times weight, in weight's dtype), in one launch; with `scaled`
+    a third output, that RMSNorm as float32 times 2^64 (exact: mxfp4_matvec's x_scaled input)."""
     N, D = x.shape
     rows = delta.shape[0] // N
     x_new = torch.empty_like(x)
     h = torch.empty(N, D, dtype=weight.dtype, device=x.device)
-    _add_rms_norm_kernel[(N,)](x, delta, weight, x_new, h, D, x.stride(0), delta.stride(0), x_new.stride(0),
-                               h.stride(0), float(eps), ROWS=rows, BLOCK=triton.next_power_of_2(D))
-    return x_new, h
+    hs = torch.empty(N, D, dtype=torch.float32, device=x.device) if scaled else h
+    _add_rms_norm_kernel[(N,)](x, delta, weight, x_new, h, hs, D, x.stride(0), delta.stride(0), x_new.stride(0),
+                               h.stride(0), hs.stride(0), float(eps), ROWS=rows, BLOCK=triton.next_power_of_2(D),
+                               SCALED=scaled)
+    return (x_new, h, hs) if scaled else (x_new, h)
 
 
 __all__ = ["add_rms_norm", "available"]
