@@ -36,14 +36,17 @@ def launches(device, smoke):
                 torch.randn(E, rows, device=device, generator=g).bfloat16())
 
     up, down = experts(2 * F), experts(D)
-    x = torch.randn(1, D, device=device, generator=g).bfloat16()
-    act = torch.randn(k, F, device=device, generator=g)
+    # as a decode step hands them over: float32 times 2^64 (the add + norm kernel's copy of the bf16 input; the up
+    # kernel's output for the down one)
+    x = torch.randn(1, D, device=device, generator=g).bfloat16().float() * 2.0 ** 64
+    act = torch.randn(k, F, device=device, generator=g) * 2.0 ** 64
     ids = torch.randperm(E, device=device, generator=g)[:k]
     w = torch.rand(k, device=device, generator=g)
     calls = [("matvec up (SwiGLU epilogue)", lambda: mxfp4_triton.mxfp4_matvec(
-                 *up[:2], ids, x, up[2], topk=k, swiglu=(1.702, 7.0), tile=mxfp4_triton.TILE_UP)),
+                 *up[:2], ids, x, up[2], topk=k, swiglu=(1.702, 7.0), tile=mxfp4_triton.TILE_UP, x_scaled=True,
+                 out_scaled=True)),
              ("matvec down", lambda: mxfp4_triton.mxfp4_matvec(*down[:2], ids, act, down[2], w,
-                                                                tile=mxfp4_triton.TILE_DOWN))]
+                                                                tile=mxfp4_triton.TILE_DOWN, x_scaled=True))]
     slots = 64 if smoke else 4096
     q = torch.randn(1, 1, 64, 64, device=device, generator=g).bfloat16()
     kv = [torch.randn(1, slots, 8, 64, device=device, generator=g).bfloat16() for _ in range(2)]
