@@ -1,6 +1,8 @@
 """The Triton kernels' machine code for Hopper (sm_90), read on any machine with Triton (its compiler, bundled ptxas
-and cuobjdump; no GPU): compiled as Triton's JIT specialises them at gpt-oss-20b's shapes, their registers, spills
-and the instructions their main loops issue. The decode MXFP4 matvec per projection and tile: how its packed
+and cuobjdump; no GPU): each kernel compiled as Triton's JIT specialises the launch its Python wrapper makes at
+gpt-oss-20b's shapes (the launch is recorded on the CPU, not run: argument types, which integers and addresses are
+multiples of 16, constexprs, warps and stages), their registers, spills and the instructions their main loops
+issue. The decode MXFP4 matvec per projection and tile: how its packed
 weights are loaded, loop instructions per weight. Decode attention (G = 8 query heads a kv head, d = 64, bf16): the
 tensor-core kernels (HMMA) against the elementwise ones runs 1 to 3 measured, loop instructions per slot. The
 prompt's grouped MoE kernel in both orientations: whether the decoded weights feed the tensor cores from registers,
@@ -26,6 +28,7 @@ ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 sys.path.insert(0, ROOT)
 warnings.filterwarnings("ignore")
 
+import torch  # noqa: E402
 import triton  # noqa: E402
 from triton.backends.compiler import GPUTarget  # noqa: E402
 from triton.compiler import ASTSource  # noqa: E402
@@ -33,24 +36,6 @@ from triton.compiler import ASTSource  # noqa: E402
 from gptoss_torch.fast import attention_triton as at, mxfp4_triton  # noqa: E402
 
 BIN = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin")
-I32 = dict.fromkeys(["R", "G", "chunk", "E", "stride_l", "stride_be", "stride_br", "stride_se", "stride_sr",
-                     "stride_xn", "stride_bias", "stride_on"], "i32")
-POINTERS = ["blocks_ptr", "scales_ptr", "ids_ptr", "x_ptr", "bias_ptr", "w_ptr", "out_ptr", "logits_ptr"]
-
-
-def matvec_args(R, tile):
-    """The matvec's integer arguments at gpt-oss-20b (R = 5760 up rows or 2880 down rows, 90 blocks a row, 32
-    experts, outputs 2880 a row), as mxfp4_matvec passes them for `tile` (block strides in 16-byte blocks)."""
-    splits = tile[4] if len(tile) > 4 else 1
-    chunk = -(-(-(-90 // splits)) // tile[1]) * tile[1]  # blocks a split, whole loop steps
-    return dict(R=R, G=90, chunk=chunk, E=32, stride_l=32, stride_be=R * 90, stride_br=90, stride_se=R * 90,
-                stride_sr=90, stride_xn=2880, stride_bias=R, stride_on=2880)
-
-
-def div16(R, tile):
-    """What Triton's JIT specialises there: every pointer 16-byte aligned, the integers divisible by 16 (so not
-    G = 90 blocks, nor the row strides of 90 blocks and 90 scales)."""
-    return POINTERS + [k for k, v in matvec_args(R, tile).items() if v % 16 == 0]
 WIDE_LOAD = r"LDG(STS)?\.E(\.BYPASS)?\.128"
 
 
@@ -78,64 +63,128 @@ def compile_sass(fn, types, const, warps, aligned=(), stages=3):
             int(re.search(r"STACK:(\d+)", res).group(1)) + int(re.search(r"LOCAL:(\d+)", res).group(1)))
 
 
+TYPES = {torch.bfloat16: "*bf16", torch.float16: "*fp16", torch.float32: "*fp32", torch.int64: "*i64",
+         torch.int32: "*i32", torch.uint8: "*u8"}
+
+
+def recorded(module, name, call):
+    """The launches call() makes of the Triton kernel module.<name>, recorded instead of run, as is every other
+    kernel of the module it launches (no GPU needed): [(arguments by parameter name, launch options)]."""
+    seen = []
+    kernels = {n: k for n, k in vars(module).items() if isinstance(k, triton.runtime.jit.JITFunction)}
+
+    class Launch:
+        def __init__(self, fn):
+            self.fn = fn
+
+        def __getitem__(self, grid):
+            def launch(*args, **kw):
+                if self.fn is kernels[name]:
+                    named = dict(zip(self.fn.arg_names, args))
+                    named.update({k: v for k, v in kw.items() if k in self.fn.arg_names})
+                    seen.append((named, {k: v for k, v in kw.items() if k not in self.fn.arg_names}))
+            return launch
+
+    for n, k in kernels.items():
+        setattr(module, n, Launch(k))
+    try:
+        call()
+    finally:
+        for n, k in kernels.items():
+            setattr(module, n, k)
+    return seen
+
+
+def sass_of_launch(module, name, call, unaligned=()):
+    """(SASS, registers, spilled bytes) of the first launch call() makes of module.<name>, compiled for sm_90 as
+    Triton's JIT specialises that launch's arguments: a tensor by its dtype, 16-byte aligned if its address is; an
+    integer as i32 or i64 by its value, divisible by 16 if it is, the constant 1 if it is 1; a float as fp32; None
+    and the constexpr parameters as constants. `unaligned`: arguments to compile as if not divisible by 16."""
+    fn = getattr(module, name)
+    args, options = recorded(module, name, call)[0]
+    constexpr = {p.name for p in fn.params if p.is_constexpr}
+    types, const, aligned = {}, {}, []
+    for n in fn.arg_names:
+        v = args[n]
+        if n in constexpr or v is None or (isinstance(v, int) and not isinstance(v, bool) and v == 1):
+            const[n] = v
+        elif isinstance(v, torch.Tensor):
+            types[n] = TYPES[v.dtype]
+            if v.data_ptr() % 16 == 0:
+                aligned.append(n)
+        elif isinstance(v, bool):
+            types[n] = "i1"
+        elif isinstance(v, int):
+            types[n] = "i32" if -2 ** 31 <= v < 2 ** 31 else "i64"
+            if v % 16 == 0:
+                aligned.append(n)
+        else:
+            types[n] = "fp32"
+    aligned = [n for n in aligned if n not in unaligned]
+    return compile_sass(fn, types, const, options.get("num_warps", 4), aligned, options.get("num_stages", 3))
+
+
 def sass(tile, up, specialised=True, scaled=True):
-    """(SASS text, registers, spilled bytes) of the matvec: the up projection (routing in its prologue, SwiGLU
-    epilogue, its output times 2^64) or the down one (float32 input, bias and router weight), tile = (rows, blocks,
-    stages, warps[, splits]). scaled: the input float32 times 2^64, as a decode step passes it (else the up
-    projection's input is bf16 and the down one's unscaled, as Model.run's few-token MoE passes them)."""
+    """(SASS text, registers, spilled bytes) of the matvec at gpt-oss-20b (32 experts, 90 blocks a row), launched by
+    mxfp4_matvec: the up projection (5760 rows, routing in its prologue, SwiGLU epilogue, its output times 2^64) or
+    the down one (2880 rows, float32 input, bias and router weight), tile = (rows, blocks, stages, warps[, splits]).
+    scaled: the input float32 times 2^64, as a decode step passes it (else the up projection's input is bf16 and the
+    down one's unscaled, as Model.run's few-token MoE passes them). specialised=False: no argument known divisible
+    by 16 (a control)."""
+    R, n = (5760, 4) if up else (2880, 4)
+    blocks, scales = torch.empty(32, R, 90, 16, dtype=torch.uint8), torch.empty(32, R, 90, dtype=torch.uint8)
+    bias = torch.empty(32, R, dtype=torch.bfloat16)
+    ids, w = torch.zeros(n, dtype=torch.long), torch.empty(n)
+    if up:
+        x = torch.empty(1, 2880) if scaled else torch.empty(1, 2880, dtype=torch.bfloat16)
+        kw = dict(bias=bias, weights=w, topk=n, swiglu=(1.702, 7.0), logits=torch.empty(1, 32, dtype=torch.bfloat16),
+                  out_scaled=True)
+    else:
+        x, kw = torch.empty(n, 2880), dict(bias=bias, weights=w)
+    call = lambda: mxfp4_triton.mxfp4_matvec(blocks, scales, ids, x, tile=tile, x_scaled=scaled, **kw)  # noqa: E731
     fn = mxfp4_triton._mxfp4_matvec_kernel
-    types = dict(I32, blocks_ptr="*i32", scales_ptr="*u8", ids_ptr="*i64", out_ptr="*fp32", alpha="fp32",
-                 limit="fp32", x_ptr="*bf16" if up and not scaled else "*fp32", bias_ptr="*bf16", w_ptr="*fp32",
-                 logits_ptr="*bf16")
-    const = dict(BLOCK_R=tile[0], BLOCK_G=tile[1], NUM_STAGES=tile[2], TOPK=4 if up else 1, SWIGLU=up,
-                 HAS_BIAS=True, HAS_W=not up, SPLITS=tile[4] if len(tile) > 4 else 1, ROUTE=up,
-                 BLOCK_E=32 if up else 1, X_SCALED=scaled, OUT_SCALED=up)
-    return compile_sass(fn, types, const, tile[3], div16(5760 if up else 2880, tile) if specialised else ())
+    return sass_of_launch(mxfp4_triton, "_mxfp4_matvec_kernel", call, () if specialised else fn.arg_names)
 
 
-def attention_sass(split, mma, block_s, warps=4, unaligned=()):
-    """(SASS, registers, spilled bytes) of a decode attention kernel: the one-program kernel on a sliding ring or the
-    split kernel's first half on a full layer; products on the tensor cores (mma) or elementwise. The strides are
-    those of a [B, S, Hkv, 64] cache, all multiples of 16 as the JIT finds them (but the `unaligned` ones)."""
-    fn = at._decode_attention_split_kernel if split else at._decode_attention_kernel
-    i32 = dict.fromkeys(["S", "Hkv", "sq_b", "sq_h", "sk_b", "sk_s", "sk_h", "sv_b", "sv_s", "sv_h", "so_b", "so_h",
-                         "NSPLIT"], "i32")
-    types = dict(i32, q_ptr="*bf16", k_ptr="*bf16", v_ptr="*bf16", kpos_ptr="*i64", pos_ptr="*i64", window="i64",
-                 scale="fp32", sinks_ptr="*fp32", out_ptr="*bf16", pm_ptr="*fp32", pl_ptr="*fp32", pacc_ptr="*fp32")
-    const = dict(G=8, GP=16 if mma else 8, D=64, BLOCK_S=block_s, MMA=mma, IEEE=False)
-    const.update(dict(CHUNK=at.SPLIT_SLOTS, RING=False) if split else dict(RING=True, HAS_SINK=True))
-    aligned = [n for n in ("q_ptr", "k_ptr", "v_ptr", "kpos_ptr", "pos_ptr", "sinks_ptr", "out_ptr", "pm_ptr",
-                           "pl_ptr", "pacc_ptr", "sq_b", "sq_h", "sk_b", "sk_s", "sk_h", "sv_b", "sv_s", "sv_h", "so_b",
-                           "so_h")
-               if n in fn.arg_names and n not in unaligned]
-    return compile_sass(fn, types, const, warps, aligned)
+def attention_sass(split, mma, unaligned=()):
+    """(SASS, registers, spilled bytes) of a decode attention kernel at gpt-oss-20b (64 query heads, 8 kv heads,
+    d = 64, bf16, sinks), launched by decode_attention_triton as a decode step does: the one-program kernel on a
+    sliding layer's ring of 128 slots, or the split kernel's first half on a full layer of 4096; products on the
+    tensor cores (mma) or elementwise."""
+    S = 4096 if split else 128
+    q = torch.empty(1, 1, 64, 64, dtype=torch.bfloat16)
+    k, v = (torch.empty(1, S, 8, 64, dtype=torch.bfloat16) for _ in range(2))
+    k_pos, pos, sinks = torch.arange(S), torch.tensor([S - 1]), torch.empty(64)
+    call = lambda: at.decode_attention_triton(q, k, v, k_pos, pos, None if split else 128, sinks, 0.125,  # noqa: E731
+                                              ring=not split, mma=mma)
+    name = "_decode_attention_split_kernel" if split else "_decode_attention_kernel"
+    return sass_of_launch(at, name, call, unaligned)
 
 
 def grouped_sass(tile, up=True):
-    """(SASS, registers, spilled bytes) of the prompt's grouped MoE kernel in bf16 (up: SwiGLU epilogue; down:
-    router weight), tile = (pairs, rows, 32-value blocks, warps, stages, swap)."""
-    fn = mxfp4_triton._mxfp4_grouped_kernel
-    types = dict(I32, blocks_ptr="*u8", scales_ptr="*u8", slot_ptr="*i64", block_expert_ptr="*i64", x_ptr="*bf16",
-                 bias_ptr="*bf16", w_ptr="*fp32", out_ptr="*fp32", alpha="fp32", limit="fp32")
-    const = dict(TOPK=4 if up else 1, SWIGLU=up, HAS_BIAS=True, HAS_W=not up, IEEE=False, FP16=False,
-                 BLOCK_M=tile[0], BLOCK_N=tile[1], BLOCK_G=tile[2], SWAP=tile[5],
-                 EVEN=5760 % tile[1] == 0 and 90 % tile[2] == 0)
-    aligned = ["blocks_ptr", "scales_ptr", "slot_ptr", "x_ptr", "bias_ptr", "w_ptr", "out_ptr", "R", "stride_be",
-               "stride_br", "stride_se", "stride_xn", "stride_bias", "stride_on"]
-    return compile_sass(fn, types, const, tile[3], aligned, stages=tile[4])
+    """(SASS, registers, spilled bytes) of the prompt's grouped MoE kernel in bf16 at gpt-oss-20b (a 64-token
+    prompt's pairs, up: 5760 rows, SwiGLU epilogue; down: 2880 rows, router weight), launched by mxfp4_grouped,
+    tile = (pairs, rows, 32-value blocks, warps, stages, swap)."""
+    R, T = (5760, 64) if up else (2880, 64)
+    blocks, scales = torch.empty(32, R, 90, 16, dtype=torch.uint8), torch.empty(32, R, 90, dtype=torch.uint8)
+    ids = torch.arange(T * 4) % 32
+    slots, block_expert = mxfp4_triton.group_pairs(ids, 32, tile[0])
+    x = torch.empty(T, 2880, dtype=torch.bfloat16) if up else torch.empty(T * 4, 2880, dtype=torch.bfloat16)
+    kw = dict(topk=4, swiglu=(1.702, 7.0)) if up else dict(weights=torch.empty(T * 4))
+    call = lambda: mxfp4_triton.mxfp4_grouped(blocks, scales, slots, block_expert, x,  # noqa: E731
+                                              torch.empty(32, R, dtype=torch.bfloat16), tile=tile, **kw)
+    return sass_of_launch(mxfp4_triton, "_mxfp4_grouped_kernel", call)
 
 
 def prompt_attention_sass(tile):
-    """(SASS, registers, spilled bytes) of the prompt's flash attention in bf16 with sinks (G = 8, d = 64),
-    tile = (queries, keys a step, warps, stages)."""
-    fn = at._prefill_attention_kernel
-    types = dict(dict.fromkeys(["T", "S", "Hq", "sq_b", "sq_t", "sq_h", "sk_b", "sk_s", "sk_h", "sv_b", "sv_s", "sv_h",
-                                "so_b", "so_t", "so_h"], "i32"), q_ptr="*bf16", k_ptr="*bf16", v_ptr="*bf16",
-                 qpos_ptr="*i64", kpos_ptr="*i64", sinks_ptr="*bf16", out_ptr="*bf16", window="i32", scale="fp32")
-    aligned = ["q_ptr", "k_ptr", "v_ptr", "qpos_ptr", "kpos_ptr", "sinks_ptr", "out_ptr", "sq_b", "sq_t", "sq_h",
-               "sk_b", "sk_s", "sk_h", "sv_b", "sv_s", "sv_h", "so_b", "so_t", "so_h"]
-    const = dict(G=8, D=64, BLOCK_M=tile[0], BLOCK_N=tile[1], HAS_SINK=True, IEEE=False)
-    return compile_sass(fn, types, const, tile[2], aligned, stages=tile[3])
+    """(SASS, registers, spilled bytes) of the prompt's flash attention at gpt-oss-20b (bf16, sinks, a 2048-token
+    prompt), launched by prefill_attention_triton, tile = (queries, keys a step, warps, stages)."""
+    T = 2048
+    q = torch.empty(1, T, 64, 64, dtype=torch.bfloat16)
+    k, v = (torch.empty(1, T, 8, 64, dtype=torch.bfloat16) for _ in range(2))
+    call = lambda: at.prefill_attention_triton(q, k, v, torch.arange(T), torch.arange(T), None,  # noqa: E731
+                                               torch.empty(64, dtype=torch.bfloat16), 0.125, tile=tile)
+    return sass_of_launch(at, "_prefill_attention_kernel", call)
 
 
 def longest_loop(code):
@@ -194,7 +243,7 @@ def main(argv=None):
     rows += [(False, False, at.ELEMENTWISE_BLOCK_S[0]), (True, False, at.ELEMENTWISE_BLOCK_S[1])]
     spilled = {}
     for split, mma, block_s in rows:
-        code, regs, local = attention_sass(split, mma, block_s)
+        code, regs, local = attention_sass(split, mma)
         n = loop_instructions(code)
         hmma = len(re.findall(r"\bHMMA\.", code))
         shfl = len(re.findall(r"\bSHFL\.", code))  # in the whole kernel
@@ -249,7 +298,7 @@ def main(argv=None):
             "the control read its weights vectorised"
         # control: if Triton cannot assume a 16-byte aligned head stride, the attention kernel reads k and v 2 bytes
         # a load (what the checks above catch); at run time the JIT sees d = 64 and specialises
-        code, _, _ = attention_sass(False, True, at.BLOCK_S, unaligned=("sk_h", "sv_h"))
+        code, _, _ = attention_sass(False, True, unaligned=("sk_h", "sv_h"))
         assert narrow_loads(code) > 0, "the control read k and v 16 bytes a load"
         print("\nvectorised, tensor cores, weights from registers, no spills")
     return 0
