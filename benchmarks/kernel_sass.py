@@ -49,15 +49,19 @@ def cuobjdump(cubin, flag):
         os.unlink(f.name)
 
 
-def compile_sass(fn, types, const, warps, aligned=(), stages=3):
-    """(SASS text, registers, spilled bytes) of `fn` compiled for sm_90: `types` for its runtime arguments, `const`
-    its constexprs, `aligned` the arguments the JIT would find divisible by 16. Spills are the per-thread stack plus
-    local memory (cuobjdump's STACK and LOCAL: registers spilled by ptxas land on the stack)."""
+def compile_kernel(fn, types, const, warps, aligned=(), stages=3):
+    """`fn` compiled for sm_90 (Triton's compiled-kernel object: .asm, .metadata): `types` for its runtime arguments,
+    `const` its constexprs, `aligned` the arguments the JIT would find divisible by 16."""
     sig = {n: types.get(n, "constexpr") for n in fn.arg_names}
     attrs = {(fn.arg_names.index(n),): [["tt.divisibility", 16]] for n in aligned}
     src = ASTSource(fn, sig, constexprs={(fn.arg_names.index(k),): v for k, v in const.items()}, attrs=attrs)
-    cubin = triton.compile(src, target=GPUTarget("cuda", 90, 32),
-                           options=dict(num_warps=warps, num_stages=stages)).asm["cubin"]
+    return triton.compile(src, target=GPUTarget("cuda", 90, 32), options=dict(num_warps=warps, num_stages=stages))
+
+
+def compile_sass(fn, types, const, warps, aligned=(), stages=3):
+    """(SASS text, registers, spilled bytes) of `fn` compiled for sm_90 (compile_kernel). Spills are the per-thread
+    stack plus local memory (cuobjdump's STACK and LOCAL: registers spilled by ptxas land on the stack)."""
+    cubin = compile_kernel(fn, types, const, warps, aligned, stages).asm["cubin"]
     res = cuobjdump(cubin, "-res-usage")
     return (cuobjdump(cubin, "-sass"), int(re.search(r"REG:(\d+)", res).group(1)),
             int(re.search(r"STACK:(\d+)", res).group(1)) + int(re.search(r"LOCAL:(\d+)", res).group(1)))
@@ -95,11 +99,11 @@ def recorded(module, name, call):
     return seen
 
 
-def sass_of_launch(module, name, call, unaligned=()):
-    """(SASS, registers, spilled bytes) of the first launch call() makes of module.<name>, compiled for sm_90 as
-    Triton's JIT specialises that launch's arguments: a tensor by its dtype, 16-byte aligned if its address is; an
-    integer as i32 or i64 by its value, divisible by 16 if it is, the constant 1 if it is 1; a float as fp32; None
-    and the constexpr parameters as constants. `unaligned`: arguments to compile as if not divisible by 16."""
+def launch_signature(module, name, call, unaligned=()):
+    """(kernel, types, constexprs, warps, aligned, stages) of the first launch call() makes of module.<name>, as
+    Triton's JIT specialises its arguments: a tensor by its dtype, 16-byte aligned if its address is; an integer as
+    i32 or i64 by its value, divisible by 16 if it is, the constant 1 if it is 1; a float as fp32; None and the
+    constexpr parameters as constants. `unaligned`: arguments to take as if not divisible by 16."""
     fn = getattr(module, name)
     args, options = recorded(module, name, call)[0]
     constexpr = {p.name for p in fn.params if p.is_constexpr}
@@ -121,7 +125,18 @@ def sass_of_launch(module, name, call, unaligned=()):
         else:
             types[n] = "fp32"
     aligned = [n for n in aligned if n not in unaligned]
-    return compile_sass(fn, types, const, options.get("num_warps", 4), aligned, options.get("num_stages", 3))
+    return fn, types, const, options.get("num_warps", 4), aligned, options.get("num_stages", 3)
+
+
+def compile_launch(module, name, call):
+    """The first launch call() makes of module.<name>, compiled for sm_90 as the JIT would (launch_signature)."""
+    return compile_kernel(*launch_signature(module, name, call))
+
+
+def sass_of_launch(module, name, call, unaligned=()):
+    """(SASS, registers, spilled bytes) of the first launch call() makes of module.<name>, compiled for sm_90 as the
+    JIT would (launch_signature)."""
+    return compile_sass(*launch_signature(module, name, call, unaligned))
 
 
 def sass(tile, up, specialised=True, scaled=True):

@@ -1,7 +1,8 @@
 """The Triton kernels compile for Hopper (sm_90) with Triton's own compiler and its bundled ptxas, no GPU needed: what
 the interpreter, which runs the kernels as NumPy, cannot show (loop bounds read from memory, software pipelining,
-dtypes of literals, register and shared-memory limits). Each variant is one gpt-oss-20b decode launch; none may need
-Triton's runtime scratch allocator, which is unset in a torch process and would fail at launch."""
+dtypes of literals, register and shared-memory limits). Each variant is a launch a kernel's Python wrapper makes at
+gpt-oss-20b's shapes, recorded on the CPU and compiled as the JIT would specialise it (benchmarks/kernel_sass.py);
+none may need Triton's runtime scratch allocator, which is unset in a torch process and would fail at launch."""
 
 import os
 import subprocess
@@ -13,98 +14,95 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 SCRIPT = r"""
 import re
+import sys
+import types
 import warnings
 warnings.filterwarnings("ignore")
-import triton
-from triton.backends.compiler import GPUTarget
-from triton.compiler import ASTSource
-from gptoss_torch.fast import attention_triton, mxfp4_triton
+import torch
+sys.path.insert(0, "benchmarks")
+from kernel_sass import compile_launch
+from gptoss_torch.fast import attention_triton as at, mxfp4_triton as mx, norm_triton, rope_cache_triton
 
-def compile_for_sm90(fn, types, constexprs, warps=4, stages=3):
-    sig = {n: types.get(n, "constexpr") for n in fn.arg_names}
-    src = ASTSource(fn, sig, constexprs={(fn.arg_names.index(k),): v for k, v in constexprs.items()})
-    k = triton.compile(src, target=GPUTarget("cuda", 90, 32), options=dict(num_warps=warps, num_stages=stages))
-    assert k.metadata.global_scratch_size == 0, fn.__name__
-    assert k.metadata.shared <= 227 * 1024, (fn.__name__, k.metadata.shared)  # an H100/H200 block's shared memory
+# each kernel as its wrapper launches it at gpt-oss-20b's shapes (the launch recorded, not run: no GPU), compiled
+# for sm_90 as the JIT would specialise it
+BF16, F32 = torch.bfloat16, torch.float32
+
+def compiles(module, name, call):
+    k = compile_launch(module, name, call)
+    assert k.metadata.global_scratch_size == 0, name
+    assert k.metadata.shared <= 227 * 1024, (name, k.metadata.shared)  # an H100/H200 block's shared memory
     return k
 
-i32 = dict.fromkeys(["R", "G", "chunk", "stride_be", "stride_br", "stride_se", "stride_sr", "stride_xn", "stride_bias",
-                     "stride_on", "S", "Hkv", "sq_b", "sq_h", "sk_b", "sk_s", "sk_h", "sv_b", "sv_s", "sv_h", "so_b",
-                     "so_h", "E", "stride_l"], "i32")
-mx = dict(i32, blocks_ptr="*i32", scales_ptr="*u8", ids_ptr="*i64", out_ptr="*fp32", alpha="fp32", limit="fp32")
-# up: the activation (bf16, or float32 times 2^64 as a decode step's add + norm writes it), bf16 bias, 4 pairs per
-# token, SwiGLU in the epilogue, its output times 2^64; down: that float32 activation, bias and router weight. The
-# E2M1 values are float32 subnormals for exponent 0, so no multiply or add may flush them (.ftz) (the up kernel
-# routing its token in its prologue, or reading the routing kernel's experts; the down split-K too)
-for tile, act, route, scaled in ((mxfp4_triton.TILE_UP, True, True, True), (mxfp4_triton.TILE_UP, True, False, False),
-                                 (mxfp4_triton.TILE_DOWN, False, False, True), ((16, 4, 3, 1, 2), False, False, True)):
-    k = compile_for_sm90(mxfp4_triton._mxfp4_matvec_kernel,
-                         dict(mx, x_ptr="*fp32" if scaled or not act else "*bf16", bias_ptr="*bf16", w_ptr="*fp32",
-                              logits_ptr="*bf16"),
-                         dict(BLOCK_R=tile[0], BLOCK_G=tile[1], NUM_STAGES=tile[2], TOPK=4 if act else 1, SWIGLU=act,
-                              HAS_BIAS=True, HAS_W=not act, SPLITS=tile[4] if len(tile) > 4 else 1, ROUTE=route,
-                              BLOCK_E=32 if route else 1, X_SCALED=scaled, OUT_SCALED=act), tile[3])
+def experts(R, E=32):
+    return (torch.empty(E, R, 90, 16, dtype=torch.uint8), torch.empty(E, R, 90, dtype=torch.uint8),
+            torch.empty(E, R, dtype=BF16))
+
+# up: the activation (float32 times 2^64 as a decode step's add + norm writes it, or bf16 as Model.run's few-token
+# MoE passes it), 4 pairs a token, routing in the prologue or the routing kernel's experts, SwiGLU in the epilogue,
+# its output times 2^64; down: that output, bias and router weight, also split-K. The E2M1 values are float32
+# subnormals for exponent 0, so no multiply or add may flush them (.ftz)
+(ub, us, ubias), (db, ds, dbias) = experts(5760), experts(2880)
+ids, w = torch.zeros(4, dtype=torch.long), torch.empty(4)
+logits = torch.empty(1, 32, dtype=BF16)
+calls = [lambda: mx.mxfp4_matvec(ub, us, ids, torch.empty(1, 2880), ubias, w, topk=4, swiglu=(1.702, 7.0),
+                                 logits=logits, x_scaled=True, out_scaled=True),
+         lambda: mx.mxfp4_matvec(ub, us, ids, torch.empty(1, 2880, dtype=BF16), ubias, topk=4, swiglu=(1.702, 7.0),
+                                 out_scaled=True),
+         lambda: mx.mxfp4_matvec(db, ds, ids, torch.empty(4, 2880), dbias, w, tile=mx.TILE_DOWN, x_scaled=True),
+         lambda: mx.mxfp4_matvec(db, ds, ids, torch.empty(4, 2880), dbias, w, tile=(16, 4, 3, 1, 2), x_scaled=True)]
+for call in calls:
+    k = compiles(mx, "_mxfp4_matvec_kernel", call)
     flushed = [ln.strip() for ln in k.asm["ptx"].splitlines() if re.search(r"\b(fma|mul|add)\.[a-z.]*ftz", ln)]
     assert not flushed, flushed[:3]
-compile_for_sm90(mxfp4_triton._route_kernel, dict(i32, logits_ptr="*bf16", ids_ptr="*i64", w_ptr="*fp32"),
-                 dict(K=4, BLOCK_E=32))
-# a full layer: the loop bound min(S, p + 1) is read from memory; "no window" is 2^62, an int64 argument
-# (products on the tensor cores in bf16, in IEEE float32 for a float32 model, or elementwise)
-for dt, mma in (("*bf16", True), ("*fp32", True), ("*bf16", False)):
-    compile_for_sm90(attention_triton._decode_attention_kernel,
-                     dict(i32, q_ptr=dt, k_ptr=dt, v_ptr=dt, kpos_ptr="*i64", pos_ptr="*i64",
-                          sinks_ptr="*fp32", out_ptr=dt, window="i64", scale="fp32"),
-                     dict(G=8, GP=16 if mma else 8, D=64, BLOCK_S=attention_triton.BLOCK_S if mma else 32, RING=False,
-                          HAS_SINK=True, MMA=mma, IEEE=dt == "*fp32"))
-compile_for_sm90(mxfp4_triton._mxfp4_dequant_kernel,
-                 dict(blocks_ptr="*u8", scales_ptr="*u8", out_ptr="*bf16", R="i32", C="i32", stride_br="i32",
-                      stride_sr="i32", stride_or="i32"), dict(BLOCK_R=16, BLOCK_C=256))
-# the split (flash-decoding) pair on a full layer
+compiles(mx, "_route_kernel", lambda: mx.route_topk_softmax(logits, 4))
+compiles(mx, "_mxfp4_dequant_kernel", lambda: mx.mxfp4_dequantize(ub[0], us[0], BF16))
+# decode attention on a full layer of 128 slots (one program a kv head: the loop bound min(S, p + 1) read from
+# memory; "no window" 2^62, an int64), products on the tensor cores in bf16, in IEEE float32 for a float32 model, or
+# elementwise; then on 4096 slots, the split (flash-decoding) pair
+def decode(dt, S, mma, ring=False):
+    q, (k, v) = torch.empty(1, 1, 64, 64, dtype=dt), (torch.empty(1, S, 8, 64, dtype=dt) for _ in range(2))
+    return lambda: at.decode_attention_triton(q, k, v, torch.arange(S), torch.tensor([S - 1]), 128 if ring else None,
+                                              torch.empty(64), 0.125, ring=ring, mma=mma)
+for dt, mma in ((BF16, True), (F32, True), (BF16, False)):
+    compiles(at, "_decode_attention_kernel", decode(dt, 128, mma))
+compiles(at, "_decode_attention_kernel", decode(BF16, 128, True, ring=True))  # a sliding layer's ring
 for mma in (True, False):
-    compile_for_sm90(attention_triton._decode_attention_split_kernel,
-                     dict(i32, q_ptr="*bf16", k_ptr="*bf16", v_ptr="*bf16", kpos_ptr="*i64", pos_ptr="*i64",
-                          pm_ptr="*fp32", pl_ptr="*fp32", pacc_ptr="*fp32", window="i64", scale="fp32", NSPLIT="i32"),
-                     dict(G=8, GP=16 if mma else 8, D=64, BLOCK_S=attention_triton.SPLIT_BLOCK_S if mma else 16,
-                          CHUNK=256, RING=False, MMA=mma, IEEE=False))
-compile_for_sm90(attention_triton._decode_attention_combine_kernel,
-                 dict(pm_ptr="*fp32", pl_ptr="*fp32", pacc_ptr="*fp32", sinks_ptr="*fp32", out_ptr="*bf16",
-                      Hq="i32", NSPLIT="i32", so_b="i32", so_h="i32"), dict(D=64, BLOCK_N=32, HAS_SINK=True))
-# the grouped MoE kernel of a prompt: up (bf16 input, SwiGLU) and down (float32 activation rounded to bf16; and a
-# float32 model's IEEE products)
-grp = dict(mx, slot_ptr="*i64", block_expert_ptr="*i64", bias_ptr="*bf16", w_ptr="*fp32")
-for x_t, act, ieee, swap in (("*bf16", True, False, True), ("*bf16", False, False, True), ("*fp32", False, True, True),
-                             ("*bf16", True, False, False), ("*fp32", False, True, False)):
-    compile_for_sm90(mxfp4_triton._mxfp4_grouped_kernel, dict(grp, x_ptr=x_t),
-                     dict(TOPK=4 if act else 1, SWIGLU=act, HAS_BIAS=True, HAS_W=not act, IEEE=ieee, FP16=False,
-                          BLOCK_M=mxfp4_triton.GROUP_TILE[0], BLOCK_N=mxfp4_triton.GROUP_TILE[1],
-                          BLOCK_G=mxfp4_triton.GROUP_TILE[2], SWAP=swap, EVEN=swap), *mxfp4_triton.GROUP_TILE[3:5])
-# a decode step's residual add + RMSNorm (the MoE's four rows summed), gpt-oss-20b's width
-from gptoss_torch.fast import norm_triton
-compile_for_sm90(norm_triton._add_rms_norm_kernel,
-                 dict(x_ptr="*bf16", d_ptr="*fp32", w_ptr="*bf16", xo_ptr="*bf16", h_ptr="*bf16", hs_ptr="*fp32",
-                      D="i32", stride_x="i32", stride_d="i32", stride_xo="i32", stride_h="i32", stride_hs="i32",
-                      eps="fp32"),
-                 dict(ROWS=4, BLOCK=4096, SCALED=True))
-# a decode step's RoPE + KV-cache write, gpt-oss-20b's heads (64 query, 8 key/value, d = 64)
-from gptoss_torch.fast import rope_cache_triton
-compile_for_sm90(rope_cache_triton._rope_cache_kernel,
-                 dict(dict.fromkeys(["n_slots", "stride_qkv_b", "stride_q_b", "stride_k_b", "stride_k_s", "stride_v_b",
-                                     "stride_v_s"], "i32"), qkv_ptr="*bf16", table_ptr="*bf16", pos_ptr="*i64",
-                      q_ptr="*bf16", k_ptr="*bf16", v_ptr="*bf16", kpos_ptr="*i64"),
-                 dict(HQ=64, HKV=8, D=64, RING=True))
-# a prompt's RoPE of q and k
-compile_for_sm90(rope_cache_triton._rope_kernel,
-                 dict(dict.fromkeys(["T", "sq_b", "sq_t", "sk_b", "sk_t"], "i32"), q_ptr="*bf16", k_ptr="*bf16",
-                      cos_ptr="*bf16", sin_ptr="*bf16", qo_ptr="*bf16", ko_ptr="*bf16"), dict(HQ=64, HKV=8, D=64))
-# the prompt kernel: bf16 on the tensor cores, float32 with IEEE products
-for dt, ieee in (("*bf16", False), ("*fp32", True)):
-    compile_for_sm90(attention_triton._prefill_attention_kernel,
-                     dict(dict.fromkeys(["T", "S", "Hq", "sq_b", "sq_t", "sq_h", "sk_b", "sk_s", "sk_h", "sv_b", "sv_s",
-                                         "sv_h", "so_b", "so_t", "so_h"], "i32"),
-                          q_ptr=dt, k_ptr=dt, v_ptr=dt, qpos_ptr="*i64", kpos_ptr="*i64", sinks_ptr="*bf16",
-                          out_ptr=dt, window="i32", scale="fp32"),
-                     dict(G=8, D=64, BLOCK_M=attention_triton.PREFILL_TILE[0], BLOCK_N=attention_triton.PREFILL_TILE[1],
-                          HAS_SINK=True, IEEE=ieee), *attention_triton.PREFILL_TILE[2:])
+    compiles(at, "_decode_attention_split_kernel", decode(BF16, 4096, mma))
+compiles(at, "_decode_attention_combine_kernel", decode(BF16, 4096, True))
+# the grouped MoE kernel of a prompt (64 tokens): up (bf16 input, SwiGLU) and down (router weight; bf16, and a float32
+# model's IEEE products), in both orientations
+pairs = torch.arange(256) % 32
+for up, dt, swap in ((True, BF16, True), (False, BF16, True), (False, F32, True), (True, BF16, False),
+                     (False, F32, False)):
+    tile = (*mx.GROUP_TILE[:5], swap)
+    slots, block_expert = mx.group_pairs(pairs, 32, tile[0])
+    b, sc, bias = (ub, us, ubias) if up else (db, ds, dbias)
+    x = torch.empty(64 if up else 256, 2880, dtype=dt)
+    kw = dict(topk=4, swiglu=(1.702, 7.0)) if up else dict(weights=torch.empty(256))
+    compiles(mx, "_mxfp4_grouped_kernel",
+             lambda: mx.mxfp4_grouped(b, sc, slots, block_expert, x, bias, tile=tile, **kw))
+# a decode step's residual add + RMSNorm (the MoE's four rows summed, the float32 copy times 2^64 written too)
+compiles(norm_triton, "_add_rms_norm_kernel",
+         lambda: norm_triton.add_rms_norm(torch.empty(1, 2880, dtype=BF16), torch.empty(4, 2880),
+                                          torch.empty(2880, dtype=BF16), 1e-5, scaled=True))
+# a decode step's RoPE + KV-cache write on a sliding layer's ring, gpt-oss-20b's heads (64 query, 8 key/value)
+ring = types.SimpleNamespace(k=torch.empty(1, 128, 8, 64, dtype=BF16), v=torch.empty(1, 128, 8, 64, dtype=BF16),
+                             pos=torch.empty(128, dtype=torch.long), n_slots=128, window=128)
+compiles(rope_cache_triton, "_rope_cache_kernel",
+         lambda: rope_cache_triton.rope_cache_write(torch.empty(1, 1, 80, 64, dtype=BF16),
+                                                    torch.empty(4096, 2, 64, dtype=BF16), torch.tensor([5]), ring,
+                                                    64, 8))
+# a prompt (2048 tokens): RoPE of q and k; flash attention, bf16 on the tensor cores, float32 with IEEE products
+T = 2048
+compiles(rope_cache_triton, "_rope_kernel",
+         lambda: rope_cache_triton.apply_rope_triton(torch.empty(1, T, 64, 64, dtype=BF16),
+                                                     torch.empty(1, T, 8, 64, dtype=BF16),
+                                                     torch.empty(T, 32, dtype=BF16), torch.empty(T, 32, dtype=BF16)))
+for dt in (BF16, F32):
+    q, (k, v) = torch.empty(1, T, 64, 64, dtype=dt), (torch.empty(1, T, 8, 64, dtype=dt) for _ in range(2))
+    compiles(at, "_prefill_attention_kernel",
+             lambda: at.prefill_attention_triton(q, k, v, torch.arange(T), torch.arange(T), None,
+                                                 torch.empty(64, dtype=BF16), 0.125))
 print("compiled")
 """
 
