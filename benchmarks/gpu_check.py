@@ -211,9 +211,7 @@ def kernel_check(rep, device, smoke, state):
     # tile sweep on the two real shapes, 4 routed experts, as a decode step calls them (up: the add + norm kernel's
     # float32 copy of the bf16 input times 2^64, SwiGLU epilogue, output times 2^64; down: that output, bias and router
     # weight): packed bytes read per second, kernel time from graph replays
-    tiles = [mxfp4_triton.TILE_UP] if smoke else [(16, 4, 3, 1), (8, 4, 3, 1), (8, 8, 3, 1), (16, 8, 3, 1),
-                                                  (16, 2, 3, 1), (16, 4, 4, 1), (32, 4, 3, 1), (16, 4, 3, 2),
-                                                  (32, 4, 3, 2), (8, 4, 3, 2), (4, 8, 3, 1), (8, 2, 3, 1)]
+    tiles = [mxfp4_triton.TILE_UP] if smoke else MATVEC_TILES
     best = {}
     for proj, R in (("up", 64 if smoke else 5760), ("down", 32 if smoke else 2880)):
         E, G, n = (2, 90, 2) if smoke else (32, 90, 4)
@@ -303,6 +301,10 @@ def kernel_check(rep, device, smoke, state):
     attempt(rep, "kernel", "prompt kernels", lambda: prompt_kernels(rep, device, smoke, g, state), device)
 
 
+# the matvec tiles the sweep tries on both projections (rows, blocks, stages, warps); benchmarks/kernel_sass.py
+# --tiles reads each one's machine code on the CPU
+MATVEC_TILES = [(16, 4, 3, 1), (8, 4, 3, 1), (8, 8, 3, 1), (16, 8, 3, 1), (16, 2, 3, 1), (16, 4, 4, 1), (32, 4, 3, 1),
+                (16, 4, 3, 2), (32, 4, 3, 2), (8, 4, 3, 2), (4, 8, 3, 1), (8, 2, 3, 1)]
 # the down projection's split-K tiles (rows, blocks, stages, warps, splits): its 2880 rows make half the programs of
 # the up projection's 5760, too few to keep the H200 busy at batch 1
 DOWN_SPLIT_TILES = [(16, 4, 3, 1, 2), (8, 4, 3, 1, 2), (16, 4, 3, 1, 3), (16, 2, 3, 1, 2), (32, 4, 3, 1, 2)]

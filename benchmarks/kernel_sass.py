@@ -10,6 +10,7 @@ and whether a multiply stays in flight while the next tile decodes (Triton 3.9 k
 H200 has, waits for each either way). For both, the bf16 loads in the loop that read 2 bytes a load.
 
     python benchmarks/kernel_sass.py            # the tables
+    python benchmarks/kernel_sass.py --tiles    # the matvec at every tile gpu_check.py's sweep times
     python benchmarks/kernel_sass.py --check    # fail unless the weights come 16 bytes a load, the attention
                                                 # kernels use the tensor cores, the grouped kernel's weights go
                                                 # from registers, no loop reads bf16 2 bytes a load, nothing
@@ -226,12 +227,39 @@ def narrow_loads(code):
                if loop and loop[0] <= int(m.group(1), 16) <= loop[1])
 
 
+def tile_table():
+    """The matvec at each tile gpu_check.py's sweep times, as a decode step calls it: registers, spills and loop
+    instructions a weight for the up and down projections."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from gpu_check import DOWN_SPLIT_TILES, MATVEC_TILES
+    print(f"# the MXFP4 matvec at gpu_check.py's tiles on sm_90, Triton {triton.__version__} "
+          "(a decode step's inputs)\n")
+    print("| tile (rows, blocks, stages, warps[, splits]) | up: registers, spilled, per weight | "
+          "down: registers, spilled, per weight |")
+    print("|---|---|---|")
+    for tile in MATVEC_TILES + DOWN_SPLIT_TILES:
+        cells = []
+        for up in (True, False):
+            if up and len(tile) > 4:  # split-K: the down projection only
+                cells.append("-")
+                continue
+            code, regs, spilled = sass(tile, up)
+            per_thread = tile[0] * tile[1] * 32 // (32 * tile[3])
+            cells.append(f"{regs}, {spilled}, {loop_instructions(code) / per_thread:.1f}")
+        print(f"| {tuple(tile)} | {cells[0]} | {cells[1]} |")
+    return 0
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--tiles", action="store_true",
+                    help="only the matvec, at every tile benchmarks/gpu_check.py sweeps (to set beside its timings)")
     ap.add_argument("--check", action="store_true",
                     help="assert 16-byte weight loads, tensor cores, register-fed grouped weights, no 2-byte "
                          "bf16 loads in a loop and no spills")
     args = ap.parse_args(argv)
+    if args.tiles:
+        return tile_table()
     print(f"# the MXFP4 matvec on sm_90, Triton {triton.__version__}\n")
     print("| projection | input | tile (rows, blocks, stages, warps) | registers | spilled bytes | 16-byte loads | "
           "loop instructions | per weight |")
