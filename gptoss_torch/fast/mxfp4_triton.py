@@ -34,6 +34,10 @@ def available(device):
 
 
 if triton is not None:
+    # the matvec's inputs are scaled by this so that their products with E2M1 * 2^-126 stay normal floats; a decode
+    # step's add + norm kernel (fast/norm_triton.py) writes its output so scaled for the up kernel (x_scaled)
+    INPUT_SCALE = tl.constexpr(18446744073709551616.0)  # 2^64
+
     @triton.jit
     def _e2m1_scaled(code):
         """E2M1 code (0..15) -> its value * 2^-14, by bit manipulation: the two exponent bits and the mantissa bit
@@ -164,7 +168,7 @@ if triton is not None:
             xv = tl.load(x_row + gs[:, None, None] * 32 + kw[None, :, None] * 8 + kn[None, None, :],
                          mask=gmask[:, None, None], other=0.0).to(tl.float32)  # [BG, 4, 8]
             if not X_SCALED:
-                xv = xv * 18446744073709551616.0  # 2^64
+                xv = xv * INPUT_SCALE
             part = tl.sum(_e2m1_dot_words(word, xv), axis=2)  # [BR, BG]
             s = tl.load(scales_ptr + e * stride_se + rows[:, None] * stride_sr + gs[None, :],
                         mask=rmask[:, None] & gmask[None, :], other=127).to(tl.int32)
@@ -182,13 +186,13 @@ if triton is not None:
             if HAS_W:
                 act *= tl.load(w_ptr + n).to(tl.float32)
             if OUT_SCALED:
-                act *= 18446744073709551616.0  # 2^64
+                act *= INPUT_SCALE
             tl.store(out_ptr + n * stride_on + half, act, mask=half < R // 2)
         else:
             if HAS_W:  # the router's weight of this pair
                 acc *= tl.load(w_ptr + n).to(tl.float32)
             if OUT_SCALED:
-                acc *= 18446744073709551616.0
+                acc *= INPUT_SCALE
             tl.store(out_ptr + (n * SPLITS + j) * stride_on + rows, acc, mask=rmask)
 
     @triton.jit

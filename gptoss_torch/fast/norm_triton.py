@@ -11,6 +11,8 @@ from .mxfp4_triton import available, triton
 if triton is not None:
     import triton.language as tl
 
+    from .mxfp4_triton import INPUT_SCALE
+
     @triton.jit
     def _add_rms_norm_kernel(x_ptr, d_ptr, w_ptr, xo_ptr, h_ptr, hs_ptr, D, stride_x, stride_d, stride_xo, stride_h,
                              stride_hs, eps, ROWS: tl.constexpr, BLOCK: tl.constexpr, SCALED: tl.constexpr):
@@ -31,7 +33,7 @@ if triton is not None:
         h = (xf * r * w).to(h_ptr.dtype.element_ty)
         tl.store(h_ptr + n * stride_h + c, h, mask=m)
         if SCALED:
-            tl.store(hs_ptr + n * stride_hs + c, h.to(tl.float32) * 18446744073709551616.0, mask=m)  # 2^64
+            tl.store(hs_ptr + n * stride_hs + c, h.to(tl.float32) * INPUT_SCALE, mask=m)
 
 
 def add_rms_norm(x, delta, weight, eps, scaled=False):
