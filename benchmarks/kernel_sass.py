@@ -203,10 +203,13 @@ def prompt_attention_sass(tile):
     return sass_of_launch(at, "_prefill_attention_kernel", call)
 
 
+INSTRUCTION = r"/\*([0-9a-f]{4})\*/\s+(?:@!?U?P\w+\s+)?"  # a SASS line's address, then any predicate
+
+
 def longest_loop(code):
     """(first, last) address of the longest loop: a backward branch's target and the branch; None if none."""
     best = None
-    for m in re.finditer(r"/\*([0-9a-f]{4})\*/\s+(?:@!?U?P\w+\s+)?BRA\s+0x([0-9a-f]+)", code):
+    for m in re.finditer(INSTRUCTION + r"BRA\s+0x([0-9a-f]+)", code):
         at, target = int(m.group(1), 16), int(m.group(2), 16)
         if target < at and (best is None or at - target > best[1] - best[0]):
             best = (target, at)
@@ -223,8 +226,13 @@ def narrow_loads(code):
     """Global 2-byte loads in the longest loop: bf16 values read one a load, where Triton could not prove 16-byte
     alignment or contiguity (the 1-byte MXFP4 scales, 90 a row, are read a byte a load either way)."""
     loop = longest_loop(code)
-    return sum(1 for m in re.finditer(r"/\*([0-9a-f]{4})\*/\s+(?:@!?U?P\w+\s+)?LDG\S*\.U16\b", code)
+    return sum(1 for m in re.finditer(INSTRUCTION + r"LDG\S*\.U16\b", code)
                if loop and loop[0] <= int(m.group(1), 16) <= loop[1])
+
+
+def matvec_per_weight(code, tile):
+    """The matvec's loop instructions a weight: over the weights a thread takes a loop step at `tile`."""
+    return loop_instructions(code) / (tile[0] * tile[1] * 32 // (32 * tile[3]))
 
 
 def tile_table():
@@ -244,8 +252,7 @@ def tile_table():
                 cells.append("-")
                 continue
             code, regs, spilled = sass(tile, up)
-            per_thread = tile[0] * tile[1] * 32 // (32 * tile[3])
-            cells.append(f"{regs}, {spilled}, {loop_instructions(code) / per_thread:.1f}")
+            cells.append(f"{regs}, {spilled}, {matvec_per_weight(code, tile):.1f}")
         print(f"| {tuple(tile)} | {cells[0]} | {cells[1]} |")
     return 0
 
@@ -270,11 +277,9 @@ def main(argv=None):
                                    ("down", mxfp4_triton.TILE_DOWN, False, False)):
         code, regs, local = sass(tile, up, scaled=scaled)
         wide = bool(re.search(WIDE_LOAD, code))
-        n = loop_instructions(code)
-        per_thread = tile[0] * tile[1] * 32 // (32 * tile[3])  # weights a thread takes a loop step
         given = "float32 x 2^64 (a decode step)" if scaled else "bf16" if up else "float32"
-        print(f"| {name} | {given} | {tuple(tile)} | {regs} | {local} | {'yes' if wide else 'no'} | {n} | "
-              f"{n / per_thread:.1f} |")
+        print(f"| {name} | {given} | {tuple(tile)} | {regs} | {local} | {'yes' if wide else 'no'} | "
+              f"{loop_instructions(code)} | {matvec_per_weight(code, tile):.1f} |")
         if args.check:
             assert wide, f"{name}: the packed weights are not read 16 bytes a load"
             assert local == 0, f"{name}: {local} bytes spilled (stack + local memory)"
