@@ -2,6 +2,7 @@
 workers gives the product that NumPy computes in one call."""
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -28,6 +29,25 @@ def test_run_jobs_raises_a_jobs_error():
 
     with pytest.raises(ValueError, match="job 3 failed"):
         threads.run_jobs([(lambda: None, ())] * 3 + [(bad, ())], 2)
+
+
+def test_a_pool_comes_back_with_every_worker_initialised(monkeypatch):
+    """A worker whose initializer (pinning OpenBLAS) ran after pool() returned would flip split_dense part-way through a
+    forward pass; this one takes its time, and all five must have run it before pool(5) returns."""
+    started = []
+
+    def slow_init():
+        time.sleep(0.05)
+        started.append(threading.get_ident())
+
+    monkeypatch.setattr(threads, "blas_single_threaded", slow_init)
+    monkeypatch.setattr(threads, "_POOL", {})
+    workers = threads.pool(5)
+    try:
+        assert len(set(started)) == 5
+        assert threads.pool(5) is workers  # made once
+    finally:
+        workers.shutdown()
 
 
 @pytest.mark.parametrize("T", [1, 4])

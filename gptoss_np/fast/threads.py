@@ -51,9 +51,16 @@ def split_dense(weight):
 
 
 def pool(threads):
-    """The pool of `threads` workers (made once, kept for the life of the process)."""
+    """The pool of `threads` workers (made once, kept for the life of the process), every worker started and past its
+    initializer before it is returned: a worker the executor started late would otherwise pin OpenBLAS, and so change
+    split_dense's answer, part-way through a forward pass (its products then split or not by timing)."""
     if threads not in _POOL:
-        _POOL[threads] = ThreadPoolExecutor(threads, thread_name_prefix="gptoss_np", initializer=blas_single_threaded)
+        workers = ThreadPoolExecutor(threads, thread_name_prefix="gptoss_np", initializer=blas_single_threaded)
+        # `threads` jobs that wait for each other need `threads` workers at once, each initialised before its job
+        ready = threading.Barrier(threads, timeout=60)
+        for future in [workers.submit(ready.wait) for _ in range(threads)]:
+            future.result()
+        _POOL[threads] = workers
     return _POOL[threads]
 
 
