@@ -29,8 +29,13 @@ class Norm(nn.Module):
         self.fused = False  # RMSNorm as F.rms_norm (one kernel on CUDA), set by gptoss_torch.fast.enable(prefill=True)
 
     def forward(self, x):
+        if self.kind == "layernorm" or (self.fused and not self.training):
+            return self.one_op(x)
+        return rms_norm(x, self.weight, self.eps)
+
+    def one_op(self, x):
+        """The norm as one op (one kernel on CUDA): F.layer_norm, or F.rms_norm where rms_norm takes several; what a
+        prompt through gptoss_torch.fast and each decode step of FastDecoder use."""
         if self.kind == "layernorm":
             return layer_norm(x, self.weight, self.bias, self.eps)
-        if self.fused and not self.training:
-            return F.rms_norm(x, (x.shape[-1],), self.weight, self.eps)
-        return rms_norm(x, self.weight, self.eps)
+        return F.rms_norm(x, (x.shape[-1],), self.weight, self.eps)

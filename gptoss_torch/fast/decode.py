@@ -25,13 +25,6 @@ from ..rope import rope_cos_sin
 from . import attention_triton, norm_triton, rope_cache_triton
 
 
-def norm(module, x):
-    """The Block's norm module as one op: F.rms_norm / F.layer_norm over the last axis."""
-    if module.kind == "layernorm":
-        return F.layer_norm(x, (x.shape[-1],), module.weight, module.bias, module.eps)
-    return F.rms_norm(x, (x.shape[-1],), module.weight, module.eps)
-
-
 def fused_qkv(attn):
     """(weight [(Hq + 2 Hkv) d, D], bias [(Hq + 2 Hkv) d] or None): attn's q, k and v projections as one tensor, its
     three parameters made views of it. Their storage moves into one tensor the first time; after that (a second
@@ -112,11 +105,11 @@ class FastDecoder:
         cs = None if self.rope is None or self.fuse_rope else self.rope[pos]  # [1, 2, d]
         slots, masks = {}, {}
         layers = model.layers
-        h = norm(layers[0].attn_norm, x) if self.fuse_norms else None  # later norms come with the residual adds
+        h = layers[0].attn_norm.one_op(x) if self.fuse_norms else None  # later norms come with the residual adds
         for i, block in enumerate(layers):
             following = layers[i + 1].attn_norm if i + 1 < len(layers) else model.final_norm
             x, h = self.layer(i, block, x, pos, cs, cache.layers[i], slots, masks, h, following)
-        logits = F.linear(norm(model.final_norm, x) if h is None else h, model.embed.weight if model.unembed is None
+        logits = F.linear(model.final_norm.one_op(x) if h is None else h, model.embed.weight if model.unembed is None
                           else model.unembed.weight)  # [B, 1, V]
         return at_least_float32(logits)
 
@@ -135,7 +128,7 @@ class FastDecoder:
         cfg = self.cfg
         B, Hq, Hkv, d = x.shape[0], cfg.n_heads, cfg.n_kv_heads, cfg.head_dim
         a = block.attn
-        qkv = F.linear(norm(block.attn_norm, x) if h is None else h, *self.qkv[i]).view(B, 1, Hq + 2 * Hkv, d)
+        qkv = F.linear(block.attn_norm.one_op(x) if h is None else h, *self.qkv[i]).view(B, 1, Hq + 2 * Hkv, d)
         if cfg.qk_norm:
             q = F.rms_norm(qkv[:, :, :Hq], (d,), a.q_norm.weight, cfg.norm_eps)
             k = F.rms_norm(qkv[:, :, Hq:Hq + Hkv], (d,), a.k_norm.weight, cfg.norm_eps)
@@ -167,7 +160,7 @@ class FastDecoder:
             x, h, *hs = self.add_norm(x, attn_out, block.ffn_norm, scaled=experts)
         else:
             x = x + attn_out
-            h = norm(block.ffn_norm, x)
+            h = block.ffn_norm.one_op(x)
         if cfg.ffn == "dense":
             y = block.mlp(h)  # [B, 1, D]
         elif experts:  # the k weighted expert outputs, summed by add_norm
