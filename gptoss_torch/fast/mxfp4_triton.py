@@ -39,14 +39,6 @@ if triton is not None:
     INPUT_SCALE = tl.constexpr(18446744073709551616.0)  # 2^64
 
     @triton.jit
-    def _e2m1_scaled(code):
-        """E2M1 code (0..15) -> its value * 2^-14, by bit manipulation: the two exponent bits and the mantissa bit
-        dropped into a float16's low exponent and top mantissa bits make 2^(e-15) (1 + m/2), and e = 0 lands on the
-        float16 subnormals m * 2^-15 (0 and 0.5, scaled alike); bit 3 is the sign. Exact, no exp2, no table."""
-        bits = ((code & 7) << 9) | ((code & 8) << 12)
-        return bits.to(tl.int16).to(tl.float16, bitcast=True).to(tl.float32)
-
-    @triton.jit
     def _swiglu_oss(gate, lin, alpha, limit):
         """gpt-oss's clamped SwiGLU: min(g, limit) * sigmoid(alpha g) * (clip(l, -limit, limit) + 1)."""
         gate = tl.minimum(gate, limit)
@@ -208,7 +200,7 @@ if triton is not None:
         code = tl.where(cols[None, :] % 2 == 0, byte & 15, byte >> 4)  # [BR, BC]
         s = tl.load(scales_ptr + rows[:, None] * stride_sr + cols[None, :] // 32, mask=m, other=127).to(tl.int32)
         factor = tl.where(s == 0, 1 << 22, s << 23).to(tl.float32, bitcast=True)  # 2^(s-127)
-        w = _e2m1_scaled(code) * 16384.0 * factor  # 2^14 undone first
+        w = _e2m1_f32(code, 22, 28) * 8.507059173023462e37 * factor  # E2M1 * 2^(s-127): 2^126 first, exact
         tl.store(out_ptr + rows[:, None] * stride_or + cols[None, :], w.to(out_ptr.dtype.element_ty), mask=m)
 
     @triton.jit
