@@ -37,6 +37,7 @@ if triton is not None:
     # the matvec's inputs are scaled by this so that their products with E2M1 * 2^-126 stay normal floats; a decode
     # step's add + norm kernel (fast/norm_triton.py) writes its output so scaled for the up kernel (x_scaled)
     INPUT_SCALE = tl.constexpr(18446744073709551616.0)  # 2^64
+    E2M1_UNSCALE = tl.constexpr(8.507059173023462e37)  # 2^126: undoes the 2^-126 of _e2m1_f32's values
 
     @triton.jit
     def _swiglu_oss(gate, lin, alpha, limit):
@@ -200,7 +201,7 @@ if triton is not None:
         code = tl.where(cols[None, :] % 2 == 0, byte & 15, byte >> 4)  # [BR, BC]
         s = tl.load(scales_ptr + rows[:, None] * stride_sr + cols[None, :] // 32, mask=m, other=127).to(tl.int32)
         factor = tl.where(s == 0, 1 << 22, s << 23).to(tl.float32, bitcast=True)  # 2^(s-127)
-        w = _e2m1_f32(code, 22, 28) * 8.507059173023462e37 * factor  # E2M1 * 2^(s-127): 2^126 first, exact
+        w = _e2m1_f32(code, 22, 28) * E2M1_UNSCALE * factor  # E2M1 * 2^(s-127): 2^126 first, exact
         tl.store(out_ptr + rows[:, None] * stride_or + cols[None, :], w.to(out_ptr.dtype.element_ty), mask=m)
 
     @triton.jit
@@ -249,8 +250,8 @@ if triton is not None:
                     byte = tl.load(b_at, mask=rmask[:, None, None] & gmask[None, :, None], other=0).to(tl.int32)
                     s = tl.load(s_at, mask=rmask[:, None] & gmask[None, :], other=127).to(tl.int32)
                 factor = tl.where(s == 0, 1 << 22, s << 23).to(tl.float32, bitcast=True)[:, :, None]  # 2^(s-127)
-                lo = _e2m1_f32(byte, 22, 28) * 8.507059173023462e37 * factor  # E2M1 * 2^(s-127), exact
-                hi = _e2m1_f32(byte, 18, 24) * 8.507059173023462e37 * factor
+                lo = _e2m1_f32(byte, 22, 28) * E2M1_UNSCALE * factor  # E2M1 * 2^(s-127), exact
+                hi = _e2m1_f32(byte, 18, 24) * E2M1_UNSCALE * factor
                 w = tl.reshape(tl.join(lo, hi), [BLOCK_N, BLOCK_G * 32])  # [BN, BK]: column 2j + b
                 if IEEE:
                     xs, ws = x.to(tl.float32), w
