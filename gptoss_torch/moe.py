@@ -38,6 +38,15 @@ class ExpertProjection(nn.Module):
             return mxfp4_decode(self.blocks[ids], self.scales[ids], dtype)
         return self.weight[ids].to(dtype)
 
+    def all_matrices(self, dtype):
+        """Every expert's float matrix [E, out, in] (packed: rows of all experts decoded together, in one launch where
+        gptoss_torch.fast.mxfp4_triton.enable set `self.dequantize`)."""
+        if not self.packed:
+            return self.weight.to(dtype)
+        E, rows, cols = self.shape
+        blocks, scales = self.blocks.reshape(E * rows, cols // 32, 16), self.scales.reshape(E * rows, cols // 32)
+        return (self.dequantize or mxfp4_decode)(blocks, scales, dtype).view(E, rows, cols)  # [E, out, in]
+
     def matrix(self, e, dtype):
         """Expert e's float matrix [out, in] (through `self.dequantize`, a one-launch kernel, where
         gptoss_torch.fast.mxfp4_triton.enable set one)."""

@@ -118,10 +118,11 @@ class HostReads(TorchFunctionMode):
         return func(*args, **(kwargs or {}))
 
 
-def count_prompt(n_layers, T, kernels, monkeypatch):
+def count_prompt(n_layers, T, kernels, monkeypatch, prefill_moe="triton"):
     """Kernels a T-token prompt dispatches into a cache (and, as .host_reads, its reads of tensor values on the
     host): with `kernels` the prompt kernels (grouped MoE, flash attention, routing: stand-ins counted as one
-    launch each), else the plain per-expert path."""
+    launch each; with prefill_moe="grouped_mm" the MoE on torch's grouped product, run for real), else the plain
+    per-expert path."""
     cfg = gptoss_np.scale_down(gptoss_np.get_config("gpt-oss-20b"), n_layers=n_layers)
     model = Model.from_numpy(cfg, gptoss_np.init_weights(cfg, seed=1), dtype=torch.bfloat16)
     counter = OpCounter()
@@ -134,7 +135,12 @@ def count_prompt(n_layers, T, kernels, monkeypatch):
             with counter.kernel("triton prefill_attention"):
                 return torch.zeros_like(q)
 
+        def dequantize(blocks, scales, dtype):
+            with counter.kernel("triton mxfp4_dequantize"):
+                return torch.zeros(blocks.shape[0], blocks.shape[1] * 32, dtype=dtype)
+
         monkeypatch.setattr(mxfp4_triton, "available", lambda device: True)
+        monkeypatch.setattr(mxfp4_triton, "mxfp4_dequantize", dequantize)
         monkeypatch.setattr(attention_triton, "available", lambda device: True)
         monkeypatch.setattr(mxfp4_triton, "mxfp4_grouped", grouped)
         monkeypatch.setattr(mxfp4_triton, "route_topk_softmax", route_stand_in(counter))
@@ -145,8 +151,8 @@ def count_prompt(n_layers, T, kernels, monkeypatch):
         monkeypatch.setattr(attention_triton, "prefill_attention_triton", attend)
         monkeypatch.setattr(rope_cache_triton, "apply_rope_triton", rope)
         from gptoss_torch.fast import enable
-        assert enable(model, prefill=True) == {"mxfp4": True, "prefill moe": True, "prefill attention": True,
-                                               "prefill norms": True}
+        assert enable(model, prefill=True, prefill_moe=prefill_moe) == {
+            "mxfp4": True, "prefill moe": True, "prefill attention": True, "prefill norms": True}
     cache = model.new_cache(64)
     tokens, pos = (torch.arange(T) * 7 % cfg.vocab_size)[None], torch.arange(T)
     reads = HostReads()
@@ -173,3 +179,16 @@ def test_a_prompt_through_the_prompt_kernels_launches_a_fixed_number_of_kernels(
     plain = {T: count_prompt(2, T, False, monkeypatch) for T in (4, 40)}
     assert plain[40].total() > plain[4].total() + 2 * 24, plain  # more experts hit, ~24 more launches each
     assert plain[40].host_reads == 2  # control: the per-expert path reads its counts back once a layer
+
+
+def test_a_prompt_through_the_grouped_product_launches_a_fixed_number_of_kernels(monkeypatch):
+    """The prompt's MoE on torch's grouped matrix multiply (fast/moe_grouped.py, run for real here) instead of the
+    Triton grouped kernel: again the same launches a layer for any prompt length, no loop over experts and nothing
+    read back on the host."""
+    per_layer = {}
+    for T in (20, 40):
+        four, two = (count_prompt(n, T, True, monkeypatch, prefill_moe="grouped_mm") for n in (4, 2))
+        per_layer[T] = (four.total() - two.total()) / 2
+        assert four.ops["aten._grouped_mm"] == 2 * 4 and "triton mxfp4_grouped" not in four.ops, four.ops
+        assert four.host_reads == two.host_reads == 0
+    assert per_layer[20] == per_layer[40] <= PROMPT_BOUND, per_layer  # 45 measured (the Triton kernel: 47)

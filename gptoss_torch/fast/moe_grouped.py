@@ -1,0 +1,75 @@
+"""A prompt's MoE on PyTorch's grouped matrix multiply (torch.nn.functional.grouped_mm): the (token, expert) pairs
+sorted by expert on the device, every expert's matrix decoded whole (MXFP4: one launch per projection where
+fast/mxfp4_triton is enabled), then one grouped product per projection in which each expert multiplies its own rows.
+No loop over experts and no host sync, so a prompt's launches do not grow with the experts it hits (the per-expert
+path in moe.py reads the counts back once a layer and launches about 24 kernels per expert hit); the products are
+the vendor's grouped GEMM. The price is memory: a projection's experts decoded at once (gpt-oss-20b, bfloat16:
+1.06 GB for the up projection), freed before the next.
+
+Opt-in beside the Triton grouped kernel (fast/mxfp4_triton.grouped_moe, which decodes in registers and needs no
+decoded copy): gptoss_torch.fast.enable(model, prefill=True, prefill_moe="grouped_mm"). Same result as moe.py's
+paths to rounding (tests/test_moe_grouped.py).
+"""
+
+import torch
+import torch.nn.functional as F
+
+from ..ffn import activate
+from ..routers import route
+
+
+def grouped_mm_op():
+    """PyTorch's grouped matrix multiply (public as F.grouped_mm in recent releases, torch._grouped_mm before), or
+    None where this torch has neither."""
+    return getattr(F, "grouped_mm", None) or getattr(torch, "_grouped_mm", None)
+
+
+def available(device, dtype):
+    """The grouped product runs here: on CUDA in bfloat16 (what its kernels take), on a CPU in float32 or bfloat16."""
+    if grouped_mm_op() is None:
+        return False
+    if torch.device(device).type == "cuda":
+        return dtype == torch.bfloat16
+    return dtype in (torch.float32, torch.bfloat16)
+
+
+def moe_grouped_mm(x, cfg, chosen, weights, up, down):
+    """y_t = sum_r w_tr * expert_{e_tr}(x_t) with each projection one grouped product over the pairs sorted by expert:
+    x [N, D], chosen / weights [N, k] -> y [N, D]. The pairs are put back in token order before the weighted sum over
+    k (no atomic adds: the same sum, in the same order, as moe_gathered)."""
+    N, k = chosen.shape
+    mm = grouped_mm_op()
+    flat = chosen.reshape(-1)  # [N*k]: pair p is token p // k
+    order = torch.argsort(flat, stable=True)  # [N*k] pairs grouped by expert
+    ends = torch.bincount(flat, minlength=up.shape[0]).cumsum(0).to(torch.int32)  # [E]: each expert's last row + 1
+    e_sorted = flat[order]  # [N*k]
+    h = mm(x[order // k], up.all_matrices(x.dtype).transpose(1, 2), offs=ends)  # [N*k, D] -> [N*k, F or 2F]
+    if up.bias is not None:
+        h = h + up.bias[e_sorted].to(h.dtype)
+    out = mm(activate(h, cfg), down.all_matrices(x.dtype).transpose(1, 2), offs=ends)  # [N*k, D]
+    if down.bias is not None:
+        out = out + down.bias[e_sorted].to(out.dtype)
+    pairs = torch.empty_like(out).index_copy_(0, order, out)  # [N*k, D], back in pair order
+    return (pairs.view(N, k, -1) * weights[..., None].to(out.dtype)).sum(1)  # [N, D]
+
+
+def grouped_mm_moe(x, logits, cfg, up, down):
+    """MoE.grouped's signature: router logits in, (y [N, D], experts [N, k], weights [N, k]) out."""
+    chosen, weights = route(logits, cfg)
+    return moe_grouped_mm(x, cfg, chosen, weights, up, down), chosen, weights
+
+
+def enable(model, on=True):
+    """Give the model's MoE layers the grouped-product path for prompts where it runs (available: the device and the
+    model's dtype), replacing the Triton grouped kernel if that was set; on=False takes it away -> whether enabled."""
+    on = on and available(model.device, model.dtype) and model.cfg.n_experts > 0
+    for block in model.layers:
+        if hasattr(block.mlp, "grouped"):
+            ex = block.mlp.experts
+            block.mlp.grouped = ((lambda x, logits, up=ex.up, down=ex.down: grouped_mm_moe(x, logits, model.cfg, up,
+                                                                                           down))
+                                 if on else None)
+    return on
+
+
+__all__ = ["available", "enable", "grouped_mm_moe", "grouped_mm_op", "moe_grouped_mm"]

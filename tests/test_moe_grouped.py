@@ -1,0 +1,68 @@
+"""A prompt's MoE on PyTorch's grouped matrix multiply (gptoss_torch/fast/moe_grouped.py) against the gathered path
+in float64 (one batched product per pair, no grouping): packed MXFP4 and float experts, with and without biases, an
+expert no pair chose; inside the model, where gptoss_torch.fast.enable(model, prefill=True, prefill_moe="grouped_mm")
+puts it, against the plain forward; and what enable refuses."""
+
+import pytest
+import torch
+
+import gptoss_np
+from gptoss_np import get_config, scale_down
+from gptoss_torch.fast import enable, moe_grouped
+from gptoss_torch.model import Model
+from gptoss_torch.moe import moe_gathered
+
+# 08-moe: float experts, SwiGLU, no biases; 09-mxfp4: packed experts; gpt-oss-20b: packed, biases, clamped SwiGLU;
+# qwen3-30b-a3b: 8 of 128 experts
+NAMES = ["08-moe", "09-mxfp4", "gpt-oss-20b", "qwen3-30b-a3b"]
+
+
+def twin(name, dtype, seed=3):
+    cfg = scale_down(get_config(name))
+    return Model.from_numpy(cfg, gptoss_np.init_weights(cfg, seed=seed), dtype=dtype)
+
+
+@pytest.mark.parametrize("dtype, tol", [(torch.float32, 1e-5), (torch.bfloat16, 2e-2)], ids=["float32", "bf16"])
+@pytest.mark.parametrize("name", NAMES)
+def test_grouped_product_equals_the_gathered_path(name, dtype, tol):
+    model, ref = twin(name, dtype), twin(name, torch.float64)
+    cfg = model.cfg
+    E, k, N = cfg.n_experts, cfg.top_k, 37
+    g = torch.Generator().manual_seed(5)
+    chosen = torch.stack([torch.randperm(E - 1, generator=g)[:k] for _ in range(N)])  # [N, k]
+    chosen[chosen >= 2] += 1  # expert 2 gets no pair: an empty group
+    weights = torch.rand(N, k, generator=g, dtype=torch.float64)
+    x = torch.randn(N, cfg.d_model, generator=g, dtype=torch.float64)
+    for i in (0, cfg.n_layers - 1):
+        ex, ex64 = model.layers[i].mlp.experts, ref.layers[i].mlp.experts
+        y = moe_grouped.moe_grouped_mm(x.to(dtype), cfg, chosen, weights.to(dtype), ex.up, ex.down)
+        want = moe_gathered(x, cfg, chosen, weights, ex64.up, ex64.down)
+        assert y.shape == (N, cfg.d_model) and y.dtype == dtype
+        err = ((y.double() - want).abs().max() / want.abs().max()).item()
+        assert err < tol, (name, i, err)
+
+
+@pytest.mark.parametrize("name", ["09-mxfp4", "gpt-oss-20b"])
+def test_the_model_with_the_grouped_product_equals_the_plain_forward(name, monkeypatch):
+    plain, fast = twin(name, torch.float32), twin(name, torch.float32)
+    calls = []
+    real = moe_grouped.moe_grouped_mm
+    monkeypatch.setattr(moe_grouped, "moe_grouped_mm", lambda *a: calls.append(a[0].shape[0]) or real(*a))
+    assert enable(fast, prefill=True, prefill_moe="grouped_mm")["prefill moe"]
+    tokens = torch.arange(40) * 13 % plain.cfg.vocab_size  # 40 x 4 pairs: past the few-token paths
+    want, got = plain(tokens), fast(tokens)
+    assert calls == [40] * plain.cfg.n_layers  # every layer's MoE took it
+    assert ((got - want).abs().max() / want.abs().max()).item() < 1e-5
+    assert not enable(fast, prefill=False, prefill_moe="grouped_mm")["prefill moe"]  # and off again
+    assert all(b.mlp.grouped is None for b in fast.layers)
+
+
+def test_enable_refuses_what_it_cannot_run():
+    with pytest.raises(ValueError, match="prefill_moe: expected 'triton' or 'grouped_mm', got 'cutlass'"):
+        enable(twin("gpt-oss-20b", torch.float32), prefill=True, prefill_moe="cutlass")
+    # float64 has no grouped product; a dense model has no experts: nothing is set, enable says so
+    for model in (twin("gpt-oss-20b", torch.float64), twin("07-sinks", torch.float32)):
+        assert not enable(model, prefill=True, prefill_moe="grouped_mm")["prefill moe"]
+        assert all(getattr(b.mlp, "grouped", None) is None for b in model.layers)
+    assert not moe_grouped.available("cuda", torch.float32)  # its CUDA kernels take bfloat16 only
+    assert moe_grouped.available("cpu", torch.float32) == (moe_grouped.grouped_mm_op() is not None)
