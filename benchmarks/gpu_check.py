@@ -445,6 +445,12 @@ def tiny_checks(rep, device):
             results[f"two prompts into a cache ({on})"] = attempt(
                 rep, f"tiny {name}", "prompt kernels into a cache",
                 lambda: torch.cat([m2(toks[:17], cache=cache2), m2(toks[17:], cache=cache2)]), device)
+            from gptoss_torch.fast import moe_grouped
+            if moe_grouped.available(device, dtype):  # the other candidate: the MoE on torch's grouped product
+                m3 = Model.from_numpy(cfg, w, device, dtype)
+                enable_fast(m3, prefill=True, prefill_moe="grouped_mm")
+                results["full forward (MoE on torch's grouped product, prompt attention)"] = attempt(
+                    rep, f"tiny {name}", "MoE on torch's grouped product", lambda: m3(toks), device)
             results = {k: v for k, v in results.items() if v is not None}
         cache = m.new_cache(32)
         results["token by token"] = torch.cat([m(toks[i:i + 1], cache=cache) for i in range(len(toks))])
@@ -488,15 +494,19 @@ def tiny_checks(rep, device):
             pos, fast = torch.tensor([5], device=device), FastDecoder(m, 32)
             prompt_pos = torch.arange(6, 6 + 20, device=device)
 
-            def prompt_step():  # a 20-token prompt (80 pairs: past the decode kernel's few) with the prompt kernels
-                enable_fast(m, prefill=True)
+            def prompt_step(moe):  # a 20-token prompt (80 pairs: past the decode kernel's few), prompt kernels
+                enable_fast(m, prefill=True, prefill_moe=moe)
                 try:
                     m.run(toks[:20][None], prompt_pos, cache)
                 finally:
-                    enable_fast(m)
-            for label, step in (("Model.run", lambda: m.run(toks[5:6][None], pos, cache)),
-                                ("FastDecoder.step", lambda: fast.step(toks[5:6][None], pos, cache)),
-                                ("a prompt through the prompt kernels", prompt_step)):
+                    enable_fast(m, prefill_moe=moe)
+            steps = [("Model.run", lambda: m.run(toks[5:6][None], pos, cache)),
+                     ("FastDecoder.step", lambda: fast.step(toks[5:6][None], pos, cache)),
+                     ("a prompt through the prompt kernels", lambda: prompt_step("triton"))]
+            from gptoss_torch.fast import moe_grouped
+            if moe_grouped.available(device, dtype):
+                steps.append(("a prompt with the MoE on torch's grouped product", lambda: prompt_step("grouped_mm")))
+            for label, step in steps:
                 torch.cuda.set_sync_debug_mode("error")
                 try:
                     step()

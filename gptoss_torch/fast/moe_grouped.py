@@ -41,7 +41,9 @@ def moe_grouped_mm(x, cfg, chosen, weights, up, down):
     mm = grouped_mm_op()
     flat = chosen.reshape(-1)  # [N*k]: pair p is token p // k
     order = torch.argsort(flat, stable=True)  # [N*k] pairs grouped by expert
-    ends = torch.bincount(flat, minlength=up.shape[0]).cumsum(0).to(torch.int32)  # [E]: each expert's last row + 1
+    counts = torch.zeros(up.shape[0], dtype=torch.long, device=x.device).scatter_add_(0, flat, torch.ones_like(flat))
+    ends = counts.cumsum(0).to(torch.int32)  # [E]: each expert's last row + 1 (bincount would sync: it sizes its
+    # output by the largest id, read on the host)
     e_sorted = flat[order]  # [N*k]
     h = mm(x[order // k], up.all_matrices(x.dtype).transpose(1, 2), offs=ends)  # [N*k, D] -> [N*k, F or 2F]
     if up.bias is not None:
