@@ -5,7 +5,8 @@ of the memory-bandwidth ceiling (bytes a token must read / measured device copy 
     python benchmarks/torch_bench.py --write-preset gpt-oss-20b --checkpoint /tmp/oss20b   # write it first
 
 On CUDA, decode replays one CUDA graph per token and MXFP4 experts go through the fused Triton matvec; with
---prompt-kernels a prompt goes through the grouped MoE and flash-attention kernels (not yet measured on a GPU).
+--prompt-kernels a prompt goes through the grouped MoE and flash-attention kernels (not yet measured on a GPU),
+its MoE on torch's grouped matrix multiply instead with --prompt-moe grouped_mm.
 """
 
 import argparse
@@ -71,6 +72,8 @@ def main():
     ap.add_argument("--no-graph", action="store_true")
     ap.add_argument("--no-triton", action="store_true")
     ap.add_argument("--prompt-kernels", action="store_true", help="the grouped MoE and flash attention for prompts")
+    ap.add_argument("--prompt-moe", choices=["triton", "grouped_mm"], default="triton",
+                    help="with --prompt-kernels: the prompt's MoE on the Triton grouped kernel or torch's grouped_mm")
     args = ap.parse_args()
     if args.write_preset:
         import gptoss_np
@@ -81,7 +84,7 @@ def main():
     device = model.device
     sync(device)
     load_s = time.perf_counter() - t0
-    fused = {} if args.no_triton else enable_fast(model, prefill=args.prompt_kernels)
+    fused = {} if args.no_triton else enable_fast(model, prefill=args.prompt_kernels, prefill_moe=args.prompt_moe)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     prompt = torch.randint(0, model.cfg.vocab_size, (args.prompt,), device=device)
