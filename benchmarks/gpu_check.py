@@ -706,12 +706,12 @@ def speed(rep, model, device, smoke, state):
     variants = [("experts dequantised by the kernel", True, False, "triton"),
                 ("experts decoded in torch", False, False, "triton")]
     from gptoss_torch.fast import moe_grouped
+    best = state.get("best_prompt_tiles", shipped_prompt)
     if moe_grouped.available(device, model.dtype):
         variants[:0] = [("MoE on torch's grouped product (each projection's experts dequantised whole)"
-                         + (", flash attention" if device.type == "cuda" else ""), True, shipped_prompt,
+                         + (f", flash attention {best[1]}" if device.type == "cuda" else ""), True, best,
                          "grouped_mm")]
     if prompt_kernels:
-        best = state.get("best_prompt_tiles", shipped_prompt)
         variants[:0] = [(f"prompt kernels (grouped MoE {best[0]}, flash attention {best[1]})", True, best,
                          "triton")] + (
             [(f"prompt kernels, shipped tiles ({shipped_prompt[0]}; {shipped_prompt[1]})", True, shipped_prompt,

@@ -1,9 +1,9 @@
 """A prompt's MoE on PyTorch's grouped matrix multiply (torch.nn.functional.grouped_mm): the (token, expert) pairs
 sorted by expert on the device, every expert's matrix decoded whole (MXFP4: one launch per projection where
 fast/mxfp4_triton is enabled), then one grouped product per projection in which each expert multiplies its own rows.
-No loop over experts and no host sync, so a prompt's launches do not grow with the experts it hits (the per-expert
-path in moe.py reads the counts back once a layer and launches about 24 kernels per expert hit); the products are
-the vendor's grouped GEMM. The price is memory: a projection's experts decoded at once (gpt-oss-20b, bfloat16:
+No loop over experts and nothing read back on the host, so a prompt's launches do not grow with the experts it hits
+(the per-expert path in moe.py reads the counts back once a layer and launches about 24 kernels per expert hit); the
+products are the vendor's grouped GEMM. The price is memory: a projection's experts decoded at once (gpt-oss-20b, bfloat16:
 1.06 GB for the up projection), freed before the next.
 
 Opt-in beside the Triton grouped kernel (fast/mxfp4_triton.grouped_moe, which decodes in registers and needs no
@@ -64,12 +64,12 @@ def grouped_mm_moe(x, logits, cfg, up, down):
 def enable(model, on=True):
     """Give the model's MoE layers the grouped-product path for prompts where it runs (available: the device and the
     model's dtype), replacing the Triton grouped kernel if that was set; on=False takes it away -> whether enabled."""
-    on = on and available(model.device, model.dtype) and model.cfg.n_experts > 0
+    cfg = model.cfg
+    on = on and available(model.device, model.dtype) and cfg.n_experts > 0
     for block in model.layers:
         if hasattr(block.mlp, "grouped"):
             ex = block.mlp.experts
-            block.mlp.grouped = ((lambda x, logits, up=ex.up, down=ex.down: grouped_mm_moe(x, logits, model.cfg, up,
-                                                                                           down))
+            block.mlp.grouped = ((lambda x, logits, up=ex.up, down=ex.down: grouped_mm_moe(x, logits, cfg, up, down))
                                  if on else None)
     return on
 
