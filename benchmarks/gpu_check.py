@@ -54,6 +54,7 @@ if "--smoke" in sys.argv:  # before anything imports Triton: the CPU rehearsal r
 import gptoss_np  # noqa: E402
 from gptoss_np.accounting import decode_bytes_per_token, weight_bytes  # noqa: E402
 from gptoss_torch.fast import enable as enable_fast  # noqa: E402
+from gptoss_torch.fast import moe_grouped  # noqa: E402
 from gptoss_torch.fast.cuda_graphs import GraphedDecoder  # noqa: E402
 from gptoss_torch.fast.decode import FastDecoder  # noqa: E402
 from gptoss_torch.fast.dispatch_count import count_ops  # noqa: E402
@@ -445,7 +446,6 @@ def tiny_checks(rep, device):
             results[f"two prompts into a cache ({on})"] = attempt(
                 rep, f"tiny {name}", "prompt kernels into a cache",
                 lambda: torch.cat([m2(toks[:17], cache=cache2), m2(toks[17:], cache=cache2)]), device)
-            from gptoss_torch.fast import moe_grouped
             if moe_grouped.available(device, dtype):  # the other candidate: the MoE on torch's grouped product
                 m3 = Model.from_numpy(cfg, w, device, dtype)
                 enable_fast(m3, prefill=True, prefill_moe="grouped_mm")
@@ -503,7 +503,6 @@ def tiny_checks(rep, device):
             steps = [("Model.run", lambda: m.run(toks[5:6][None], pos, cache)),
                      ("FastDecoder.step", lambda: fast.step(toks[5:6][None], pos, cache)),
                      ("a prompt through the prompt kernels", lambda: prompt_step("triton"))]
-            from gptoss_torch.fast import moe_grouped
             if moe_grouped.available(device, dtype):
                 steps.append(("a prompt with the MoE on torch's grouped product", lambda: prompt_step("grouped_mm")))
             for label, step in steps:
@@ -626,9 +625,8 @@ def set_prompt_kernels(model, on, moe="triton"):
     moe: the prompt's MoE on the Triton grouped kernel or on torch's grouped product ("grouped_mm")."""
     if model.device.type == "cuda":
         enable_fast(model, prefill=on, prefill_moe=moe)
-    elif moe == "grouped_mm":
-        from gptoss_torch.fast import moe_grouped
-        moe_grouped.enable(model, on)
+    else:
+        moe_grouped.enable(model, on and moe == "grouped_mm")
 
 
 def prompt_tiles(tiles=None):
@@ -705,7 +703,6 @@ def speed(rep, model, device, smoke, state):
     # (what, experts through the dequantisation kernel, prompt kernels' tiles or False, the prompt's MoE)
     variants = [("experts dequantised by the kernel", True, False, "triton"),
                 ("experts decoded in torch", False, False, "triton")]
-    from gptoss_torch.fast import moe_grouped
     best = state.get("best_prompt_tiles", shipped_prompt)
     if moe_grouped.available(device, model.dtype):
         variants[:0] = [("MoE on torch's grouped product (each projection's experts dequantised whole)"
@@ -737,8 +734,6 @@ def speed(rep, model, device, smoke, state):
                 torch.cuda.reset_peak_memory_stats()
             if rate is not None:
                 rep.add("speed", what, f"{rate:,.0f} tok/s", note)
-            if moe == "grouped_mm":
-                set_prompt_kernels(model, False, moe)
     set_prompt_kernels(model, False)  # decode's own prompt goes the measured way (the profile stage turns them on);
     # on CUDA that also gives the experts back the kernel dequantisation (on the CPU they never had it)
     rep.add("speed", "device copy bandwidth", f"{bw / 1e9:,.0f} GB/s")

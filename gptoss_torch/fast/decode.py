@@ -45,7 +45,7 @@ def _stacked(params):
                      and t.untyped_storage().data_ptr() == first.untyped_storage().data_ptr()
                      and t.data_ptr() == start)
         start += t.numel() * t.element_size()
-    if adjacent and first.is_contiguous():
+    if adjacent:
         return first.as_strided((rows, *first.shape[1:]), first.stride())  # [(Hq + 2 Hkv) d, ...]: a view
     whole = torch.cat([t.detach() for t in params])  # [(Hq + 2 Hkv) d, ...]
     start = 0
