@@ -4,7 +4,8 @@ this order:
 1. versions and the GPU;
 2. the Triton kernels against the pure-torch code: the MXFP4 matvec on odd shapes and gpt-oss-20b's real ones
    (2880 x 90 blocks, 5760 x 90 blocks), with and without its SwiGLU epilogue; the one-launch dequantisation bit for
-   bit at every code and scale; sweeps, each setting's output checked before it is timed by CUDA-graph replay: the
+   bit at every code and scale; sweeps, each setting's output checked before it is timed by CUDA-graph replay (on
+   inputs taken in turn from more bytes than the L2 holds, as the model reads them from memory): the
    matvec's tiles for the up and the down projection (the down one also split-K), the decode attention's settings
    (one program per kv head or split over programs; tensor cores or elementwise), and the prompt kernels' tiles
    (grouped MoE in both orientations, flash attention), whose best the later timings take;
@@ -164,6 +165,31 @@ def gpu_time(device, fn, reps=20):
     return (time.perf_counter() - t0) / (5 * reps)
 
 
+# more bytes than the H100's and H200's 50 MB L2: a kernel timed on inputs it read a moment ago is timed from the cache,
+# while in the model every layer reads its own weights and KV cache from memory (about 150 MB of other weights pass
+# between two reads of the same layer)
+L2_BYTES = 64 << 20
+
+
+def cold_copies(device, tensors):
+    """[tensors, copy, copy, ...]: on CUDA as many copies as make more than L2_BYTES together, so that timed calls
+    that take them in turn read each from memory, as the model does (one on the CPU)."""
+    size = sum(t.numel() * t.element_size() for t in tensors)
+    n = -(-L2_BYTES // size) if device.type == "cuda" else 1
+    return [tuple(tensors)] + [tuple(t.clone() for t in tensors) for _ in range(n - 1)]
+
+
+class InTurn:
+    """Inputs taken from a list in turn, each next() the following one; `last` is the index of the latest."""
+
+    def __init__(self, items):
+        self.items, self.last = items, -1
+
+    def next(self):
+        self.last = (self.last + 1) % len(self.items)
+        return self.items[self.last]
+
+
 def kernel_check(rep, device, smoke, state):
     from gptoss_torch.fast import mxfp4_triton
     if not mxfp4_triton.available(device):
@@ -212,14 +238,17 @@ def kernel_check(rep, device, smoke, state):
                 "bit-equal" if same else "differs", "mxfp4_decode", same)
     # tile sweep on the two real shapes, 4 routed experts, as a decode step calls them (up: the add + norm kernel's
     # float32 copy of the bf16 input times 2^64, SwiGLU epilogue, output times 2^64; down: that output, bias and router
-    # weight): packed bytes read per second, kernel time from graph replays
+    # weight): packed bytes read per second, kernel time from graph replays. Each call routes the next 4 experts of the
+    # 32 (8 disjoint sets, 282 MB of up projections), so that the weights come from memory as in the model: runs 1 to
+    # 3 routed the same 4 every call, 35 MB that the 50 MB L2 can partly hold (1,226 GB/s there, while the profiled
+    # decode step ran it at ~600 GB/s)
     tiles = [mxfp4_triton.TILE_UP] if smoke else MATVEC_TILES
     best = {}
     for proj, R in (("up", 64 if smoke else 5760), ("down", 32 if smoke else 2880)):
         E, G, n = (2, 90, 2) if smoke else (32, 90, 4)
         blocks = torch.randint(0, 256, (E, R, G, 16), dtype=torch.uint8, device=device, generator=g)
         scales = torch.randint(118, 130, (E, R, G), dtype=torch.uint8, device=device, generator=g)
-        ids = torch.arange(n, device=device) % E
+        routed = InTurn([torch.arange(i * n, (i + 1) * n, device=device) % E for i in range(max(E // n, 1))])
         bias, w = torch.randn(E, R, device=device, generator=g).bfloat16(), torch.rand(n, device=device, generator=g)
         if proj == "up":
             x = torch.randn(1, G * 32, device=device, generator=g).bfloat16().float() * 2.0 ** 64
@@ -229,16 +258,16 @@ def kernel_check(rep, device, smoke, state):
             kw = dict(bias=bias, weights=w, x_scaled=True)
         default = mxfp4_triton.TILE_UP if proj == "up" else mxfp4_triton.TILE_DOWN
 
-        def call(tile):
-            return mxfp4_triton.mxfp4_matvec(blocks, scales, ids, x, tile=tile, **kw)
+        def call(tile, ids=None):
+            return mxfp4_triton.mxfp4_matvec(blocks, scales, routed.next() if ids is None else ids, x, tile=tile, **kw)
 
         def summed(out):  # the pairs' outputs, split-K parts summed
             return out.view(n, -1, out.shape[-1]).sum(1)
-        want = summed(call(default)).double()
+        wants = [summed(call(default, ids)).double() for ids in routed.items]  # each set's, by the default tile
         times = sweep(rep, device, f"matvec {proj} tiles (rows, blocks, stages, warps[, splits]), {n} x {R} x {G}",
                       [default] + [t for t in tiles + (DOWN_SPLIT_TILES[:1 if smoke else None] if proj == "down"
                                                        else []) if t != default],
-                      call, lambda out: rel_err(summed(out), want) <= 1e-5,
+                      call, lambda out: rel_err(summed(out), wants[routed.last]) <= 1e-5,
                       lambda t: f"{n * R * G * 17 / t / 1e9:,.0f} GB/s", reps=20)  # 16 bytes + 1 scale a block
         best[proj] = min(times, key=times.get) if times else default
     state["best_tiles"] = best
@@ -254,7 +283,8 @@ def kernel_check(rep, device, smoke, state):
     # decode attention, gpt-oss-20b's heads (64 q / 8 kv, d = 64) in bf16: a full layer of 4096 slots and a sliding
     # ring of 128, one program per kv head (slots a loop step) or split over programs of `split` slots; products on
     # the tensor cores (the default) or elementwise (runs 1 to 3); kernel time from graph replays. Triton's CPU
-    # interpreter multiplies bf16 matrices wrongly: there float16 stands in on the tensor-core path
+    # interpreter multiplies bf16 matrices wrongly: there float16 stands in on the tensor-core path. The timed calls
+    # take KV caches in turn (cold_copies), as each layer of the model reads its own from memory
     ring_slots = 16 if smoke else 128
     if smoke:
         cases = [(64, None, 40, 0, 32, mma) for mma in (True, False)] + [(64, None, 40, 16, 16, True),
@@ -276,11 +306,14 @@ def kernel_check(rep, device, smoke, state):
         sinks, pos = torch.randn(64, device=device, generator=g), torch.tensor([p], device=device)
         ref = decode_attention(q.double(), k.double(), v.double(), attention_mask(pos, kpos, window), sinks.double())
 
-        def call():
-            return decode_attention_triton(q, k, v, kpos, pos, window, sinks, ring=window is not None,
+        caches = InTurn(cold_copies(device, (k, v)))
+
+        def call(kv=None):
+            kk, vv = kv or caches.next()
+            return decode_attention_triton(q, kk, vv, kpos, pos, window, sinks, ring=window is not None,
                                            block_s=block_s, split_slots=split, mma=mma)
-        err = rel_err(call(), ref)
-        us = gpu_time(device, call) * 1e6
+        err = rel_err(call((k, v)), ref)
+        us = gpu_time(device, call, reps=max(20, len(caches.items))) * 1e6
         if err < 8e-3:  # a setting that fails its check is never the one the decode timings take
             times[window is not None, split, block_s, mma] = us
         how = f"split {split}" if split else f"one program per kv head, {block_s} a step"

@@ -70,6 +70,27 @@ def test_a_failing_stage_is_a_row_and_the_run_goes_on(tmp_path, monkeypatch):
     assert text.count("the time budget of 0 s was spent") == 2 * 5 and "Checks that could not run" in text
 
 
+def test_timed_kernels_take_inputs_that_the_l2_cannot_hold(monkeypatch):
+    """On CUDA the sweeps' calls take their inputs in turn from copies that together exceed the L2 (the model reads
+    every layer's weights and KV cache from memory); each copy is its own storage, equal to the first; InTurn walks
+    them in order and names the one it gave last (the sweep checks a tile's output against that input's)."""
+    import types
+
+    import torch
+    spec = importlib.util.spec_from_file_location("gpu_check", os.path.join(ROOT, "benchmarks", "gpu_check.py"))
+    gc = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gc)
+    monkeypatch.setattr(gc, "L2_BYTES", 1000)
+    k, v = torch.randn(10, 5), torch.randn(10, 5)  # 400 bytes together -> 3 sets hold 1,200 > 1,000
+    sets = gc.cold_copies(types.SimpleNamespace(type="cuda"), (k, v))
+    assert len(sets) == 3 and sets[0][0] is k and sets[0][1] is v
+    assert len({t.data_ptr() for kv in sets for t in kv}) == 6
+    assert all(torch.equal(a, k) and torch.equal(b, v) for a, b in sets)
+    assert len(gc.cold_copies(torch.device("cpu"), (k, v))) == 1
+    turn = gc.InTurn(["a", "b", "c"])
+    assert [turn.next() for _ in range(4)] == ["a", "b", "c", "a"] and turn.last == 0
+
+
 def test_ncu_launcher_runs_every_kernel_on_the_cpu():
     """benchmarks/ncu_kernels.py --smoke: every launch Nsight Compute is meant to read runs (tiny shapes, Triton's
     interpreter), so the launcher cannot rot between GPU sessions."""
