@@ -271,13 +271,24 @@ def kernel_check(rep, device, smoke, state):
                       lambda t: f"{n * R * G * 17 / t / 1e9:,.0f} GB/s", reps=20)  # 16 bytes + 1 scale a block
         best[proj] = min(times, key=times.get) if times else default
     state["best_tiles"] = best
-    # dequantisation speed: one expert's up projection, bytes read + written per second
-    E, R, G = 1, 64 if smoke else 5760, 90
-    blocks = torch.randint(0, 256, (R, G, 16), dtype=torch.uint8, device=device, generator=g)
-    scales = torch.randint(118, 130, (R, G), dtype=torch.uint8, device=device, generator=g)
-    t = gpu_time(device, lambda: mxfp4_triton.mxfp4_dequantize(blocks, scales, torch.bfloat16))
-    rep.add("kernel", f"dequantize one {R} x {G * 32} expert to bf16",
-            f"{(R * G * 17 + R * G * 32 * 2) / t / 1e9:,.0f} GB/s read + written")
+    # the dequantisation's tiles on every expert of the up projection in one launch, as the grouped-product prefill
+    # decodes them (32 x 5760 rows: 282 MB read, 1.06 GB written in bf16), each tile's output equal to the default's
+    # (whose every code and scale was checked above); bytes read + written per second. The prefill timings take the
+    # best (runs 1 to 3: 1,411 GB/s on one expert, by the former kernel)
+    E, R, G = (2, 64, 90) if smoke else (32, 5760, 90)
+    blocks = torch.randint(0, 256, (E * R, G, 16), dtype=torch.uint8, device=device, generator=g)
+    scales = torch.randint(118, 130, (E * R, G), dtype=torch.uint8, device=device, generator=g)
+
+    def dequant(tile):
+        return mxfp4_triton.mxfp4_dequantize(blocks, scales, torch.bfloat16, tile=tile)
+    default = mxfp4_triton.DEQUANT_TILE
+    want = dequant(default)
+    times = sweep(rep, device, f"dequantize tiles (rows, blocks, warps), {E} x {R} x {G * 32} to bf16",
+                  [default] + [t for t in (DEQUANT_TILES[:1] if smoke else DEQUANT_TILES) if t != default], dequant,
+                  lambda out: torch.equal(out, want), lambda t: f"{E * R * G * (17 + 64) / t / 1e9:,.0f} GB/s read "
+                                                            "+ written", reps=5)
+    state["best_dequant"] = min(times, key=times.get) if times else default
+    del want
     from gptoss_torch.attention import attention_mask, decode_attention
     from gptoss_torch.fast.attention_triton import decode_attention_triton
     # decode attention, gpt-oss-20b's heads (64 q / 8 kv, d = 64) in bf16: a full layer of 4096 slots and a sliding
@@ -343,6 +354,8 @@ MATVEC_TILES = [(16, 4, 3, 1), (8, 4, 3, 1), (8, 8, 3, 1), (16, 8, 3, 1), (16, 2
 # the down projection's split-K tiles (rows, blocks, stages, warps, splits): its 2880 rows make half the programs of
 # the up projection's 5760, too few to keep the H200 busy at batch 1
 DOWN_SPLIT_TILES = [(16, 4, 3, 1, 2), (8, 4, 3, 1, 2), (16, 4, 3, 1, 3), (16, 2, 3, 1, 2), (32, 4, 3, 1, 2)]
+# the dequantisation's tiles (rows, 32-value blocks, warps); benchmarks/kernel_sass.py reads their machine code
+DEQUANT_TILES = [(64, 2, 4), (128, 2, 4), (64, 2, 2), (16, 8, 4), (16, 16, 4), (32, 8, 4), (128, 2, 8)]
 # tiles the prompt kernels' sweeps try: the grouped MoE's (pairs, rows, 32-value blocks, warps, stages, swap) and flash
 # attention's (queries, keys a step, warps, stages); the first of each is the shipped default
 GROUP_TILES = [(64, 64, 2, 4, 3, True), (64, 64, 2, 4, 3, False), (64, 128, 2, 4, 3, True),
@@ -719,6 +732,7 @@ def decode_rate(model, context, n_tokens, graphed, host_sync=True):
 
 
 def speed(rep, model, device, smoke, state):
+    from gptoss_torch.fast import mxfp4_triton
     cfg = model.cfg
     prompts, contexts, n_dec = ([16, 32], [8, 24], 3) if smoke else ([2048, 4096], [1024, 4096], 48)
     # the copy test's two buffers (2 GiB) come and go before the peak-memory count starts: the first H200 runs
@@ -734,7 +748,8 @@ def speed(rep, model, device, smoke, state):
     prompt_kernels = state.get("prompt_kernels", False)  # the grouped MoE and flash attention were enabled
     shipped_prompt = prompt_tiles()
     # (what, experts through the dequantisation kernel, prompt kernels' tiles or False, the prompt's MoE)
-    variants = [("experts dequantised by the kernel", True, False, "triton"),
+    mxfp4_triton.DEQUANT_TILE = state.get("best_dequant", mxfp4_triton.DEQUANT_TILE)  # every variant decodes by it
+    variants = [(f"experts dequantised by the kernel {mxfp4_triton.DEQUANT_TILE}", True, False, "triton"),
                 ("experts decoded in torch", False, False, "triton")]
     best = state.get("best_prompt_tiles", shipped_prompt)
     if moe_grouped.available(device, model.dtype):

@@ -7,13 +7,17 @@ weights are loaded, loop instructions per weight. Decode attention (G = 8 query 
 tensor-core kernels (HMMA) against the elementwise ones runs 1 to 3 measured, loop instructions per slot. The
 prompt's grouped MoE kernel in both orientations: whether the decoded weights feed the tensor cores from registers,
 and whether a multiply stays in flight while the next tile decodes (Triton 3.9 keeps one for W x^T; 3.6, what the
-H200 has, waits for each either way). For both, the bf16 loads in the loop that read 2 bytes a load.
+H200 has, waits for each either way). For both, the bf16 loads in the loop that read 2 bytes a load. The one-launch
+dequantisation (the prefill's float experts): whether it reads the blocks and writes the values 16 bytes at a time,
+and its instructions a value.
 
     python benchmarks/kernel_sass.py            # the tables
-    python benchmarks/kernel_sass.py --tiles    # the matvec at every tile gpu_check.py's sweep times
+    python benchmarks/kernel_sass.py --tiles    # the matvec and the dequantisation at every tile gpu_check.py's
+                                                # sweeps time
     python benchmarks/kernel_sass.py --check    # fail unless the weights come 16 bytes a load, the attention
                                                 # kernels use the tensor cores, the grouped kernel's weights go
-                                                # from registers, no loop reads bf16 2 bytes a load, nothing
+                                                # from registers, no loop reads bf16 2 bytes a load, the
+                                                # dequantisation reads and writes 16 bytes at a time, nothing
                                                 # spills (tests/test_triton_compile.py)
 """
 
@@ -192,6 +196,21 @@ def grouped_sass(tile, up=True):
     return sass_of_launch(mxfp4_triton, "_mxfp4_grouped_kernel", call)
 
 
+def dequant_sass(tile, dtype=torch.bfloat16, specialised=True):
+    """(SASS, registers, spilled bytes) of the one-launch dequantisation of every expert of gpt-oss-20b's up
+    projection (32 x 5760 rows, 90 blocks), as the grouped-product prefill calls it, tile = (rows, blocks, warps).
+    specialised=False: no argument known divisible by 16 (a control)."""
+    blocks, scales = torch.empty(32 * 5760, 90, 16, dtype=torch.uint8), torch.empty(32 * 5760, 90, dtype=torch.uint8)
+    call = lambda: mxfp4_triton.mxfp4_dequantize(blocks, scales, dtype, tile=tile)  # noqa: E731
+    fn = mxfp4_triton._mxfp4_dequant_kernel
+    return sass_of_launch(mxfp4_triton, "_mxfp4_dequant_kernel", call, () if specialised else fn.arg_names)
+
+
+def instructions(code):
+    """Every instruction of a kernel (one 16-byte SASS instruction an address)."""
+    return len(re.findall(INSTRUCTION + r"[A-Z]", code))
+
+
 def prompt_attention_sass(tile):
     """(SASS, registers, spilled bytes) of the prompt's flash attention at gpt-oss-20b (bf16, sinks, a 2048-token
     prompt), launched by prefill_attention_triton, tile = (queries, keys a step, warps, stages)."""
@@ -254,6 +273,13 @@ def tile_table():
             code, regs, spilled = sass(tile, up)
             cells.append(f"{regs}, {spilled}, {matvec_per_weight(code, tile):.1f}")
         print(f"| {tuple(tile)} | {cells[0]} | {cells[1]} |")
+    from gpu_check import DEQUANT_TILES
+    print("\n# the dequantisation at gpu_check.py's tiles on sm_90 (bf16 out)\n")
+    print("| tile (rows, blocks, warps) | registers | spilled bytes | instructions a value |")
+    print("|---|---:|---:|---:|")
+    for tile in DEQUANT_TILES:
+        code, regs, spilled = dequant_sass(tile)
+        print(f"| {tuple(tile)} | {regs} | {spilled} | {instructions(code) / (tile[0] * tile[1] / tile[2]):.1f} |")
     return 0
 
 
@@ -325,6 +351,22 @@ def main(argv=None):
             assert local == 0, f"grouped {tile}: {local} bytes spilled"
             assert reg_a == bool(tile[5]), f"grouped {tile}: weights not fed as its orientation says"
             assert n and not narrow, f"grouped {tile}: {narrow} 2-byte loads a step"
+    print("\n# the one-launch dequantisation on sm_90 (every expert of the up projection, 32 x 5760 x 90 blocks)\n")
+    print("| tile (rows, blocks, warps) | output | registers | spilled bytes | 16-byte loads | 16-byte stores | "
+          "instructions | per value |")
+    print("|---|---|---:|---:|---|---|---:|---:|")
+    for dtype in (torch.bfloat16, torch.float32):
+        tile = mxfp4_triton.DEQUANT_TILE
+        code, regs, local = dequant_sass(tile, dtype)
+        wide_in, wide_out = bool(re.search(WIDE_LOAD, code)), bool(re.search(r"STG\.E\.128", code))
+        narrow_out = re.findall(r"STG\.E(\.U16|\.64)?\s", code)  # stores of under 16 bytes
+        n = instructions(code)
+        per_value = n / (tile[0] * tile[1] * 32 / (32 * tile[2]))  # values a thread writes
+        print(f"| {tuple(tile)} | {str(dtype)[6:]} | {regs} | {local} | {'yes' if wide_in else 'no'} | "
+              f"{'yes' if wide_out and not narrow_out else 'no'} | {n} | {per_value:.1f} |")
+        if args.check:
+            assert wide_in and wide_out and not narrow_out, f"dequantise {tile} {dtype}: not 16 bytes a load/store"
+            assert local == 0, f"dequantise {tile} {dtype}: {local} bytes spilled"
     print("\n# the prompt's flash attention on sm_90 (bf16, sinks, G = 8, d = 64)\n")
     print("| tile (queries, keys, warps, stages) | registers | spilled bytes | tensor-core multiplies | "
           "loop instructions |")
@@ -348,6 +390,10 @@ def main(argv=None):
         # a load (what the checks above catch); at run time the JIT sees d = 64 and specialises
         code, _, _ = attention_sass(False, True, unaligned=("sk_h", "sv_h"))
         assert narrow_loads(code) > 0, "the control read k and v 16 bytes a load"
+        # control: without them the dequantisation neither reads nor writes 16 bytes at a time
+        code, _, _ = dequant_sass(mxfp4_triton.DEQUANT_TILE, specialised=False)
+        assert not re.search(WIDE_LOAD, code) and not re.search(r"STG\.E\.128", code), \
+            "the dequantisation control was vectorised"
         print("\nvectorised, tensor cores, weights from registers, no spills")
     return 0
 

@@ -27,7 +27,7 @@ def test_gpu_check_smoke_runs_every_stage_on_the_cpu(tmp_path):
     assert "| build | held bytes = weight_bytes |" in text and "FAIL" not in text
     assert text.count("| kernel | matvec E=") == 4 and text.count("| kernel | matvec + SwiGLU E=") == 2
     assert "| kernel | matvec up tiles" in text and "| kernel | matvec down tiles" in text
-    assert text.count("| kernel | dequantize every code") == 2 and "| kernel | dequantize one" in text
+    assert text.count("| kernel | dequantize every code") == 2 and "| kernel | dequantize tiles" in text
     assert text.count("| kernel | decode attention") == 5 and "split 16, tensor cores | rel err" in text
     assert text.count("a step, elementwise | rel err") == 2
     assert "| kernel | attention for a full + a sliding layer" in text

@@ -142,7 +142,8 @@ for dt in (torch.float32, torch.bfloat16):
     assert torch.equal(mxfp4_dequantize(b[rows], s[rows], dt), mxfp4_decode(b[rows], s[rows], dt)), dt
     blocks = torch.randint(0, 256, (37, 7, 16), dtype=torch.uint8, generator=g)
     scales = torch.randint(110, 140, (37, 7), dtype=torch.uint8, generator=g)
-    assert torch.equal(mxfp4_dequantize(blocks, scales, dt), mxfp4_decode(blocks, scales, dt)), dt
+    for tile in (None, (16, 8, 4), (8, 4, 2)):  # the default, a tile of gpu_check's sweep, one past both edges
+        assert torch.equal(mxfp4_dequantize(blocks, scales, dt, tile=tile), mxfp4_decode(blocks, scales, dt)), tile
 
 # 6. the grouped kernel (a prompt's MoE): pairs grouped by expert on the device, every expert in one launch; float32
 #    in IEEE products, float16 on the tensor-core path (bf16 takes it on a GPU: the interpreter multiplies bf16

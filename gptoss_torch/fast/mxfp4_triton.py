@@ -56,6 +56,17 @@ if triton is not None:
             tl.float32, bitcast=True)
 
     @triton.jit
+    def _mxfp4_tile(byte, s):
+        """A tile of MXFP4 blocks as floats: byte [BR, BG, 16] (int32, the blocks' bytes), s [BR, BG] (int32 E8M0)
+        -> W [BR, BG * 32] float32, W[r, 32g + 2j + b] = E2M1(nibble b of byte j) * 2^(s - 127), exact: E2M1 * 2^-126
+        by bits (_e2m1_f32), times 2^126, times 2^(s - 127) made as float32 bits (s = 0: the subnormal 2^-127 =
+        mantissa bit 22; all in integers, as Triton types a float literal below 2^-126 as float64)."""
+        factor = tl.where(s == 0, 1 << 22, s << 23).to(tl.float32, bitcast=True)[:, :, None]  # [BR, BG, 1]
+        lo = _e2m1_f32(byte, 22, 28) * E2M1_UNSCALE * factor  # [BR, BG, 16]: the low nibbles, columns 2j
+        hi = _e2m1_f32(byte, 18, 24) * E2M1_UNSCALE * factor  # the high nibbles, columns 2j + 1
+        return tl.reshape(tl.join(lo, hi), [byte.shape[0], byte.shape[1] * 32])  # [BR, BG * 32]
+
+    @triton.jit
     def _e2m1_pair_f32(word, shift_mag: tl.constexpr, shift_sign: tl.constexpr):
         """Nibbles i and i + 4 of an int32 word (16 bits apart) decoded together -> (nibble i, nibble i + 4) as
         float32 values * 2^-126: one shift brings both magnitudes (bits b0..b2) to 6..8 and 22..24, another both
@@ -189,20 +200,23 @@ if triton is not None:
             tl.store(out_ptr + (n * SPLITS + j) * stride_on + rows, acc, mask=rmask)
 
     @triton.jit
-    def _mxfp4_dequant_kernel(blocks_ptr, scales_ptr, out_ptr, R, C, stride_br, stride_sr, stride_or,
-                              BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr):
-        """W[r, c] = E2M1(nibble c % 2 of byte c // 2 of row r) * 2^(s[r, c // 32] - 127), written in out's dtype:
-        one expert's float matrix for the prefill's matmuls, a tile of rows x columns a program (stores contiguous;
-        neighbouring columns share their byte through the cache)."""
+    def _mxfp4_dequant_kernel(blocks_ptr, scales_ptr, out_ptr, R, G, C, stride_br, stride_sr, stride_or,
+                              BLOCK_R: tl.constexpr, BLOCK_G: tl.constexpr):
+        """W[r, 32g + 2j + b] = E2M1(nibble b of byte j of block (r, g)) * 2^(s[r, g] - 127), written in out's dtype:
+        one expert's float matrix (or every expert's rows) for the prefill's matmuls, a tile of rows x 32-value
+        blocks a program: each block's 16 bytes and its scale read once (16 bytes a load), its 32 values decoded
+        together (_mxfp4_tile) and written 16 bytes a store. C = 32 G, the row length."""
         rows = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)  # [BR]
-        cols = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)  # [BC]
-        m = (rows < R)[:, None] & (cols < C)[None, :]
-        byte = tl.load(blocks_ptr + rows[:, None] * stride_br + cols[None, :] // 2, mask=m, other=0).to(tl.int32)
-        code = tl.where(cols[None, :] % 2 == 0, byte & 15, byte >> 4)  # [BR, BC]
-        s = tl.load(scales_ptr + rows[:, None] * stride_sr + cols[None, :] // 32, mask=m, other=127).to(tl.int32)
-        factor = tl.where(s == 0, 1 << 22, s << 23).to(tl.float32, bitcast=True)  # 2^(s-127)
-        w = _e2m1_f32(code, 22, 28) * E2M1_UNSCALE * factor  # E2M1 * 2^(s-127): 2^126 first, exact
-        tl.store(out_ptr + rows[:, None] * stride_or + cols[None, :], w.to(out_ptr.dtype.element_ty), mask=m)
+        gs = tl.program_id(1) * BLOCK_G + tl.arange(0, BLOCK_G)  # [BG]
+        cols = tl.program_id(1) * BLOCK_G * 32 + tl.arange(0, BLOCK_G * 32)  # [BG * 32]
+        jb = tl.arange(0, 16)
+        m = (rows < R)[:, None] & (gs < G)[None, :]  # [BR, BG]
+        byte = tl.load(blocks_ptr + rows[:, None, None] * stride_br + gs[None, :, None] * 16 + jb[None, None, :],
+                       mask=m[:, :, None], other=0).to(tl.int32)  # [BR, BG, 16]
+        s = tl.load(scales_ptr + rows[:, None] * stride_sr + gs[None, :], mask=m, other=127).to(tl.int32)
+        w = _mxfp4_tile(byte, s)  # [BR, BG * 32]
+        tl.store(out_ptr + rows[:, None] * stride_or + cols[None, :], w.to(out_ptr.dtype.element_ty),
+                 mask=(rows < R)[:, None] & (cols < C)[None, :])
 
     @triton.jit
     def _mxfp4_grouped_kernel(blocks_ptr, scales_ptr, slot_ptr, block_expert_ptr, x_ptr, bias_ptr, w_ptr, out_ptr,
@@ -249,10 +263,7 @@ if triton is not None:
                     x = tl.load(x_at, mask=(cols < G * 32)[None, :], other=0.0)
                     byte = tl.load(b_at, mask=rmask[:, None, None] & gmask[None, :, None], other=0).to(tl.int32)
                     s = tl.load(s_at, mask=rmask[:, None] & gmask[None, :], other=127).to(tl.int32)
-                factor = tl.where(s == 0, 1 << 22, s << 23).to(tl.float32, bitcast=True)[:, :, None]  # 2^(s-127)
-                lo = _e2m1_f32(byte, 22, 28) * E2M1_UNSCALE * factor  # E2M1 * 2^(s-127), exact
-                hi = _e2m1_f32(byte, 18, 24) * E2M1_UNSCALE * factor
-                w = tl.reshape(tl.join(lo, hi), [BLOCK_N, BLOCK_G * 32])  # [BN, BK]: column 2j + b
+                w = _mxfp4_tile(byte, s)  # [BN, BK]: column 2j + b
                 if IEEE:
                     xs, ws = x.to(tl.float32), w
                 elif FP16:
@@ -455,19 +466,29 @@ def grouped_moe(x, logits, up, down, cfg):
     return out.view(N, k, -1).sum(1).to(x.dtype), experts, weights
 
 
-def mxfp4_dequantize(blocks, scales, dtype):
-    """One expert's float matrix in one launch: blocks [R, G, 16] u8, scales [R, G] u8 -> [R, G*32] `dtype`, equal
-    to gptoss_torch.mxfp4.mxfp4_decode (the prefill's per-expert matmuls read it)."""
+# the dequantisation's tile: (rows, 32-value blocks, warps) a program: 64 x 2 blocks = 4,096 values on 4 warps, which
+# gpt-oss-20b's 2880 and 5760 rows and 90 blocks fill without a masked lane; 16-byte loads and stores, 11 instructions
+# a value in bf16 on sm_90 (the former kernel, columns a program: 1-byte loads, 22; benchmarks/kernel_sass.py), until
+# benchmarks/gpu_check.py's sweep on a GPU picks one
+DEQUANT_TILE = (64, 2, 4)
+
+
+def mxfp4_dequantize(blocks, scales, dtype, tile=None):
+    """One expert's float matrix (or every expert's rows) in one launch: blocks [R, G, 16] u8, scales [R, G] u8 ->
+    [R, G*32] `dtype`, equal to gptoss_torch.mxfp4.mxfp4_decode (the prefill's matmuls read it). tile: (rows,
+    32-value blocks, warps) a program, default DEQUANT_TILE."""
     check_packed(blocks, scales, experts=False)
     R, G, _ = blocks.shape
     if blocks.stride(-1) != 1 or blocks.stride(-2) != 16 or scales.stride(-1) != 1:
         blocks, scales = blocks.contiguous(), scales.contiguous()
     out = torch.empty(R, G * 32, dtype=dtype, device=blocks.device)
-    br, bc = 16, 256
-    _mxfp4_dequant_kernel[(triton.cdiv(R, br), triton.cdiv(G * 32, bc))](blocks, scales, out, R, G * 32,
-                                                                         blocks.stride(0), scales.stride(0),
-                                                                         out.stride(0), BLOCK_R=br, BLOCK_C=bc)
+    br, bg, warps = tile or DEQUANT_TILE
+    _mxfp4_dequant_kernel[(triton.cdiv(R, br), triton.cdiv(G, bg))](blocks, scales, out, R, G, G * 32,
+                                                                    blocks.stride(0), scales.stride(0),
+                                                                    out.stride(0), BLOCK_R=br, BLOCK_G=bg,
+                                                                    num_warps=warps)
     return out
+
 
 
 ROUTE_IN_UP = True  # gpt-oss's routing in the up kernel's prologue (one launch fewer a layer) instead of its own
