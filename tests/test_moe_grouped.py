@@ -66,3 +66,49 @@ def test_enable_refuses_what_it_cannot_run():
         assert all(getattr(b.mlp, "grouped", None) is None for b in model.layers)
     assert not moe_grouped.available("cuda", torch.float32)  # its CUDA kernels take bfloat16 only
     assert moe_grouped.available("cpu", torch.float32) == (moe_grouped.grouped_mm_op() is not None)
+
+
+def cuda_rules(a, b, offs):
+    """What PyTorch's CUDA grouped product checks of a 2d x 3d call before its sm90 kernel (GroupedMMUtils.h,
+    GroupedBlas.cpp at pytorch/pytorch main): bf16 a and b, 16-byte aligned; each matrix with one unit stride and the
+    other a multiple of 16 bytes, spanning its rows; int32 offsets, one a group of b; and (what the kernel reads) the
+    last offset ending a's rows -> the rules broken, by name (empty: none)."""
+    broken = []
+    for name, m in (("a", a), ("b", b)):
+        if m.dtype != torch.bfloat16:
+            broken.append(f"{name} is {m.dtype}")
+        if m.data_ptr() % 16:
+            broken.append(f"{name} not 16-byte aligned")
+        (s0, s1), (n0, n1), unit = m.stride()[-2:], m.shape[-2:], 16 // m.element_size()
+        if not ((s0 == 1 and s1 >= max(1, n0) and s1 % unit == 0) or (s1 == 1 and s0 >= max(1, n1) and s0 % unit == 0)):
+            broken.append(f"{name} strides {m.stride()}")
+    if offs.dtype != torch.int32 or offs.dim() != 1 or offs.shape[0] != b.shape[0]:
+        broken.append(f"offs {offs.dtype} {list(offs.shape)}")
+    elif int(offs[-1]) != a.shape[0]:
+        broken.append(f"offs end at {int(offs[-1])}, not at {a.shape[0]} rows")
+    return broken
+
+
+def test_the_operands_meet_the_cuda_kernels_rules(monkeypatch):
+    """On a GPU the grouped product refuses operands its TMA-fed kernel cannot read: the operands this path hands it
+    (gpt-oss-20b's MXFP4 experts decoded whole, bf16) meet those rules on the CPU, where torch does not check them;
+    a control breaks one."""
+    model = twin("gpt-oss-20b", torch.bfloat16)
+    cfg, real, seen = model.cfg, moe_grouped.grouped_mm_op(), []
+
+    def checked(a, b, offs):
+        seen.append(cuda_rules(a, b, offs))
+        return real(a, b, offs=offs)
+    monkeypatch.setattr(moe_grouped, "grouped_mm_op", lambda: checked)
+    g = torch.Generator().manual_seed(2)
+    chosen = torch.stack([torch.randperm(cfg.n_experts, generator=g)[:cfg.top_k] for _ in range(29)])
+    ex = model.layers[0].mlp.experts
+    moe_grouped.moe_grouped_mm(torch.randn(29, cfg.d_model).bfloat16(), cfg, chosen,
+                               torch.rand(29, cfg.top_k).bfloat16(), ex.up, ex.down)
+    assert seen == [[], []]  # up and down
+    # controls: rows of 36 bf16 values (72 bytes, not a multiple of 16), offsets in int64, offsets short of a's rows
+    a, offs = torch.zeros(6, 24, dtype=torch.bfloat16), torch.tensor([1, 2, 3, 6], dtype=torch.int32)
+    assert cuda_rules(a, torch.zeros(4, 24, 40, dtype=torch.bfloat16), offs) == []
+    assert cuda_rules(a, torch.zeros(4, 24, 36, dtype=torch.bfloat16), offs) == ["b strides (864, 36, 1)"]
+    assert cuda_rules(a, torch.zeros(4, 24, 40, dtype=torch.bfloat16), offs.long()) == ["offs torch.int64 [4]"]
+    assert cuda_rules(a, torch.zeros(4, 24, 40, dtype=torch.bfloat16), offs - 1) == ["offs end at 5, not at 6 rows"]

@@ -6,6 +6,11 @@ No loop over experts and nothing read back on the host, so a prompt's launches d
 products are the vendor's grouped GEMM. The price is memory: a projection's experts decoded at once (gpt-oss-20b, bfloat16:
 1.06 GB for the up projection), freed before the next.
 
+On CUDA, PyTorch runs the product on its sm90/sm100 grouped kernel (no host sync) only for bfloat16 operands, each
+16-byte aligned with one unit stride and the other a multiple of 16 bytes, and int32 offsets (its GroupedMMUtils.h and
+GroupedBlas.cpp; elsewhere it falls back to a loop of matmuls that reads the offsets back): the operands here meet
+those rules at gpt-oss-20b's shapes, which tests/test_moe_grouped.py checks on the CPU, where torch does not.
+
 Opt-in beside the Triton grouped kernel (fast/mxfp4_triton.grouped_moe, which decodes in registers and needs no
 decoded copy): gptoss_torch.fast.enable(model, prefill=True, prefill_moe="grouped_mm"). Same result as moe.py's
 paths to rounding (tests/test_moe_grouped.py).
