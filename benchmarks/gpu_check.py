@@ -288,7 +288,6 @@ def kernel_check(rep, device, smoke, state):
                   lambda out: torch.equal(out, want), lambda t: f"{E * R * G * (17 + 64) / t / 1e9:,.0f} GB/s read "
                                                             "+ written", reps=5)
     state["best_dequant"] = min(times, key=times.get) if times else default
-    del want
     from gptoss_torch.attention import attention_mask, decode_attention
     from gptoss_torch.fast.attention_triton import decode_attention_triton
     # decode attention, gpt-oss-20b's heads (64 q / 8 kv, d = 64) in bf16: a full layer of 4096 slots and a sliding

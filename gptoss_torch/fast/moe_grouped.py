@@ -3,8 +3,8 @@ sorted by expert on the device, every expert's matrix decoded whole (MXFP4: one 
 fast/mxfp4_triton is enabled), then one grouped product per projection in which each expert multiplies its own rows.
 No loop over experts and nothing read back on the host, so a prompt's launches do not grow with the experts it hits
 (the per-expert path in moe.py reads the counts back once a layer and launches about 24 kernels per expert hit); the
-products are the vendor's grouped GEMM. The price is memory: a projection's experts decoded at once (gpt-oss-20b, bfloat16:
-1.06 GB for the up projection), freed before the next.
+products are the vendor's grouped GEMM. The price is memory: a projection's experts decoded at once (gpt-oss-20b,
+bfloat16: 1.06 GB for the up projection), freed before the next.
 
 On CUDA, PyTorch runs the product on its sm90/sm100 grouped kernel (no host sync) only for bfloat16 operands, each
 16-byte aligned with one unit stride and the other a multiple of 16 bytes, and int32 offsets (its GroupedMMUtils.h and
