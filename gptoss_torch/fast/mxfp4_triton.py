@@ -38,6 +38,8 @@ if triton is not None:
     # step's add + norm kernel (fast/norm_triton.py) writes its output so scaled for the up kernel (x_scaled)
     INPUT_SCALE = tl.constexpr(18446744073709551616.0)  # 2^64
     E2M1_UNSCALE = tl.constexpr(8.507059173023462e37)  # 2^126: undoes the 2^-126 of _e2m1_f32's values
+    # 2^62 = E2M1_UNSCALE / INPUT_SCALE: a block's sum of (E2M1 * 2^-126) x (input * 2^64), back to E2M1 x input
+    PRODUCT_UNSCALE = tl.constexpr(4611686018427387904.0)
 
     @triton.jit
     def _swiglu_oss(gate, lin, alpha, limit):
@@ -179,7 +181,7 @@ if triton is not None:
             # 2^(s-127) exactly, as float32 bits (s = 0: the subnormal 2^-127 = mantissa bit 22); all in integers, as
             # Triton types a float literal below 2^-126 as float64
             factor = tl.where(s == 0, 1 << 22, s << 23).to(tl.float32, bitcast=True)
-            acc += tl.sum(part * 4611686018427387904.0 * factor, axis=1)  # 2^62 first, then the scale
+            acc += tl.sum(part * PRODUCT_UNSCALE * factor, axis=1)  # 2^62 first, then the scale
         if HAS_BIAS:
             bias = tl.load(bias_ptr + e * stride_bias + rows, mask=rmask, other=0.0).to(tl.float32)
             acc += tl.where(j == 0, bias, 0.0)  # once per row: in split 0
