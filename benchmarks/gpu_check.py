@@ -347,12 +347,15 @@ def kernel_check(rep, device, smoke, state):
 
 
 # the matvec tiles the sweep tries on both projections (rows, blocks, stages, warps); benchmarks/kernel_sass.py
-# --tiles reads each one's machine code on the CPU
+# --tiles reads each one's machine code on the CPU. The last four keep more bytes in flight a warp (deeper pipelines,
+# 8 blocks a step): the profiled decode step of run 3 read the experts at ~600 GB/s, far under the copy bandwidth
 MATVEC_TILES = [(16, 4, 3, 1), (8, 4, 3, 1), (8, 8, 3, 1), (16, 8, 3, 1), (16, 2, 3, 1), (16, 4, 4, 1), (32, 4, 3, 1),
-                (16, 4, 3, 2), (32, 4, 3, 2), (8, 4, 3, 2), (4, 8, 3, 1), (8, 2, 3, 1)]
+                (16, 4, 3, 2), (32, 4, 3, 2), (8, 4, 3, 2), (4, 8, 3, 1), (8, 2, 3, 1),
+                (16, 4, 5, 1), (16, 4, 8, 1), (16, 8, 4, 1), (8, 8, 5, 1)]
 # the down projection's split-K tiles (rows, blocks, stages, warps, splits): its 2880 rows make half the programs of
 # the up projection's 5760, too few to keep the H200 busy at batch 1
-DOWN_SPLIT_TILES = [(16, 4, 3, 1, 2), (8, 4, 3, 1, 2), (16, 4, 3, 1, 3), (16, 2, 3, 1, 2), (32, 4, 3, 1, 2)]
+DOWN_SPLIT_TILES = [(16, 4, 3, 1, 2), (8, 4, 3, 1, 2), (16, 4, 3, 1, 3), (16, 2, 3, 1, 2), (32, 4, 3, 1, 2),
+                    (16, 4, 5, 1, 2), (16, 8, 4, 1, 2)]
 # the dequantisation's tiles (rows, 32-value blocks, warps); benchmarks/kernel_sass.py reads their machine code
 DEQUANT_TILES = [(64, 2, 4), (128, 2, 4), (64, 2, 2), (16, 8, 4), (16, 16, 4), (32, 8, 4), (128, 2, 8)]
 # tiles the prompt kernels' sweeps try: the grouped MoE's (pairs, rows, 32-value blocks, warps, stages, swap) and flash
