@@ -213,11 +213,12 @@ if triton is not None:
         cols = tl.program_id(1) * BLOCK_G * 32 + tl.arange(0, BLOCK_G * 32)  # [BG * 32]
         jb = tl.arange(0, 16)
         m = (rows < R)[:, None] & (gs < G)[None, :]  # [BR, BG]
-        byte = tl.load(blocks_ptr + rows[:, None, None] * stride_br + gs[None, :, None] * 16 + jb[None, None, :],
+        r = rows.to(tl.int64)  # offsets in int64: every expert's rows times their columns can pass 2^31
+        byte = tl.load(blocks_ptr + r[:, None, None] * stride_br + gs[None, :, None] * 16 + jb[None, None, :],
                        mask=m[:, :, None], other=0).to(tl.int32)  # [BR, BG, 16]
-        s = tl.load(scales_ptr + rows[:, None] * stride_sr + gs[None, :], mask=m, other=127).to(tl.int32)
+        s = tl.load(scales_ptr + r[:, None] * stride_sr + gs[None, :], mask=m, other=127).to(tl.int32)
         w = _mxfp4_tile(byte, s)  # [BR, BG * 32]
-        tl.store(out_ptr + rows[:, None] * stride_or + cols[None, :], w.to(out_ptr.dtype.element_ty),
+        tl.store(out_ptr + r[:, None] * stride_or + cols[None, :], w.to(out_ptr.dtype.element_ty),
                  mask=(rows < R)[:, None] & (cols < C)[None, :])
 
     @triton.jit
@@ -490,7 +491,6 @@ def mxfp4_dequantize(blocks, scales, dtype, tile=None):
                                                                     out.stride(0), BLOCK_R=br, BLOCK_G=bg,
                                                                     num_warps=warps)
     return out
-
 
 
 ROUTE_IN_UP = True  # gpt-oss's routing in the up kernel's prologue (one launch fewer a layer) instead of its own
