@@ -240,8 +240,8 @@ def kernel_check(rep, device, smoke, state):
     # float32 copy of the bf16 input times 2^64, SwiGLU epilogue, output times 2^64; down: that output, bias and router
     # weight): packed bytes read per second, kernel time from graph replays. Each call routes the next 4 experts of the
     # 32 (8 disjoint sets, 282 MB of up projections), so that the weights come from memory as in the model: runs 1 to
-    # 3 routed the same 4 every call, 35 MB that the 50 MB L2 can partly hold (1,226 GB/s there, while the profiled
-    # decode step ran it at ~600 GB/s)
+    # 3 routed the same 4 every call, 35 MB that the 50 MB L2 can partly hold, so their 1,226 GB/s may owe some of
+    # its speed to the cache
     tiles = [mxfp4_triton.TILE_UP] if smoke else MATVEC_TILES
     best = {}
     for proj, R in (("up", 64 if smoke else 5760), ("down", 32 if smoke else 2880)):
@@ -348,7 +348,8 @@ def kernel_check(rep, device, smoke, state):
 
 # the matvec tiles the sweep tries on both projections (rows, blocks, stages, warps); benchmarks/kernel_sass.py
 # --tiles reads each one's machine code on the CPU. The last four keep more bytes in flight a warp (deeper pipelines,
-# 8 blocks a step): the profiled decode step of run 3 read the experts at ~600 GB/s, far under the copy bandwidth
+# 8 blocks a step): the profiled decode step of run 3 read the experts at ~600 GB/s on average over both projections,
+# far under the copy bandwidth
 MATVEC_TILES = [(16, 4, 3, 1), (8, 4, 3, 1), (8, 8, 3, 1), (16, 8, 3, 1), (16, 2, 3, 1), (16, 4, 4, 1), (32, 4, 3, 1),
                 (16, 4, 3, 2), (32, 4, 3, 2), (8, 4, 3, 2), (4, 8, 3, 1), (8, 2, 3, 1),
                 (16, 4, 5, 1), (16, 4, 8, 1), (16, 8, 4, 1), (8, 8, 5, 1)]
