@@ -6,7 +6,7 @@ memory throughput against the peak, occupancy, issue-slot use, what the warps st
     ncu --import /tmp/kernels.ncu-rep --page details --csv > /tmp/kernels.csv
     python benchmarks/ncu_kernels.py --smoke     # the same launches, tiny, in Triton's CPU interpreter (tests run it)
 
-Each call is launched twice (12 kernel launches: the decode attention is two kernels). Weights are random bytes:
+Each call is launched twice (14 kernel launches: the decode attention is two kernels). Weights are random bytes:
 speed does not depend on their values.
 """
 
@@ -59,6 +59,8 @@ def launches(device, smoke):
     xp = torch.randn(T, D, device=device, generator=g).bfloat16()
     calls.append(("grouped MoE up, prompt", lambda: mxfp4_triton.mxfp4_grouped(
         *up[:2], *grouped, xp, up[2], topk=k, swiglu=(1.702, 7.0))))
+    calls.append(("dequantise one expert's up projection", lambda: mxfp4_triton.mxfp4_dequantize(
+        up[0][0], up[1][0], torch.bfloat16)))
     qp = torch.randn(1, T, 64, 64, device=device, generator=g).bfloat16()
     kvp = [torch.randn(1, T, 8, 64, device=device, generator=g).bfloat16() for _ in range(2)]
     ppos = torch.arange(T, device=device)

@@ -99,4 +99,4 @@ def test_ncu_launcher_runs_every_kernel_on_the_cpu():
     r = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "ncu_kernels.py"), "--smoke"], env=env,
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
-    assert r.stdout.count("launched twice:") == 5
+    assert r.stdout.count("launched twice:") == 6
