@@ -55,7 +55,7 @@ if "--smoke" in sys.argv:  # before anything imports Triton: the CPU rehearsal r
 import gptoss_np  # noqa: E402
 from gptoss_np.accounting import decode_bytes_per_token, weight_bytes  # noqa: E402
 from gptoss_torch.fast import enable as enable_fast  # noqa: E402
-from gptoss_torch.fast import moe_grouped  # noqa: E402
+from gptoss_torch.fast import moe_glue_triton, moe_grouped  # noqa: E402
 from gptoss_torch.fast.cuda_graphs import GraphedDecoder  # noqa: E402
 from gptoss_torch.fast.decode import FastDecoder  # noqa: E402
 from gptoss_torch.fast.dispatch_count import count_ops  # noqa: E402
@@ -756,7 +756,8 @@ def speed(rep, model, device, smoke, state):
                 ("experts decoded in torch", False, False, "triton")]
     best = state.get("best_prompt_tiles", shipped_prompt)
     if moe_grouped.available(device, model.dtype):
-        variants[:0] = [("MoE on torch's grouped product (each projection's experts dequantised whole)"
+        glue = ", its glue in Triton" if moe_glue_triton.available(device) else ""
+        variants[:0] = [(f"MoE on torch's grouped product (each projection's experts dequantised whole{glue})"
                          + (f", flash attention {best[1]}" if device.type == "cuda" else ""), True, best,
                          "grouped_mm")]
     if prompt_kernels:

@@ -5,6 +5,7 @@ puts it, against the plain forward; and what enable refuses."""
 
 import pytest
 import torch
+from interpreter import run_interpreted
 
 import gptoss_np
 from gptoss_np import get_config, scale_down
@@ -112,3 +113,74 @@ def test_the_operands_meet_the_cuda_kernels_rules(monkeypatch):
     assert cuda_rules(a, torch.zeros(4, 24, 36, dtype=torch.bfloat16), offs) == ["b strides (864, 36, 1)"]
     assert cuda_rules(a, torch.zeros(4, 24, 40, dtype=torch.bfloat16), offs.long()) == ["offs torch.int64 [4]"]
     assert cuda_rules(a, torch.zeros(4, 24, 40, dtype=torch.bfloat16), offs - 1) == ["offs end at 5, not at 6 rows"]
+
+
+GLUE = r"""
+import torch
+import gptoss_np
+from gptoss_np import get_config, scale_down
+from gptoss_torch.fast import enable, moe_glue_triton as glue, moe_grouped
+from gptoss_torch.ffn import swiglu_oss
+from gptoss_torch.model import Model
+from gptoss_torch.moe import moe_gathered
+assert glue.available("cpu")
+g = torch.Generator().manual_seed(7)
+
+def rel(a, b):
+    return ((a.double() - b.double()).abs().max() / b.double().abs().max()).item()
+
+# the kernels on their own, float32, odd shapes (rows and columns past whole tiles), against the torch ops
+M, F, E, N, k, D = 37, 150, 5, 11, 3, 1100
+h, bias, e = torch.randn(M, 2 * F, generator=g) * 4, torch.randn(E, 2 * F, generator=g), torch.randint(0, E, (M,))
+want = swiglu_oss(h + bias[e], 1.702, 7.0)
+assert rel(glue.bias_swiglu(h, bias, e, 1.702, 7.0), want) < 1e-6
+assert rel(glue.bias_swiglu(h, None, e, 1.702, 7.0), swiglu_oss(h, 1.702, 7.0)) < 1e-6
+out, dbias = torch.randn(N * k, D, generator=g), torch.randn(E, D, generator=g)
+chosen, w = torch.randint(0, E, (N, k), generator=g), torch.rand(N, k, generator=g)
+perm = torch.randperm(N * k, generator=g)  # pair p sits at row pos[p]
+pos = torch.empty_like(perm).index_copy_(0, perm, torch.arange(N * k))
+shuffled = out[perm]
+want = ((out + dbias[chosen.reshape(-1)]).view(N, k, D) * w[..., None]).sum(1)
+assert rel(glue.combine_pairs(shuffled, pos, dbias, chosen, w), want) < 1e-6
+assert rel(glue.combine_pairs(shuffled, pos, None, chosen, w), (out.view(N, k, D) * w[..., None]).sum(1)) < 1e-6
+# control: the pairs read where they were before the shuffle are wrong
+assert rel(glue.combine_pairs(shuffled, torch.arange(N * k), dbias, chosen, w), want) > 1e-2
+
+# the grouped product's MoE with the glue in Triton against the gathered path in float64: gpt-oss (biases, clamped
+# SwiGLU), Qwen3 (no biases, plain SwiGLU: the sum in Triton only), one expert no pair chose
+for name in ("gpt-oss-20b", "qwen3-30b-a3b"):
+    cfg = scale_down(get_config(name))
+    weights = gptoss_np.init_weights(cfg, seed=3)
+    ref = Model.from_numpy(cfg, weights, dtype=torch.float64)
+    Ex, k, N = cfg.n_experts, cfg.top_k, 37
+    chosen = torch.stack([torch.randperm(Ex - 1, generator=g)[:k] for _ in range(N)])
+    chosen[chosen >= 2] += 1
+    w = torch.rand(N, k, generator=g, dtype=torch.float64)
+    x = torch.randn(N, cfg.d_model, generator=g, dtype=torch.float64)
+    ex64 = ref.layers[0].mlp.experts
+    want = moe_gathered(x, cfg, chosen, w, ex64.up, ex64.down)
+    for dtype, tol in ((torch.float32, 1e-5), (torch.bfloat16, 2e-2)):
+        ex = Model.from_numpy(cfg, weights, dtype=dtype).layers[0].mlp.experts
+        y = moe_grouped.moe_grouped_mm(x.to(dtype), cfg, chosen, w.to(dtype), ex.up, ex.down, fused=True)
+        assert y.shape == (N, cfg.d_model) and y.dtype == dtype
+        assert rel(y, want) < tol, (name, dtype, rel(y, want))
+
+# inside the model, as enable() sets it up where Triton runs: a 40-token prompt equals the plain forward
+cfg = scale_down(get_config("gpt-oss-20b"))
+plain, fast = (Model.from_numpy(cfg, gptoss_np.init_weights(cfg, seed=3), dtype=torch.float32) for _ in range(2))
+calls = []
+real = glue.combine_pairs
+glue.combine_pairs = lambda *a: calls.append(1) or real(*a)
+assert enable(fast, prefill=True, prefill_moe="grouped_mm")["prefill moe"]
+tokens = torch.arange(40) * 13 % cfg.vocab_size
+assert rel(fast(tokens), plain(tokens)) < 1e-5 and len(calls) == cfg.n_layers
+print("glue ok")
+"""
+
+
+def test_the_glue_in_triton_equals_the_torch_ops():
+    """fast/moe_glue_triton.py in Triton's interpreter: the bias + SwiGLU pass and the combine over a token's pairs
+    against the torch ops (odd shapes; a control reads the pairs in the wrong place), the grouped product's MoE with
+    them against the gathered path in float64, and the model's prompt with them against the plain forward."""
+    pytest.importorskip("triton")
+    run_interpreted(GLUE, "glue ok")

@@ -21,7 +21,8 @@ warnings.filterwarnings("ignore")
 import torch
 sys.path.insert(0, "benchmarks")
 from kernel_sass import compile_launch
-from gptoss_torch.fast import attention_triton as at, mxfp4_triton as mx, norm_triton, rope_cache_triton
+from gptoss_torch.fast import attention_triton as at, moe_glue_triton as glue, mxfp4_triton as mx, norm_triton
+from gptoss_torch.fast import rope_cache_triton
 
 # each kernel as its wrapper launches it at gpt-oss-20b's shapes (the launch recorded, not run: no GPU), compiled
 # for sm_90 as the JIT would specialise it
@@ -81,6 +82,15 @@ for up, dt, swap in ((True, BF16, True), (False, BF16, True), (False, F32, True)
     kw = dict(topk=4, swiglu=(1.702, 7.0)) if up else dict(weights=torch.empty(256))
     compiles(mx, "_mxfp4_grouped_kernel",
              lambda: mx.mxfp4_grouped(b, sc, slots, block_expert, x, bias, tile=tile, **kw))
+# the grouped product's glue at a 2k prompt (8192 pairs): the up bias + SwiGLU, then the down bias, router weights and
+# the sum over a token's 4 pairs
+P = 8192
+compiles(glue, "_bias_swiglu_kernel",
+         lambda: glue.bias_swiglu(torch.empty(P, 5760, dtype=BF16), ubias, torch.zeros(P, dtype=torch.long), 1.702,
+                                  7.0))
+compiles(glue, "_combine_kernel",
+         lambda: glue.combine_pairs(torch.empty(P, 2880, dtype=BF16), torch.arange(P), dbias,
+                                    torch.zeros(P // 4, 4, dtype=torch.long), torch.empty(P // 4, 4)))
 # a decode step's residual add + RMSNorm (the MoE's four rows summed, the float32 copy times 2^64 written too)
 compiles(norm_triton, "_add_rms_norm_kernel",
          lambda: norm_triton.add_rms_norm(torch.empty(1, 2880, dtype=BF16), torch.empty(4, 2880),

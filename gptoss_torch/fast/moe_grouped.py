@@ -1,6 +1,8 @@
 """A prompt's MoE on PyTorch's grouped matrix multiply (torch.nn.functional.grouped_mm): the (token, expert) pairs
 sorted by expert on the device, every expert's matrix decoded whole (MXFP4: one launch per projection where
-fast/mxfp4_triton is enabled), then one grouped product per projection in which each expert multiplies its own rows.
+fast/mxfp4_triton is enabled), then one grouped product per projection in which each expert multiplies its own rows;
+where Triton runs, the glue around them (biases, SwiGLU, router weights, the sum over k) in two launches
+(fast/moe_glue_triton.py).
 No loop over experts and nothing read back on the host, so a prompt's launches do not grow with the experts it hits
 (the per-expert path in moe.py reads the counts back once a layer and launches about 24 kernels per expert hit); the
 products are the vendor's grouped GEMM. The price is memory: a projection's experts decoded at once (gpt-oss-20b,
@@ -21,6 +23,7 @@ import torch.nn.functional as F
 
 from ..ffn import activate
 from ..routers import route
+from . import moe_glue_triton
 
 
 def grouped_mm_op():
@@ -38,10 +41,12 @@ def available(device, dtype):
     return dtype in (torch.float32, torch.bfloat16)
 
 
-def moe_grouped_mm(x, cfg, chosen, weights, up, down):
+def moe_grouped_mm(x, cfg, chosen, weights, up, down, fused=False):
     """y_t = sum_r w_tr * expert_{e_tr}(x_t) with each projection one grouped product over the pairs sorted by expert:
     x [N, D], chosen / weights [N, k] -> y [N, D]. The pairs are put back in token order before the weighted sum over
-    k (no atomic adds: the same sum, in the same order, as moe_gathered)."""
+    k (no atomic adds: the same sum, in the same order, as moe_gathered). fused: the glue in two Triton launches
+    (fast/moe_glue_triton.py: the up bias with gpt-oss's SwiGLU; the down bias, router weights and sum over k, read
+    where the sort left each pair) instead of torch's passes."""
     N, k = chosen.shape
     mm = grouped_mm_op()
     flat = chosen.reshape(-1)  # [N*k]: pair p is token p // k
@@ -51,30 +56,40 @@ def moe_grouped_mm(x, cfg, chosen, weights, up, down):
     # output by the largest id, read on the host)
     e_sorted = flat[order]  # [N*k]
     h = mm(x[order // k], up.all_matrices(x.dtype).transpose(1, 2), offs=ends)  # [N*k, D] -> [N*k, F or 2F]
-    if up.bias is not None:
-        h = h + up.bias[e_sorted].to(h.dtype)
-    out = mm(activate(h, cfg), down.all_matrices(x.dtype).transpose(1, 2), offs=ends)  # [N*k, D]
+    if fused and cfg.activation == "swiglu_oss":
+        act = moe_glue_triton.bias_swiglu(h, up.bias, e_sorted, cfg.swiglu_alpha, cfg.swiglu_limit)  # [N*k, F]
+    else:
+        if up.bias is not None:
+            h = h + up.bias[e_sorted].to(h.dtype)
+        act = activate(h, cfg)
+    out = mm(act, down.all_matrices(x.dtype).transpose(1, 2), offs=ends)  # [N*k, D]
+    if fused:  # pos[p]: where pair p sits among the sorted ones
+        pos = torch.empty_like(order).index_copy_(0, order, torch.arange(order.numel(), device=x.device))
+        return moe_glue_triton.combine_pairs(out, pos, down.bias, chosen, weights)  # [N, D]
     if down.bias is not None:
         out = out + down.bias[e_sorted].to(out.dtype)
     pairs = torch.empty_like(out).index_copy_(0, order, out)  # [N*k, D], back in pair order
     return (pairs.view(N, k, -1) * weights[..., None].to(out.dtype)).sum(1)  # [N, D]
 
 
-def grouped_mm_moe(x, logits, cfg, up, down):
+def grouped_mm_moe(x, logits, cfg, up, down, fused=False):
     """MoE.grouped's signature: router logits in, (y [N, D], experts [N, k], weights [N, k]) out."""
     chosen, weights = route(logits, cfg)
-    return moe_grouped_mm(x, cfg, chosen, weights, up, down), chosen, weights
+    return moe_grouped_mm(x, cfg, chosen, weights, up, down, fused), chosen, weights
 
 
 def enable(model, on=True):
     """Give the model's MoE layers the grouped-product path for prompts where it runs (available: the device and the
-    model's dtype), replacing the Triton grouped kernel if that was set; on=False takes it away -> whether enabled."""
+    model's dtype), replacing the Triton grouped kernel if that was set, its glue in Triton where that runs
+    (moe_glue_triton.available); on=False takes it away -> whether enabled."""
     cfg = model.cfg
     on = on and available(model.device, model.dtype) and cfg.n_experts > 0
+    fused = moe_glue_triton.available(model.device)
     for block in model.layers:
         if hasattr(block.mlp, "grouped"):
             ex = block.mlp.experts
-            block.mlp.grouped = ((lambda x, logits, up=ex.up, down=ex.down: grouped_mm_moe(x, logits, cfg, up, down))
+            block.mlp.grouped = ((lambda x, logits, up=ex.up, down=ex.down: grouped_mm_moe(x, logits, cfg, up, down,
+                                                                                            fused))
                                  if on else None)
     return on
 
