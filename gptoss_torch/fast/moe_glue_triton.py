@@ -7,25 +7,13 @@ the activations' dtype; tests/test_moe_grouped.py keeps them equal to the torch 
 Runs on CUDA with Triton; with TRITON_INTERPRET=1 on the CPU.
 """
 
-import os
-
 import torch
 
-try:
-    import triton
-    import triton.language as tl
-except ImportError:  # pragma: no cover - moe_grouped.py takes the torch ops instead
-    triton = None
-
-
-def available(device):
-    """Triton can run the kernels here: CUDA with Triton, or the CPU interpreter (TRITON_INTERPRET=1)."""
-    if triton is None:
-        return False
-    return torch.device(device).type == "cuda" or os.environ.get("TRITON_INTERPRET") == "1"
-
+from .mxfp4_triton import available, triton
 
 if triton is not None:
+    import triton.language as tl
+
     from .mxfp4_triton import _swiglu_oss
 
     @triton.jit
