@@ -1,6 +1,7 @@
 """The residual add + RMSNorm kernel (gptoss_torch/fast/norm_triton.py) in Triton's CPU interpreter: the new residual
-stream bit-equal to `x + delta.to(x.dtype)` (the MoE's k rows summed first), the norm equal to norms.rms_norm and its
-float32 copy times 2^64 (the MXFP4 kernel's input) exactly that norm, in float32 and float16 (bf16 only on a GPU:
+stream bit-equal to `x + delta.to(x.dtype)` (the MoE's k rows summed first), the norm equal to norms.rms_norm, its
+float32 copy times 2^64 (the MXFP4 kernel's input) exactly that norm, and the router's logits made in the same launch
+those of that norm, in float32 and float16 (bf16 only on a GPU:
 the interpreter truncates float32 to bf16 instead of rounding it).
 tests/test_attention_triton.py runs FastDecoder with it against the NumPy oracle."""
 
@@ -29,6 +30,16 @@ for dt, tol in ((torch.float32, 1e-6), (torch.float16, 1e-3)):
         h_ref = rms_norm(x_ref.double(), w.double(), 1e-5)
         err = ((h.double() - h_ref).abs().max() / h_ref.abs().max()).item()
         assert h.dtype == dt and err < tol, (dt, N, rows, err)
+        # the router's logits from the same launch (experts not a whole number of blocks; with and without a bias):
+        # the other outputs unchanged, the logits those of h as rounded, within the router dtype's rounding
+        for E, bias in ((5, True), (32, False)):
+            rw = torch.randn(E, D, generator=g).to(dt)
+            rb = torch.randn(E, generator=g).to(dt) if bias else None
+            *same, logits = add_rms_norm(x, delta, w, 1e-5, scaled=True, router=(rw, rb))
+            assert all(torch.equal(a, b) for a, b in zip(same, (x_new, h, hs))), (dt, E)
+            want = h.double() @ rw.double().T + (rb.double() if bias else 0)
+            err = ((logits.double() - want).abs().max() / want.abs().max()).item()
+            assert logits.shape == (N, E) and logits.dtype == dt and err < tol, (dt, N, E, err)
 
 print("norm ok")
 """

@@ -95,6 +95,11 @@ compiles(glue, "_combine_kernel",
 compiles(norm_triton, "_add_rms_norm_kernel",
          lambda: norm_triton.add_rms_norm(torch.empty(1, 2880, dtype=BF16), torch.empty(4, 2880),
                                           torch.empty(2880, dtype=BF16), 1e-5, scaled=True))
+# ... and before the MoE: the attention's output added, the router's logits made (32 experts, bias)
+compiles(norm_triton, "_add_rms_norm_kernel",
+         lambda: norm_triton.add_rms_norm(torch.empty(1, 2880, dtype=BF16), torch.empty(1, 2880, dtype=BF16),
+                                          torch.empty(2880, dtype=BF16), 1e-5, scaled=True,
+                                          router=(torch.empty(32, 2880, dtype=BF16), torch.empty(32, dtype=BF16))))
 # a decode step's RoPE + KV-cache write on a sliding layer's ring, gpt-oss-20b's heads (64 query, 8 key/value)
 ring = types.SimpleNamespace(k=torch.empty(1, 128, 8, 64, dtype=BF16), v=torch.empty(1, 128, 8, 64, dtype=BF16),
                              pos=torch.empty(128, dtype=torch.long), n_slots=128, window=128)

@@ -10,8 +10,9 @@ make once made once, on this object (never in the model's state_dict):
   (fast/attention_triton.py) on CUDA, else attention.decode_attention;
 - F.rms_norm (one fused kernel on CUDA) and, with fast/mxfp4_triton enabled, the MoE's experts in two launches;
 - on CUDA with Triton (RMSNorm configs), each residual add and the RMSNorm after it in one launch
-  (fast/norm_triton.py), the MoE's k weighted outputs summed inside it; and (RoPE configs without QK-norm) RoPE and
-  the KV-cache write in one launch (fast/rope_cache_triton.py).
+  (fast/norm_triton.py), the MoE's k weighted outputs summed inside it and, before the fused experts, the router's
+  logits made in it; and (RoPE configs without QK-norm) RoPE and the KV-cache write in one launch
+  (fast/rope_cache_triton.py).
 
 tests/test_kernel_count.py counts the ops of a step; tests/test_fast_decode.py keeps its logits equal to the NumPy
 oracle's.
@@ -113,13 +114,15 @@ class FastDecoder:
                           else model.unembed.weight)  # [B, 1, V]
         return at_least_float32(logits)
 
-    def add_norm(self, x, delta, module, scaled=False):
+    def add_norm(self, x, delta, module, scaled=False, router=None):
         """(x + delta rows summed, module's RMSNorm of it) in one launch: x [B, 1, D], delta [B * rows, D]; with
-        `scaled` also that RMSNorm as float32 times 2^64 [B, D] (the MXFP4 up kernel's input as it multiplies)."""
+        `scaled` also that RMSNorm as float32 times 2^64 [B, D] (the MXFP4 up kernel's input as it multiplies); with
+        `router` (an nn.Linear) also its logits of that RMSNorm [B, E]."""
         B, _, D = x.shape
-        x_new, h, *hs = norm_triton.add_rms_norm(x.view(B, D), delta.reshape(-1, D), module.weight, module.eps,
-                                                 scaled=scaled)
-        return (x_new.view(B, 1, D), h.view(B, 1, D), *hs)
+        x_new, h, *more = norm_triton.add_rms_norm(x.view(B, D), delta.reshape(-1, D), module.weight, module.eps,
+                                                   scaled=scaled, router=None if router is None else
+                                                   (router.weight, router.bias))
+        return (x_new.view(B, 1, D), h.view(B, 1, D), *more)
 
     def layer(self, i, block, x, pos, cs, lc, slots, masks, h=None, following=None):
         """One block for one token; `slots` and `masks` are shared by the layers of a kind within the step. With
@@ -156,16 +159,17 @@ class FastDecoder:
         attn_out = F.linear(o.reshape(B, 1, cfg.q_dim), a.o.weight, a.o.bias)  # [B, 1, D]
         fused = h is not None
         experts = fused and cfg.ffn != "dense" and block.mlp.fused is not None  # the fused MXFP4 kernels
-        if fused:
-            x, h, *hs = self.add_norm(x, attn_out, block.ffn_norm, scaled=experts)
+        if fused:  # with the fused experts, the router's logits come from the same launch
+            x, h, *more = self.add_norm(x, attn_out, block.ffn_norm, scaled=experts,
+                                        router=block.mlp.router if experts else None)
         else:
             x = x + attn_out
             h = block.ffn_norm.one_op(x)
         if cfg.ffn == "dense":
             y = block.mlp(h)  # [B, 1, D]
         elif experts:  # the k weighted expert outputs, summed by add_norm
-            y = block.mlp.fused(h.view(B, cfg.d_model), block.mlp.router(h.view(B, cfg.d_model)), reduce=False,
-                                x_scaled=hs[0])[0]
+            hs, logits = more
+            y = block.mlp.fused(h.view(B, cfg.d_model), logits, reduce=False, x_scaled=hs)[0]
         else:
             y = block.mlp(h.view(B, cfg.d_model))[0]  # [B, D]
         if fused:
