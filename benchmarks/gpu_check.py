@@ -10,16 +10,17 @@ this order:
    (one program per kv head or split over programs; tensor cores or elementwise), and the prompt kernels' tiles
    (grouped MoE in both orientations, flash attention), whose best the later timings take;
 3. a tiny gpt-oss on the GPU in float32 and bfloat16 against the float64 CPU twin: full forward, token by token,
-   chunked prefill, CUDA-graph replay (also with other tiles and split attention), and decode steps and a prompt
-   through the prompt kernels under torch.cuda.set_sync_debug_mode("error"); then the shipped trained
-   gpt-oss-shakespeare read by the real loader onto the GPU: its first 32 greedy tokens (graph replay, fused
-   kernels) equal to the CPU float32 twin's in float32 (bfloat16's agreement reported);
+   chunked prefill, CUDA-graph replay (also with other tiles and split attention, and with programmatic dependent
+   launch), and decode steps and a prompt through the prompt kernels under torch.cuda.set_sync_debug_mode("error");
+   then the shipped trained gpt-oss-shakespeare read by the real loader onto the GPU: its first 32 greedy tokens
+   (graph replay, fused kernels) equal to the CPU float32 twin's in float32 (bfloat16's agreement reported);
 4. the full-size random gpt-oss-20b built directly in GPU memory (nothing written to disk): held bytes =
    gptoss_np.accounting.weight_bytes (13.76 GB);
 5. prefill tok/s at 2k and 4k (at 2k through the prompt kernels, with the MoE on torch's grouped product, and
    through the per-expert path), batch-1 decode tok/s at 1k and 4k context (eager; graphed with the shipped settings
-   and with the best ones of stage 2; without a host sync), peak memory including prefill, % of the bandwidth
-   ceiling (measured copy bandwidth / bytes a token reads);
+   and with the best ones of stage 2; without a host sync; with programmatic dependent launch, which lets each
+   Triton kernel of a step be scheduled while the one before it finishes), peak memory including prefill, % of the
+   bandwidth ceiling (measured copy bandwidth / bytes a token reads);
 6. the profiler on one eager decode step (kernel count, summed kernel time, top kernels) and on a 2k prefill;
 7. where transformers is installed, the same decode on transformers' GptOssForCausalLM (bf16, same config) in the
    same run, for a side-by-side ratio.
@@ -514,20 +515,22 @@ def tiny_checks(rep, device):
                 results[replay] = torch.cat([first, steps])
             if dec.graph is None:
                 rep.skip(f"tiny {name}", "CUDA-graph capture and replay", "needs CUDA (the same step ran eagerly)")
-        if device.type == "cuda":  # other tiles (the down projection split-K), attention split 16 slots a program
+        if device.type == "cuda":  # other tiles (the down projection split-K), attention split 16 slots a program;
+            # then the shipped settings with programmatic dependent launch
             shipped = current_kernels()
-            configure(OTHER_KERNELS)
-            try:
-                cache = m.new_cache(32)
-                first = m(toks[:5], cache=cache)
-                what = "graph replay, other tiles + split attention"
-                dec = attempt(rep, f"tiny {name}", what, lambda: GraphedDecoder(m, cache), device)
-                steps = dec and attempt(rep, f"tiny {name}", what,
-                                        lambda: torch.stack([dec.step(t) for t in toks[5:]]), device)
-                if steps is not None:
-                    results[what] = torch.cat([first, steps])
-            finally:
-                configure(shipped)
+            for what, kernels in (("graph replay, other tiles + split attention", OTHER_KERNELS),
+                                  ("graph replay, programmatic dependent launch", with_pdl(shipped))):
+                configure(kernels)
+                try:
+                    cache = m.new_cache(32)
+                    first = m(toks[:5], cache=cache)
+                    dec = attempt(rep, f"tiny {name}", what, lambda: GraphedDecoder(m, cache), device)
+                    steps = dec and attempt(rep, f"tiny {name}", what,
+                                            lambda: torch.stack([dec.step(t) for t in toks[5:]]), device)
+                    if steps is not None:
+                        results[what] = torch.cat([first, steps])
+                finally:
+                    configure(shipped)
         for what, out in results.items():
             errs = rel_err(out, ref, per_position=True)
             if dtype == torch.float32:
@@ -611,16 +614,19 @@ def shipped_checks(rep, device, n=32):
         # fp32 must agree token for token (the issue's target); bf16 rounding may flip a near-tie: reported only
         rep.add(f"shipped {name}", what, result, f"{n}/{n}" if dtype == torch.float32 else "",
                 same == n if dtype == torch.float32 else None)
-        if device.type == "cuda" and dtype == torch.float32:  # other tiles, attention split 16 slots a program
+        if device.type == "cuda" and dtype == torch.float32:  # other tiles, attention split 16 slots a program; PDL
             shipped = current_kernels()
-            configure(OTHER_KERNELS)
-            try:
-                got = greedy_tokens(m, prompt, n, GraphedDecoder(m, m.new_cache(len(prompt) + n + 1)))[0]
-            finally:
-                configure(shipped)
-            same = next((i for i, (a, b) in enumerate(zip(got, ref)) if a != b), n)
-            rep.add(f"shipped {name}", "the same, other tiles + split attention", f"{same}/{n} equal", f"{n}/{n}",
-                    same == n)
+            for what, kernels in (("the same, other tiles + split attention", OTHER_KERNELS),
+                                  ("the same, programmatic dependent launch", with_pdl(shipped))):
+                configure(kernels)
+                try:
+                    got = attempt(rep, f"shipped {name}", what, lambda: greedy_tokens(
+                        m, prompt, n, GraphedDecoder(m, m.new_cache(len(prompt) + n + 1)))[0], device)
+                finally:
+                    configure(shipped)
+                if got is not None:
+                    same = next((i for i, (a, b) in enumerate(zip(got, ref)) if a != b), n)
+                    rep.add(f"shipped {name}", what, f"{same}/{n} equal", f"{n}/{n}", same == n)
             on = ", ".join(k for k, v in enable_fast(m, prefill=True).items() if v)
             what = f"the same, prompt kernels ({on}; {len(prompt)}-token prompt)"
             got = attempt(rep, f"shipped {name}", what, lambda: greedy_tokens(
@@ -687,16 +693,17 @@ def prompt_tiles(tiles=None):
 
 
 # the graph-replay checks' other settings: up and down tiles (the down split-K in two), attention split over programs
-# of 16 slots, elementwise (a tiny model's cache is too short for the tensor-core kernel's 32-slot splits)
-OTHER_KERNELS = ((8, 4, 3, 2), (32, 4, 3, 1, 2), (16, 16, False))
+# of 16 slots, elementwise (a tiny model's cache is too short for the tensor-core kernel's 32-slot splits); no
+# programmatic dependent launch (a check of its own: with_pdl)
+OTHER_KERNELS = ((8, 4, 3, 2), (32, 4, 3, 1, 2), (16, 16, False), False)
 ATTENTION_DEFAULT = (128, 64, True)  # (split slots, slots a step, tensor cores): attention_triton's defaults
 
 
 def configure(kernels):
     """Set the fast paths' module switches: (up tile, down tile, (attention split slots, slots a step of the
-    one-program kernel, tensor cores))."""
+    one-program kernel, tensor cores), programmatic dependent launch)."""
     from gptoss_torch.fast import attention_triton as at, mxfp4_triton
-    mxfp4_triton.TILE_UP, mxfp4_triton.TILE_DOWN, (at.SPLIT_SLOTS, block_s, at.MMA) = kernels
+    mxfp4_triton.TILE_UP, mxfp4_triton.TILE_DOWN, (at.SPLIT_SLOTS, block_s, at.MMA), mxfp4_triton.PDL = kernels
     if at.MMA:
         at.BLOCK_S = block_s
     else:
@@ -707,13 +714,18 @@ def current_kernels():
     """The fast paths' switches now, as configure() takes them."""
     from gptoss_torch.fast import attention_triton as at, mxfp4_triton
     return (mxfp4_triton.TILE_UP, mxfp4_triton.TILE_DOWN,
-            (at.SPLIT_SLOTS, at.BLOCK_S if at.MMA else at.ELEMENTWISE_BLOCK_S[0], at.MMA))
+            (at.SPLIT_SLOTS, at.BLOCK_S if at.MMA else at.ELEMENTWISE_BLOCK_S[0], at.MMA), mxfp4_triton.PDL)
+
+
+def with_pdl(kernels):
+    """The same settings with programmatic dependent launch on."""
+    return (*kernels[:3], True)
 
 
 def describe(kernels):
-    up, down, (split, block_s, mma) = kernels
+    up, down, (split, block_s, mma), pdl = kernels
     return (f"up {up}, down {down}, attention split {split or 'none'}, {block_s} a step, "
-            f"{'tensor cores' if mma else 'elementwise'}")
+            f"{'tensor cores' if mma else 'elementwise'}" + (", programmatic dependent launch" if pdl else ""))
 
 
 def decode_rate(model, context, n_tokens, graphed, host_sync=True):
@@ -791,15 +803,17 @@ def speed(rep, model, device, smoke, state):
     rep.add("speed", "device copy bandwidth", f"{bw / 1e9:,.0f} GB/s")
     shipped = current_kernels()
     tiles, attn = state.get("best_tiles"), state.get("best_attention")
-    tuned = (tiles["up"], tiles["down"], attn) if tiles and attn else None
+    tuned = (tiles["up"], tiles["down"], attn, False) if tiles and attn else None
     configs = [("shipped", shipped)] + ([("tuned", tuned)] if tuned and tuned != shipped else [])
+    fastest = configs[-1]
     rates = {}
     for ctx in contexts:
         need = decode_bytes_per_token(cfg, ctx, kv_dtype_bytes=2)
         ceiling = bw / need
         runs = [("eager", False, True, shipped)]
         runs += [(f"graphed, {label} ({describe(k)})", True, True, k) for label, k in configs]
-        runs += [(f"graphed, no host sync, {label}", True, False, k) for label, k in configs[-1:]]
+        runs += [(f"graphed, no host sync, {fastest[0]}", True, False, fastest[1]),
+                 (f"graphed, {fastest[0]} + programmatic dependent launch", True, True, with_pdl(fastest[1]))]
         for how, graphed, host_sync, kernels in runs:
             what = f"decode bs1 at {ctx} context, {how}"
             if graphed and device.type != "cuda":
@@ -812,7 +826,7 @@ def speed(rep, model, device, smoke, state):
             rates[ctx, how] = rate
             rep.add("speed", what, f"{rate:,.1f} tok/s", f"{100 * rate / ceiling:.1f} % of {ceiling:,.0f} tok/s "
                                           f"({need / 1e9:.2f} GB/token)")
-    configure(configs[-1][1])  # the profile stage looks at the fastest configuration
+    configure(fastest[1])  # the profile stage looks at the tuned configuration
     if device.type == "cuda":
         held = max(torch.cuda.max_memory_allocated(), floor)
         peak = f"{held / 2**30:.2f} GiB allocated ({held / 1e9:.2f} GB)"

@@ -121,6 +121,56 @@ for dt in (BF16, F32):
 print("compiled")
 """
 
+PDL_SCRIPT = r"""
+import types
+import warnings
+warnings.filterwarnings("ignore")
+import torch
+import sys
+sys.path.insert(0, "benchmarks")
+from kernel_sass import compile_kernel, launch_signature, recorded
+from gptoss_torch.fast import attention_triton as at, mxfp4_triton as mx, norm_triton, rope_cache_triton
+
+BF16 = torch.bfloat16
+# a decode step's Triton launches at gpt-oss-20b's shapes: up matvec (routing in it), add + norm (the router in it),
+# RoPE + cache write, attention on a sliding ring (one program a kv head) and on a full layer (split, combine)
+ub, us, ubias = (torch.empty(32, 5760, 90, 16, dtype=torch.uint8), torch.empty(32, 5760, 90, dtype=torch.uint8),
+                 torch.empty(32, 5760, dtype=BF16))
+q, (k, v) = torch.empty(1, 1, 64, 64, dtype=BF16), (torch.empty(1, 4096, 8, 64, dtype=BF16) for _ in range(2))
+ring = types.SimpleNamespace(k=torch.empty(1, 128, 8, 64, dtype=BF16), v=torch.empty(1, 128, 8, 64, dtype=BF16),
+                             pos=torch.empty(128, dtype=torch.long), n_slots=128, window=128)
+full = lambda: at.decode_attention_triton(q, k, v, torch.arange(4096), torch.tensor([4095]), None, torch.empty(64),
+                                          0.125)
+cases = [(mx, "_mxfp4_matvec_kernel", lambda: mx.mxfp4_matvec(
+             ub, us, torch.zeros(4, dtype=torch.long), torch.empty(1, 2880), ubias, torch.empty(4), topk=4,
+             swiglu=(1.702, 7.0), logits=torch.empty(1, 32, dtype=BF16), x_scaled=True, out_scaled=True)),
+         (norm_triton, "_add_rms_norm_kernel", lambda: norm_triton.add_rms_norm(
+             torch.empty(1, 2880, dtype=BF16), torch.empty(1, 2880, dtype=BF16), torch.empty(2880, dtype=BF16), 1e-5,
+             scaled=True, router=(torch.empty(32, 2880, dtype=BF16), torch.empty(32, dtype=BF16)))),
+         (rope_cache_triton, "_rope_cache_kernel", lambda: rope_cache_triton.rope_cache_write(
+             torch.empty(1, 1, 80, 64, dtype=BF16), torch.empty(4096, 2, 64, dtype=BF16), torch.tensor([5]), ring,
+             64, 8)),
+         (at, "_decode_attention_kernel", lambda: at.decode_attention_triton(
+             q, ring.k, ring.v, torch.arange(128), torch.tensor([127]), 128, torch.empty(64), 0.125, ring=True)),
+         (at, "_decode_attention_split_kernel", full), (at, "_decode_attention_combine_kernel", full)]
+# compiled for sm_90 with PDL on, each waits for the kernel before it (griddepcontrol.wait); off, none does
+for module, name, call in cases:
+    fn, types_, const, warps, aligned, stages = launch_signature(module, name, call)
+    for on in (False, True):
+        ptx = compile_kernel(fn, types_, {**const, "PDL": on}, warps, aligned, stages).asm["ptx"]
+        assert ("griddepcontrol.wait" in ptx) == on, (name, on)
+# the wrappers launch them so where mx.PDL is on and the device is CUDA (faked here: no GPU), and not otherwise
+assert mx.pdl("cuda") == {"PDL": False}
+mx.PDL = True
+assert mx.pdl("cuda") == {"PDL": True, "launch_pdl": True} and mx.pdl("cpu") == {"PDL": False}
+for module in (mx, norm_triton, rope_cache_triton, at):
+    module.pdl = lambda device: {"PDL": True, "launch_pdl": True}
+for module, name, call in cases:
+    for args, options in recorded(module, name, call):
+        assert args["PDL"] is True and options.get("launch_pdl") is True, (name, args.get("PDL"), options)
+print("pdl ok")
+"""
+
 
 def test_the_kernels_compile_for_hopper():
     pytest.importorskip("triton.backends.nvidia.compiler")
@@ -129,6 +179,18 @@ def test_the_kernels_compile_for_hopper():
     r = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert r.returncode == 0 and "compiled" in r.stdout, r.stdout[-3000:] + r.stderr[-3000:]
 
+
+
+def test_a_decode_steps_kernels_launch_as_programmatic_dependents_where_asked():
+    """Programmatic dependent launch (mxfp4_triton.PDL, off by default until a GPU measures it): each Triton kernel of
+    a decode step, compiled for sm_90 with it, waits for the kernel before it first (griddepcontrol.wait in its PTX;
+    without it, none does), and the wrappers launch them with launch_pdl where it is on for a CUDA device."""
+    pytest.importorskip("triton.backends.nvidia.compiler")
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    env["PYTHONPATH"] = ROOT
+    r = subprocess.run([sys.executable, "-c", PDL_SCRIPT], env=env, capture_output=True, text=True, timeout=300,
+                       cwd=ROOT)
+    assert r.returncode == 0 and "pdl ok" in r.stdout, r.stdout[-3000:] + r.stderr[-3000:]
 
 
 def test_the_kernels_machine_code():

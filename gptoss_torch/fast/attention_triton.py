@@ -16,7 +16,7 @@ tests/test_attention_triton.py):
 
 import torch
 
-from .mxfp4_triton import available, triton
+from .mxfp4_triton import available, gdc_wait, pdl, triton
 
 if triton is not None:
     import triton.language as tl
@@ -94,7 +94,10 @@ if triton is not None:
     def _decode_attention_kernel(q_ptr, k_ptr, v_ptr, kpos_ptr, pos_ptr, sinks_ptr, out_ptr, S, Hkv, window, scale,
                                  sq_b, sq_h, sk_b, sk_s, sk_h, sv_b, sv_s, sv_h, so_b, so_h,
                                  G: tl.constexpr, GP: tl.constexpr, D: tl.constexpr, BLOCK_S: tl.constexpr,
-                                 RING: tl.constexpr, HAS_SINK: tl.constexpr, MMA: tl.constexpr, IEEE: tl.constexpr):
+                                 RING: tl.constexpr, HAS_SINK: tl.constexpr, MMA: tl.constexpr, IEEE: tl.constexpr,
+                                 PDL: tl.constexpr = False):
+        if PDL:  # launched as a programmatic dependent (mxfp4_triton.pdl): wait for the kernel before first
+            gdc_wait()
         pid = tl.program_id(0)
         b, kvh = pid // Hkv, pid % Hkv
         q, heads, hmask = _load_queries(q_ptr, b, kvh, scale, sq_b, sq_h, G, GP, D, MMA)  # [GP, D]
@@ -114,11 +117,13 @@ if triton is not None:
                                        window, scale, sq_b, sq_h, sk_b, sk_s, sk_h, sv_b, sv_s, sv_h, NSPLIT,
                                        G: tl.constexpr, GP: tl.constexpr, D: tl.constexpr, BLOCK_S: tl.constexpr,
                                        CHUNK: tl.constexpr, RING: tl.constexpr, MMA: tl.constexpr,
-                                       IEEE: tl.constexpr):
+                                       IEEE: tl.constexpr, PDL: tl.constexpr = False):
         """Flash-decoding's first half: program (sequence x kv head, split) streams slots [split * CHUNK,
         (split + 1) * CHUNK) (on a full layer only up to the current position; a sliding layer's ring whole) and
         writes its running max, denominator and unnormalised output per query head (a split with nothing to read
         writes an empty partial)."""
+        if PDL:  # launched as a programmatic dependent (mxfp4_triton.pdl): wait for the kernel before first
+            gdc_wait()
         pid, split = tl.program_id(0), tl.program_id(1)
         b, kvh = pid // Hkv, pid % Hkv
         q, heads, hmask = _load_queries(q_ptr, b, kvh, scale, sq_b, sq_h, G, GP, D, MMA)  # [GP, D]
@@ -135,9 +140,12 @@ if triton is not None:
 
     @triton.jit
     def _decode_attention_combine_kernel(pm_ptr, pl_ptr, pacc_ptr, sinks_ptr, out_ptr, Hq, NSPLIT, so_b, so_h,
-                                         D: tl.constexpr, BLOCK_N: tl.constexpr, HAS_SINK: tl.constexpr):
+                                         D: tl.constexpr, BLOCK_N: tl.constexpr, HAS_SINK: tl.constexpr,
+                                         PDL: tl.constexpr = False):
         """Flash-decoding's second half: one program per (sequence, query head) rescales the splits' partials to
         their common max, adds the sink to the denominator and writes o = acc / den."""
+        if PDL:  # as in the first half
+            gdc_wait()
         bh = tl.program_id(0)
         b, h = bh // Hq, bh % Hq
         j = tl.arange(0, BLOCK_N)
@@ -278,17 +286,17 @@ def decode_attention_triton(q, k, v, k_pos, pos, window=None, sinks=None, scale=
             q, k, v, k_pos, pos, pm, pl, pacc, S, Hkv, big if window is None else window,
             d ** -0.5 if scale is None else scale, q.stride(0), q.stride(2), k.stride(0), k.stride(1), k.stride(2),
             v.stride(0), v.stride(1), v.stride(2), nsplit, G=G, GP=GP, D=d, BLOCK_S=split_block, CHUNK=chunk,
-            RING=ring, MMA=mma, IEEE=ieee)
+            RING=ring, MMA=mma, IEEE=ieee, **pdl(q.device))
         _decode_attention_combine_kernel[(B * Hq,)](
             pm, pl, pacc, out if sinks is None else sinks, out, Hq, nsplit, out.stride(0), out.stride(2), D=d,
-            BLOCK_N=triton.next_power_of_2(nsplit), HAS_SINK=sinks is not None)
+            BLOCK_N=triton.next_power_of_2(nsplit), HAS_SINK=sinks is not None, **pdl(q.device))
         return out
     _decode_attention_kernel[(B * Hkv,)](
         q, k, v, k_pos, pos, out if sinks is None else sinks, out, S, Hkv, big if window is None else window,
         d ** -0.5 if scale is None else scale, q.stride(0), q.stride(2), k.stride(0), k.stride(1), k.stride(2),
         v.stride(0), v.stride(1), v.stride(2), out.stride(0), out.stride(2),
         G=G, GP=GP, D=d, BLOCK_S=block_s or (BLOCK_S if mma else ELEMENTWISE_BLOCK_S[0]), RING=ring,
-        HAS_SINK=sinks is not None, MMA=mma, IEEE=ieee)
+        HAS_SINK=sinks is not None, MMA=mma, IEEE=ieee, **pdl(q.device))
     return out
 
 

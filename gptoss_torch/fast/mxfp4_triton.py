@@ -33,7 +33,25 @@ def available(device):
     return torch.device(device).type == "cuda" or os.environ.get("TRITON_INTERPRET") == "1"
 
 
+# programmatic dependent launch (sm_90 and later) for a decode step's Triton kernels: a kernel launched with it may be
+# scheduled while the kernel before it finishes, and waits (griddepcontrol.wait) before anything else, so less of the
+# gap between two launches is idle; off until benchmarks/gpu_check.py measures it (it times decode both ways)
+PDL = False
+
+
+def pdl(device):
+    """A decode kernel's launch arguments for programmatic dependent launch: its PDL constexpr (wait first) and,
+    where PDL is on, launch_pdl (CUDA only: Triton's interpreter cannot run the wait)."""
+    on = PDL and gdc_wait is not None and torch.device(device).type == "cuda"
+    return dict(PDL=True, launch_pdl=True) if on else dict(PDL=False)
+
+
+gdc_wait = None
 if triton is not None:
+    try:
+        from triton.language.extra.cuda import gdc_wait
+    except ImportError:  # pragma: no cover - a Triton before programmatic dependent launch: PDL stays off
+        pass
     # the matvec's inputs are scaled by this so that their products with E2M1 * 2^-126 stay normal floats; a decode
     # step's add + norm kernel (fast/norm_triton.py) writes its output so scaled for the up kernel (x_scaled)
     INPUT_SCALE = tl.constexpr(18446744073709551616.0)  # 2^64
@@ -131,7 +149,8 @@ if triton is not None:
                              stride_l, alpha, limit, TOPK: tl.constexpr, SWIGLU: tl.constexpr,
                              HAS_BIAS: tl.constexpr, HAS_W: tl.constexpr, SPLITS: tl.constexpr, ROUTE: tl.constexpr,
                              BLOCK_E: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_G: tl.constexpr,
-                             NUM_STAGES: tl.constexpr, X_SCALED: tl.constexpr, OUT_SCALED: tl.constexpr):
+                             NUM_STAGES: tl.constexpr, X_SCALED: tl.constexpr, OUT_SCALED: tl.constexpr,
+                             PDL: tl.constexpr = False):
         """Program (pair n, BLOCK_R rows, split j): acc = W[e] x + b[e] over its rows, the packed blocks read as int32
         words and decoded in registers two weights at a time (_e2m1_dot_words, the input scaled by 2^64 so that the
         products stay normal floats; each block's sum scaled back by 2^62 and then by 2^(s-127)); with SWIGLU the rows
@@ -142,7 +161,9 @@ if triton is not None:
         and ids / w are outputs: the row-block 0 programs write each pair's expert and router weight there for the down
         projection. blocks_ptr points to int32 words; stride_be / stride_br count 16-byte blocks. X_SCALED: x is float32
         and already times 2^64 (no multiply a value here); OUT_SCALED: the outputs are written times 2^64 (exact: the
-        next matvec's X_SCALED input)."""
+        next matvec's X_SCALED input). PDL: launched as a programmatic dependent, wait for the kernel before first."""
+        if PDL:
+            gdc_wait()
         n = tl.program_id(0)  # which routed (token, expert) pair; its token is n // TOPK
         rows = tl.program_id(1) * BLOCK_R + tl.arange(0, BLOCK_R)  # [BR]
         j = tl.program_id(2)  # which split of the 32-value blocks
@@ -381,7 +402,7 @@ def mxfp4_matvec(blocks, scales, ids, x, bias=None, weights=None, topk=1, swiglu
                                HAS_W=weights is not None and not route, SPLITS=splits, ROUTE=route,
                                BLOCK_E=triton.next_power_of_2(E) if route else 1, BLOCK_R=block_r,
                                BLOCK_G=block_g, NUM_STAGES=stages, X_SCALED=x_scaled, OUT_SCALED=out_scaled,
-                               num_warps=warps)
+                               num_warps=warps, **pdl(x.device))
     return out
 
 

@@ -8,7 +8,7 @@ Triton's interpreter, tests/test_norm_triton.py)."""
 
 import torch
 
-from .mxfp4_triton import available, triton
+from .mxfp4_triton import available, gdc_wait, pdl, triton
 
 if triton is not None:
     import triton.language as tl
@@ -19,11 +19,14 @@ if triton is not None:
     def _add_rms_norm_kernel(x_ptr, d_ptr, w_ptr, xo_ptr, h_ptr, hs_ptr, rw_ptr, rb_ptr, logits_ptr, D, E, stride_x,
                              stride_d, stride_xo, stride_h, stride_hs, stride_rw, stride_l, eps, ROWS: tl.constexpr,
                              BLOCK: tl.constexpr, SCALED: tl.constexpr, ROUTER: tl.constexpr, HAS_RB: tl.constexpr,
-                             BLOCK_E: tl.constexpr):
+                             BLOCK_E: tl.constexpr, PDL: tl.constexpr = False):
         """Program (n, b) (a token, a block of experts): s = sum of its ROWS delta rows (float32), x' = x + round(s),
         h = rmsnorm(x') * w, written by block 0; with SCALED also h (as rounded) in float32 times 2^64, the MXFP4
         matvec's input as it multiplies; with ROUTER the logits of experts [b BLOCK_E, (b + 1) BLOCK_E),
-        sum_c h_c W_r[e, c] (+ b_r[e]) in float32, rounded to logits' dtype."""
+        sum_c h_c W_r[e, c] (+ b_r[e]) in float32, rounded to logits' dtype. PDL: launched as a programmatic
+        dependent (mxfp4_triton.pdl), wait for the kernel before first."""
+        if PDL:
+            gdc_wait()
         n = tl.program_id(0)
         c = tl.arange(0, BLOCK)
         m = c < D
@@ -79,7 +82,7 @@ def add_rms_norm(x, delta, weight, eps, scaled=False, router=None):
                                       x.stride(0), delta.stride(0), x_new.stride(0), h.stride(0), hs.stride(0),
                                       rw.stride(0), logits.stride(0), float(eps), ROWS=rows,
                                       BLOCK=triton.next_power_of_2(D), SCALED=scaled, ROUTER=router is not None,
-                                      HAS_RB=rb is not None, BLOCK_E=ROUTER_BLOCK)
+                                      HAS_RB=rb is not None, BLOCK_E=ROUTER_BLOCK, **pdl(x.device))
     return (x_new, h) + ((hs,) if scaled else ()) + ((logits,) if router is not None else ())
 
 

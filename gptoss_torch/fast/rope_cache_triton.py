@@ -12,7 +12,7 @@ Equal to the plain ops (tested in Triton's interpreter, tests/test_rope_cache_tr
 
 import torch
 
-from .mxfp4_triton import available, triton
+from .mxfp4_triton import available, gdc_wait, pdl, triton
 
 if triton is not None:
     import triton.language as tl
@@ -28,9 +28,12 @@ if triton is not None:
     @triton.jit
     def _rope_cache_kernel(qkv_ptr, table_ptr, pos_ptr, q_ptr, k_ptr, v_ptr, kpos_ptr, n_slots, stride_qkv_b,
                            stride_q_b, stride_k_b, stride_k_s, stride_v_b, stride_v_s, HQ: tl.constexpr,
-                           HKV: tl.constexpr, D: tl.constexpr, RING: tl.constexpr):
+                           HKV: tl.constexpr, D: tl.constexpr, RING: tl.constexpr, PDL: tl.constexpr = False):
         """Program (sequence b, head h of the HQ + 2 HKV in the fused projection): h < HQ a query head (rotated into
-        q), then HKV key heads (rotated into the cache slot), then HKV value heads (copied into it)."""
+        q), then HKV key heads (rotated into the cache slot), then HKV value heads (copied into it). PDL: launched as
+        a programmatic dependent (mxfp4_triton.pdl), wait for the kernel before first."""
+        if PDL:
+            gdc_wait()
         b, h = tl.program_id(0), tl.program_id(1)
         p = tl.load(pos_ptr)
         slot = p % n_slots if RING else p
@@ -92,7 +95,7 @@ def rope_cache_write(qkv, table, pos, layer_cache, n_heads, n_kv_heads):
     q = torch.empty(B, 1, n_heads, d, dtype=qkv.dtype, device=qkv.device)
     _rope_cache_kernel[(B, H)](qkv, table, pos, q, lc.k, lc.v, lc.pos, lc.n_slots, qkv.stride(0), q.stride(0),
                                lc.k.stride(0), lc.k.stride(1), lc.v.stride(0), lc.v.stride(1), HQ=n_heads,
-                               HKV=n_kv_heads, D=d, RING=lc.window is not None)
+                               HKV=n_kv_heads, D=d, RING=lc.window is not None, **pdl(qkv.device))
     return q
 
 
