@@ -180,7 +180,6 @@ def test_the_kernels_compile_for_hopper():
     assert r.returncode == 0 and "compiled" in r.stdout, r.stdout[-3000:] + r.stderr[-3000:]
 
 
-
 def test_a_decode_steps_kernels_launch_as_programmatic_dependents_where_asked():
     """Programmatic dependent launch (mxfp4_triton.PDL, off by default until a GPU measures it): each Triton kernel of
     a decode step, compiled for sm_90 with it, waits for the kernel before it first (griddepcontrol.wait in its PTX;
