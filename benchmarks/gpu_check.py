@@ -5,22 +5,25 @@ this order:
 2. the Triton kernels against the pure-torch code: the MXFP4 matvec on odd shapes and gpt-oss-20b's real ones
    (2880 x 90 blocks, 5760 x 90 blocks), with and without its SwiGLU epilogue; the one-launch dequantisation bit for
    bit at every code and scale; sweeps, each setting's output checked before it is timed by CUDA-graph replay (on
-   inputs taken in turn from more bytes than the L2 holds, as the model reads them from memory): the
-   matvec's tiles for the up and the down projection (the down one also split-K), the decode attention's settings
-   (one program per kv head or split over programs; tensor cores or elementwise), and the prompt kernels' tiles
-   (grouped MoE in both orientations, flash attention), whose best the later timings take;
+   inputs taken in turn from more bytes than the L2 holds, as the model reads them from memory): the matvec's tiles
+   for the up and the down projection (the down one also split-K), the decode attention's settings
+   (one program per kv head or split over programs; tensor cores or elementwise), the prompt kernels' tiles
+   (grouped MoE in both orientations, flash attention), the dequantisation's and the one-token GEMV's (q/k/v and
+   output projections, against F.linear), whose best the later timings take;
 3. a tiny gpt-oss on the GPU in float32 and bfloat16 against the float64 CPU twin: full forward, token by token,
-   chunked prefill, CUDA-graph replay (also with other tiles and split attention, and with programmatic dependent
-   launch), and decode steps and a prompt through the prompt kernels under torch.cuda.set_sync_debug_mode("error");
-   then the shipped trained gpt-oss-shakespeare read by the real loader onto the GPU: its first 32 greedy tokens
-   (graph replay, fused kernels) equal to the CPU float32 twin's in float32 (bfloat16's agreement reported);
+   chunked prefill, CUDA-graph replay (also with other tiles and split attention, with programmatic dependent
+   launch, with the Triton GEMV), and decode steps and a prompt through the prompt kernels under
+   torch.cuda.set_sync_debug_mode("error"); then the shipped trained gpt-oss-shakespeare read by the real loader
+   onto the GPU: its first 32 greedy tokens (graph replay, fused kernels) equal to the CPU float32 twin's in float32
+   (bfloat16's agreement reported);
 4. the full-size random gpt-oss-20b built directly in GPU memory (nothing written to disk): held bytes =
    gptoss_np.accounting.weight_bytes (13.76 GB);
 5. prefill tok/s at 2k and 4k (at 2k through the prompt kernels, with the MoE on torch's grouped product, and
    through the per-expert path), batch-1 decode tok/s at 1k and 4k context (eager; graphed with the shipped settings
    and with the best ones of stage 2; without a host sync; with programmatic dependent launch, which lets each
-   Triton kernel of a step be scheduled while the one before it finishes), peak memory including prefill, % of the
-   bandwidth ceiling (measured copy bandwidth / bytes a token reads);
+   Triton kernel of a step be scheduled while the one before it finishes; with the projections by the Triton GEMV,
+   and with both), peak memory including prefill, % of the bandwidth ceiling (measured copy bandwidth / bytes a
+   token reads);
 6. the profiler on one eager decode step (kernel count, summed kernel time, top kernels) and on a 2k prefill;
 7. where transformers is installed, the same decode on transformers' GptOssForCausalLM (bf16, same config) in the
    same run, for a side-by-side ratio.
@@ -56,7 +59,7 @@ if "--smoke" in sys.argv:  # before anything imports Triton: the CPU rehearsal r
 import gptoss_np  # noqa: E402
 from gptoss_np.accounting import decode_bytes_per_token, weight_bytes  # noqa: E402
 from gptoss_torch.fast import enable as enable_fast  # noqa: E402
-from gptoss_torch.fast import moe_glue_triton, moe_grouped  # noqa: E402
+from gptoss_torch.fast import gemv_triton, moe_glue_triton, moe_grouped  # noqa: E402
 from gptoss_torch.fast.cuda_graphs import GraphedDecoder  # noqa: E402
 from gptoss_torch.fast.decode import FastDecoder  # noqa: E402
 from gptoss_torch.fast.dispatch_count import count_ops  # noqa: E402
@@ -289,6 +292,33 @@ def kernel_check(rep, device, smoke, state):
                   lambda out: torch.equal(out, want), lambda t: f"{E * R * G * (17 + 64) / t / 1e9:,.0f} GB/s read "
                                                             "+ written", reps=5)
     state["best_dequant"] = min(times, key=times.get) if times else default
+    # one token's dense products, gpt-oss-20b's q/k/v (5120 x 2880) and output projection (2880 x 4096) in bf16 with
+    # a bias: the Triton GEMV at its tiles against F.linear (cuBLAS), weights taken in turn from copies the L2
+    # cannot hold; bf16 weights read per second. The decode timings with the GEMV take the tile best on both
+    gemv_times = {}
+    for what, (N, K) in ((("tiny", (40, 96)),) if smoke else (("q/k/v", (5120, 2880)), ("output", (2880, 4096)))):
+        w0 = torch.randn(N, K, device=device, generator=g).bfloat16()
+        b0, x = torch.randn(N, device=device, generator=g).bfloat16(), torch.randn(1, K, device=device, generator=g)
+        x = x.bfloat16()
+        mats = InTurn(cold_copies(device, (w0, b0)))
+        want = x.double() @ w0.double().T + b0.double()
+
+        def product(tile):  # tile None: F.linear
+            w, b = mats.next()
+            return torch.nn.functional.linear(x, w, b) if tile is None else gemv_triton.gemv(x, w, b, tile=tile)
+
+        def unit(t):
+            return f"{N * K * 2 / t / 1e9:,.0f} GB/s"
+        t_ref = gpu_time(device, lambda: product(None), reps=max(20, len(mats.items)))
+        tiles = [gemv_triton.GEMV_TILE] + [t for t in (GEMV_TILES[:1] if smoke else GEMV_TILES)
+                                           if t != gemv_triton.GEMV_TILE]
+        times = sweep(rep, device, f"GEMV {what} tiles (rows, inputs a step, warps, stages), {N} x {K}, bf16",
+                      tiles, product, lambda out: rel_err(out, want) < 1e-2, unit, reps=max(20, len(mats.items)))
+        rep.add("kernel", f"F.linear (cuBLAS), the same {what} product", unit(t_ref),
+                f"GEMV best: {unit(min(times.values()))}" if times else "")
+        for tile, t in times.items():
+            gemv_times.setdefault(tile, []).append(t)
+    state["best_gemv"] = least(gemv_times, gemv_triton.GEMV_TILE) if not smoke else gemv_triton.GEMV_TILE
     from gptoss_torch.attention import attention_mask, decode_attention
     from gptoss_torch.fast.attention_triton import decode_attention_triton
     # decode attention, gpt-oss-20b's heads (64 q / 8 kv, d = 64) in bf16: a full layer of 4096 slots and a sliding
@@ -358,6 +388,8 @@ MATVEC_TILES = [(16, 4, 3, 1), (8, 4, 3, 1), (8, 8, 3, 1), (16, 8, 3, 1), (16, 2
 # the up projection's 5760, too few to keep the H200 busy at batch 1
 DOWN_SPLIT_TILES = [(16, 4, 3, 1, 2), (8, 4, 3, 1, 2), (16, 4, 3, 1, 3), (16, 2, 3, 1, 2), (32, 4, 3, 1, 2),
                     (16, 4, 5, 1, 2), (16, 8, 4, 1, 2)]
+# the one-token GEMV's tiles (rows, inputs a loop step, warps, stages)
+GEMV_TILES = [(8, 256, 4, 3), (4, 512, 4, 3), (16, 256, 4, 3), (8, 512, 4, 4), (4, 256, 2, 4), (2, 512, 2, 4)]
 # the dequantisation's tiles (rows, 32-value blocks, warps); benchmarks/kernel_sass.py reads their machine code
 DEQUANT_TILES = [(64, 2, 4), (128, 2, 4), (64, 2, 2), (16, 8, 4), (16, 16, 4), (32, 8, 4), (128, 2, 8)]
 # tiles the prompt kernels' sweeps try: the grouped MoE's (pairs, rows, 32-value blocks, warps, stages, swap) and flash
@@ -519,7 +551,10 @@ def tiny_checks(rep, device):
             # then the shipped settings with programmatic dependent launch
             shipped = current_kernels()
             for what, kernels in (("graph replay, other tiles + split attention", OTHER_KERNELS),
-                                  ("graph replay, programmatic dependent launch", with_pdl(shipped))):
+                                  ("graph replay, programmatic dependent launch", variant(shipped, pdl=True)),
+                                  ("graph replay, Triton GEMV", variant(shipped, gemv=True)),
+                                  ("graph replay, Triton GEMV + programmatic dependent launch",
+                                   variant(shipped, pdl=True, gemv=True))):
                 configure(kernels)
                 try:
                     cache = m.new_cache(32)
@@ -617,7 +652,9 @@ def shipped_checks(rep, device, n=32):
         if device.type == "cuda" and dtype == torch.float32:  # other tiles, attention split 16 slots a program; PDL
             shipped = current_kernels()
             for what, kernels in (("the same, other tiles + split attention", OTHER_KERNELS),
-                                  ("the same, programmatic dependent launch", with_pdl(shipped))):
+                                  ("the same, programmatic dependent launch", variant(shipped, pdl=True)),
+                                  ("the same, Triton GEMV + programmatic dependent launch",
+                                   variant(shipped, pdl=True, gemv=True))):
                 configure(kernels)
                 try:
                     got = attempt(rep, f"shipped {name}", what, lambda: greedy_tokens(
@@ -694,16 +731,18 @@ def prompt_tiles(tiles=None):
 
 # the graph-replay checks' other settings: up and down tiles (the down split-K in two), attention split over programs
 # of 16 slots, elementwise (a tiny model's cache is too short for the tensor-core kernel's 32-slot splits); no
-# programmatic dependent launch (a check of its own: with_pdl)
-OTHER_KERNELS = ((8, 4, 3, 2), (32, 4, 3, 1, 2), (16, 16, False), False)
+# programmatic dependent launch and no Triton GEMV (checks of their own: variant)
+OTHER_KERNELS = ((8, 4, 3, 2), (32, 4, 3, 1, 2), (16, 16, False), False, False)
 ATTENTION_DEFAULT = (128, 64, True)  # (split slots, slots a step, tensor cores): attention_triton's defaults
 
 
 def configure(kernels):
     """Set the fast paths' module switches: (up tile, down tile, (attention split slots, slots a step of the
-    one-program kernel, tensor cores), programmatic dependent launch)."""
+    one-program kernel, tensor cores), programmatic dependent launch, a token's q/k/v and output projections by the
+    Triton GEMV)."""
     from gptoss_torch.fast import attention_triton as at, mxfp4_triton
-    mxfp4_triton.TILE_UP, mxfp4_triton.TILE_DOWN, (at.SPLIT_SLOTS, block_s, at.MMA), mxfp4_triton.PDL = kernels
+    (mxfp4_triton.TILE_UP, mxfp4_triton.TILE_DOWN, (at.SPLIT_SLOTS, block_s, at.MMA), mxfp4_triton.PDL,
+     gemv_triton.ON) = kernels
     if at.MMA:
         at.BLOCK_S = block_s
     else:
@@ -714,18 +753,21 @@ def current_kernels():
     """The fast paths' switches now, as configure() takes them."""
     from gptoss_torch.fast import attention_triton as at, mxfp4_triton
     return (mxfp4_triton.TILE_UP, mxfp4_triton.TILE_DOWN,
-            (at.SPLIT_SLOTS, at.BLOCK_S if at.MMA else at.ELEMENTWISE_BLOCK_S[0], at.MMA), mxfp4_triton.PDL)
+            (at.SPLIT_SLOTS, at.BLOCK_S if at.MMA else at.ELEMENTWISE_BLOCK_S[0], at.MMA), mxfp4_triton.PDL,
+            gemv_triton.ON)
 
 
-def with_pdl(kernels):
-    """The same settings with programmatic dependent launch on."""
-    return (*kernels[:3], True)
+def variant(kernels, pdl=None, gemv=None):
+    """The same settings with programmatic dependent launch and the Triton GEMV as given (None: as they were)."""
+    up, down, attn, was_pdl, was_gemv = kernels
+    return up, down, attn, was_pdl if pdl is None else pdl, was_gemv if gemv is None else gemv
 
 
 def describe(kernels):
-    up, down, (split, block_s, mma), pdl = kernels
+    up, down, (split, block_s, mma), pdl, gemv = kernels
     return (f"up {up}, down {down}, attention split {split or 'none'}, {block_s} a step, "
-            f"{'tensor cores' if mma else 'elementwise'}" + (", programmatic dependent launch" if pdl else ""))
+            f"{'tensor cores' if mma else 'elementwise'}" + (", programmatic dependent launch" if pdl else "")
+            + (", Triton GEMV" if gemv else ""))
 
 
 def decode_rate(model, context, n_tokens, graphed, host_sync=True):
@@ -803,7 +845,8 @@ def speed(rep, model, device, smoke, state):
     rep.add("speed", "device copy bandwidth", f"{bw / 1e9:,.0f} GB/s")
     shipped = current_kernels()
     tiles, attn = state.get("best_tiles"), state.get("best_attention")
-    tuned = (tiles["up"], tiles["down"], attn, False) if tiles and attn else None
+    tuned = (tiles["up"], tiles["down"], attn, False, False) if tiles and attn else None
+    gemv_triton.GEMV_TILE = state.get("best_gemv", gemv_triton.GEMV_TILE)
     configs = [("shipped", shipped)] + ([("tuned", tuned)] if tuned and tuned != shipped else [])
     fastest = configs[-1]
     rates = {}
@@ -812,8 +855,12 @@ def speed(rep, model, device, smoke, state):
         ceiling = bw / need
         runs = [("eager", False, True, shipped)]
         runs += [(f"graphed, {label} ({describe(k)})", True, True, k) for label, k in configs]
-        runs += [(f"graphed, no host sync, {fastest[0]}", True, False, fastest[1]),
-                 (f"graphed, {fastest[0]} + programmatic dependent launch", True, True, with_pdl(fastest[1]))]
+        runs += [(f"graphed, no host sync, {fastest[0]}", True, False, fastest[1])]
+        runs += [(f"graphed, {fastest[0]} + {how}", True, True, variant(fastest[1], pdl=p, gemv=gv))
+                 for how, p, gv in (("programmatic dependent launch", True, False),
+                                    (f"Triton GEMV {gemv_triton.GEMV_TILE}", False, True),
+                                    (f"Triton GEMV {gemv_triton.GEMV_TILE} + programmatic dependent launch", True,
+                                     True))]
         for how, graphed, host_sync, kernels in runs:
             what = f"decode bs1 at {ctx} context, {how}"
             if graphed and device.type != "cuda":

@@ -9,7 +9,7 @@ prompt's grouped MoE kernel in both orientations: whether the decoded weights fe
 and whether a multiply stays in flight while the next tile decodes (Triton 3.9 keeps one for W x^T; 3.6, what the
 H200 has, waits for each either way). For both, the bf16 loads in the loop that read 2 bytes a load. The one-launch
 dequantisation (the prefill's float experts): whether it reads the blocks and writes the values 16 bytes at a time,
-and its instructions a value.
+and its instructions a value. The one-token GEMV (opt-in): whether its weights come 16 bytes a load.
 
     python benchmarks/kernel_sass.py            # the tables
     python benchmarks/kernel_sass.py --tiles    # the matvec and the dequantisation at every tile gpu_check.py's
@@ -38,7 +38,7 @@ import triton  # noqa: E402
 from triton.backends.compiler import GPUTarget  # noqa: E402
 from triton.compiler import ASTSource  # noqa: E402
 
-from gptoss_torch.fast import attention_triton as at, mxfp4_triton  # noqa: E402
+from gptoss_torch.fast import attention_triton as at, gemv_triton, mxfp4_triton  # noqa: E402
 
 BIN = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin")
 WIDE_LOAD = r"LDG(STS)?\.E(\.BYPASS)?\.128"
@@ -206,6 +206,15 @@ def dequant_sass(tile, dtype=torch.bfloat16, specialised=True):
     return sass_of_launch(mxfp4_triton, "_mxfp4_dequant_kernel", call, () if specialised else fn.arg_names)
 
 
+def gemv_sass(N, K, tile):
+    """(SASS, registers, spilled bytes) of the one-token GEMV (fast/gemv_triton.py) at N x K in bf16 with a bias,
+    launched by gemv, tile = (rows, inputs a step, warps, stages)."""
+    call = lambda: gemv_triton.gemv(torch.empty(1, K, dtype=torch.bfloat16),  # noqa: E731
+                                    torch.empty(N, K, dtype=torch.bfloat16), torch.empty(N, dtype=torch.bfloat16),
+                                    tile=tile)
+    return sass_of_launch(gemv_triton, "_gemv_kernel", call)
+
+
 def instructions(code):
     """Every instruction of a kernel (one 16-byte SASS instruction an address)."""
     return len(re.findall(INSTRUCTION + r"[A-Z]", code))
@@ -367,6 +376,18 @@ def main(argv=None):
         if args.check:
             assert wide_in and wide_out and not narrow_out, f"dequantise {tile} {dtype}: not 16 bytes a load/store"
             assert local == 0, f"dequantise {tile} {dtype}: {local} bytes spilled"
+    print("\n# the one-token GEMV on sm_90 (bf16, a bias; opt-in: gemv_triton.ON)\n")
+    print("| product | tile (rows, inputs a step, warps, stages) | registers | spilled bytes | 16-byte loads | "
+          "loop instructions | per weight |")
+    print("|---|---|---:|---:|---|---:|---:|")
+    for what, N, K in (("q/k/v", 5120, 2880), ("output", 2880, 4096)):
+        tile = gemv_triton.GEMV_TILE
+        code, regs, local = gemv_sass(N, K, tile)
+        wide, n = bool(re.search(WIDE_LOAD, code)), loop_instructions(code)
+        print(f"| {what} {N} x {K} | {tuple(tile)} | {regs} | {local} | {'yes' if wide else 'no'} | {n} | "
+              f"{n / (tile[0] * tile[1] / (32 * tile[2])):.1f} |")
+        if args.check:
+            assert wide and local == 0 and n, f"GEMV {what} {tile}: 16-byte loads {wide}, {local} bytes spilled"
     print("\n# the prompt's flash attention on sm_90 (bf16, sinks, G = 8, d = 64)\n")
     print("| tile (queries, keys, warps, stages) | registers | spilled bytes | tensor-core multiplies | "
           "loop instructions |")

@@ -9,7 +9,8 @@ import torch
 from torch.overrides import TorchFunctionMode
 
 import gptoss_np
-from gptoss_torch.fast import attention_triton, moe_glue_triton, mxfp4_triton, norm_triton, rope_cache_triton
+from gptoss_torch.fast import attention_triton, gemv_triton, moe_glue_triton, mxfp4_triton, norm_triton
+from gptoss_torch.fast import rope_cache_triton
 from gptoss_torch.fast.decode import FastDecoder
 from gptoss_torch.fast.dispatch_count import OpCounter, count_ops
 from gptoss_torch.model import Model
@@ -37,7 +38,7 @@ def route_stand_in(counter):
     return route
 
 
-def count_step(n_layers, fast, moe, monkeypatch, dtype=torch.float32):
+def count_step(n_layers, fast, moe, monkeypatch, dtype=torch.float32, gemv=False):
     cfg = gptoss_np.scale_down(gptoss_np.get_config("gpt-oss-20b"), n_layers=n_layers)
     model = Model.from_numpy(cfg, gptoss_np.init_weights(cfg, seed=1), dtype=dtype)
     counter = OpCounter()
@@ -64,7 +65,12 @@ def count_step(n_layers, fast, moe, monkeypatch, dtype=torch.float32):
         monkeypatch.setattr(mxfp4_triton, "route_topk_softmax", route_stand_in(counter))
         monkeypatch.setattr(attention_triton, "decode_attention_triton", attend)
         monkeypatch.setattr(norm_triton, "add_rms_norm", add_norm)
+        def gemv_launch(x, weight, bias=None, tile=None):
+            with counter.kernel("triton gemv"):
+                return torch.zeros(*x.shape[:-1], weight.shape[0], dtype=x.dtype)
+
         monkeypatch.setattr(rope_cache_triton, "rope_cache_write", rope_cache)
+        monkeypatch.setattr(gemv_triton, "gemv", gemv_launch)
         assert mxfp4_triton.enable(model)
     else:
         for block in model.layers:
@@ -73,7 +79,7 @@ def count_step(n_layers, fast, moe, monkeypatch, dtype=torch.float32):
     model(torch.arange(5), cache=cache)
     tokens, pos = torch.tensor([[3]]), torch.tensor([5])
     triton = moe == "triton"
-    decoder = FastDecoder(model, 16, triton=triton, fuse_norms=triton, fuse_rope=triton)
+    decoder = FastDecoder(model, 16, triton=triton, fuse_norms=triton, fuse_rope=triton, gemv=gemv)
     step = (lambda: decoder.step(tokens, pos, cache)) if fast == "fast" else (lambda: model.run(tokens, pos, cache))
     counter.ops.clear()
     return count_ops(model, step, counter)
@@ -93,6 +99,15 @@ def test_kernels_per_layer_of_a_decode_step(fast, moe, dtype, monkeypatch):
         # router's logits): the matmuls left are q/k/v and the attention's output a layer, and the unembedding
         assert four.ops["aten._fused_rms_norm"] == 1 and four.ops["triton add_rms_norm"] == 2 * 4
         assert four.ops["aten.addmm"] == 2 * 4 and four.ops["aten.mm"] == 1
+
+
+def test_the_projections_by_the_triton_gemv_keep_the_count(monkeypatch):
+    """With gemv_triton (opt-in) a token's q/k/v and output projections are one Triton launch each instead of
+    F.linear's (on a GPU cuBLAS may take two: a split-K pass and its reduction): the same 8 a layer, no matmul left
+    in a layer."""
+    four, two = (count_step(n, "fast", "triton", monkeypatch, torch.bfloat16, gemv=True) for n in (4, 2))
+    assert (four.total() - two.total()) / 2 == BOUNDS["fast", "triton", torch.bfloat16]
+    assert four.ops["triton gemv"] == 2 * 4 and four.ops["aten.addmm"] == 0 and four.ops["aten.mm"] == 1
 
 
 def test_the_counter_sees_an_added_kernel(monkeypatch):

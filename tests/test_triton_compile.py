@@ -21,8 +21,8 @@ warnings.filterwarnings("ignore")
 import torch
 sys.path.insert(0, "benchmarks")
 from kernel_sass import compile_launch
-from gptoss_torch.fast import attention_triton as at, moe_glue_triton as glue, mxfp4_triton as mx, norm_triton
-from gptoss_torch.fast import rope_cache_triton
+from gptoss_torch.fast import attention_triton as at, gemv_triton, moe_glue_triton as glue, mxfp4_triton as mx
+from gptoss_torch.fast import norm_triton, rope_cache_triton
 
 # each kernel as its wrapper launches it at gpt-oss-20b's shapes (the launch recorded, not run: no GPU), compiled
 # for sm_90 as the JIT would specialise it
@@ -100,6 +100,11 @@ compiles(norm_triton, "_add_rms_norm_kernel",
          lambda: norm_triton.add_rms_norm(torch.empty(1, 2880, dtype=BF16), torch.empty(1, 2880, dtype=BF16),
                                           torch.empty(2880, dtype=BF16), 1e-5, scaled=True,
                                           router=(torch.empty(32, 2880, dtype=BF16), torch.empty(32, dtype=BF16))))
+# one token's q/k/v (5120 x 2880) and output projection (2880 x 4096) by the GEMV, bf16 with a bias
+for N, K in ((5120, 2880), (2880, 4096)):
+    compiles(gemv_triton, "_gemv_kernel", lambda: gemv_triton.gemv(torch.empty(1, K, dtype=BF16),
+                                                                   torch.empty(N, K, dtype=BF16),
+                                                                   torch.empty(N, dtype=BF16)))
 # a decode step's RoPE + KV-cache write on a sliding layer's ring, gpt-oss-20b's heads (64 query, 8 key/value)
 ring = types.SimpleNamespace(k=torch.empty(1, 128, 8, 64, dtype=BF16), v=torch.empty(1, 128, 8, 64, dtype=BF16),
                              pos=torch.empty(128, dtype=torch.long), n_slots=128, window=128)
@@ -129,7 +134,7 @@ import torch
 import sys
 sys.path.insert(0, "benchmarks")
 from kernel_sass import compile_kernel, launch_signature, recorded
-from gptoss_torch.fast import attention_triton as at, mxfp4_triton as mx, norm_triton, rope_cache_triton
+from gptoss_torch.fast import attention_triton as at, gemv_triton, mxfp4_triton as mx, norm_triton, rope_cache_triton
 
 BF16 = torch.bfloat16
 # a decode step's Triton launches at gpt-oss-20b's shapes: up matvec (routing in it), add + norm (the router in it),
@@ -152,7 +157,10 @@ cases = [(mx, "_mxfp4_matvec_kernel", lambda: mx.mxfp4_matvec(
              64, 8)),
          (at, "_decode_attention_kernel", lambda: at.decode_attention_triton(
              q, ring.k, ring.v, torch.arange(128), torch.tensor([127]), 128, torch.empty(64), 0.125, ring=True)),
-         (at, "_decode_attention_split_kernel", full), (at, "_decode_attention_combine_kernel", full)]
+         (at, "_decode_attention_split_kernel", full), (at, "_decode_attention_combine_kernel", full),
+         (gemv_triton, "_gemv_kernel", lambda: gemv_triton.gemv(torch.empty(1, 2880, dtype=BF16),
+                                                                torch.empty(5120, 2880, dtype=BF16),
+                                                                torch.empty(5120, dtype=BF16)))]
 # compiled for sm_90 with PDL on, each waits for the kernel before it (griddepcontrol.wait); off, none does
 for module, name, call in cases:
     fn, types_, const, warps, aligned, stages = launch_signature(module, name, call)
@@ -163,7 +171,7 @@ for module, name, call in cases:
 assert mx.pdl("cuda") == {"PDL": False}
 mx.PDL = True
 assert mx.pdl("cuda") == {"PDL": True, "launch_pdl": True} and mx.pdl("cpu") == {"PDL": False}
-for module in (mx, norm_triton, rope_cache_triton, at):
+for module in (mx, norm_triton, rope_cache_triton, at, gemv_triton):
     module.pdl = lambda device: {"PDL": True, "launch_pdl": True}
 for module, name, call in cases:
     for args, options in recorded(module, name, call):

@@ -12,7 +12,8 @@ make once made once, on this object (never in the model's state_dict):
 - on CUDA with Triton (RMSNorm configs), each residual add and the RMSNorm after it in one launch
   (fast/norm_triton.py), the MoE's k weighted outputs summed inside it and, before the fused experts, the router's
   logits made in it; and (RoPE configs without QK-norm) RoPE and the KV-cache write in one launch
-  (fast/rope_cache_triton.py).
+  (fast/rope_cache_triton.py); opt-in (gemv_triton.ON), the q/k/v and output projections of one token as one Triton
+  launch each (fast/gemv_triton.py) instead of F.linear.
 
 tests/test_kernel_count.py counts the ops of a step; tests/test_fast_decode.py keeps its logits equal to the NumPy
 oracle's.
@@ -23,7 +24,7 @@ import torch.nn.functional as F
 
 from ..attention import at_least_float32, attention_mask, decode_attention
 from ..rope import rope_cos_sin
-from . import attention_triton, norm_triton, rope_cache_triton
+from . import attention_triton, gemv_triton, norm_triton, rope_cache_triton
 
 
 def fused_qkv(attn):
@@ -67,10 +68,12 @@ class FastDecoder:
     model.run(tokens, pos, cache) gives them (to rounding), writing the same cache slots. Built once per model.
     triton: the one-launch attention kernel (default: on CUDA where Triton runs, for power-of-two head shapes);
     fuse_norms: each residual add with the RMSNorm after it (default: on CUDA where Triton runs, RMSNorm configs);
-    fuse_rope: RoPE with the KV-cache write (default: on CUDA where Triton runs, RoPE without QK-norm)."""
+    fuse_rope: RoPE with the KV-cache write (default: on CUDA where Triton runs, RoPE without QK-norm);
+    gemv: one token's q/k/v and output projections by gemv_triton.gemv (default: gemv_triton.ON, on CUDA where
+    Triton runs)."""
 
     @torch.no_grad()
-    def __init__(self, model, max_positions=None, triton=None, fuse_norms=None, fuse_rope=None):
+    def __init__(self, model, max_positions=None, triton=None, fuse_norms=None, fuse_rope=None, gemv=None):
         cfg = self.cfg = model.cfg
         self.model = model
         if triton is None:
@@ -84,6 +87,9 @@ class FastDecoder:
             fuse_rope = model.device.type == "cuda" and rope_cache_triton.available(model.device)
         d = cfg.head_dim
         self.fuse_rope = fuse_rope and cfg.positions == "rope" and not cfg.qk_norm and d & (d - 1) == 0
+        if gemv is None:
+            gemv = gemv_triton.ON and model.device.type == "cuda" and gemv_triton.available(model.device)
+        self.gemv = gemv
         self.scale = cfg.head_dim ** -0.5  # the attention kernels apply it to q . k
         self.qkv, self.sinks = [], []
         for block in model.layers:
@@ -114,6 +120,12 @@ class FastDecoder:
                           else model.unembed.weight)  # [B, 1, V]
         return at_least_float32(logits)
 
+    def linear(self, x, weight, bias):
+        """F.linear, or for a single token where the decoder takes it, one launch of gemv_triton.gemv."""
+        if self.gemv and x.numel() == weight.shape[1]:
+            return gemv_triton.gemv(x, weight, bias)
+        return F.linear(x, weight, bias)
+
     def add_norm(self, x, delta, module, scaled=False, router=None):
         """(x + delta rows summed, module's RMSNorm of it) in one launch: x [B, 1, D], delta [B * rows, D]; with
         `scaled` also that RMSNorm as float32 times 2^64 [B, D] (the MXFP4 up kernel's input as it multiplies); with
@@ -131,7 +143,7 @@ class FastDecoder:
         cfg = self.cfg
         B, Hq, Hkv, d = x.shape[0], cfg.n_heads, cfg.n_kv_heads, cfg.head_dim
         a = block.attn
-        qkv = F.linear(block.attn_norm.one_op(x) if h is None else h, *self.qkv[i]).view(B, 1, Hq + 2 * Hkv, d)
+        qkv = self.linear(block.attn_norm.one_op(x) if h is None else h, *self.qkv[i]).view(B, 1, Hq + 2 * Hkv, d)
         if cfg.qk_norm:
             q = F.rms_norm(qkv[:, :, :Hq], (d,), a.q_norm.weight, cfg.norm_eps)
             k = F.rms_norm(qkv[:, :, Hq:Hq + Hkv], (d,), a.k_norm.weight, cfg.norm_eps)
@@ -156,7 +168,7 @@ class FastDecoder:
             if kind not in masks:  # after the step's first write: every layer of this kind holds these positions
                 masks[kind] = attention_mask(pos, lc.pos, a.window)  # [1, S]
             o = decode_attention(q, lc.k, lc.v, masks[kind], self.sinks[i], scale=self.scale)  # [B, 1, Hq, d]
-        attn_out = F.linear(o.reshape(B, 1, cfg.q_dim), a.o.weight, a.o.bias)  # [B, 1, D]
+        attn_out = self.linear(o.reshape(B, 1, cfg.q_dim), a.o.weight, a.o.bias)  # [B, 1, D]
         fused = h is not None
         experts = fused and cfg.ffn != "dense" and block.mlp.fused is not None  # the fused MXFP4 kernels
         if fused:  # with the fused experts, the router's logits come from the same launch
