@@ -292,33 +292,7 @@ def kernel_check(rep, device, smoke, state):
                   lambda out: torch.equal(out, want), lambda t: f"{E * R * G * (17 + 64) / t / 1e9:,.0f} GB/s read "
                                                             "+ written", reps=5)
     state["best_dequant"] = min(times, key=times.get) if times else default
-    # one token's dense products, gpt-oss-20b's q/k/v (5120 x 2880) and output projection (2880 x 4096) in bf16 with
-    # a bias: the Triton GEMV at its tiles against F.linear (cuBLAS), weights taken in turn from copies the L2
-    # cannot hold; bf16 weights read per second. The decode timings with the GEMV take the tile best on both
-    gemv_times = {}
-    for what, (N, K) in ((("tiny", (40, 96)),) if smoke else (("q/k/v", (5120, 2880)), ("output", (2880, 4096)))):
-        w0 = torch.randn(N, K, device=device, generator=g).bfloat16()
-        b0, x = torch.randn(N, device=device, generator=g).bfloat16(), torch.randn(1, K, device=device, generator=g)
-        x = x.bfloat16()
-        mats = InTurn(cold_copies(device, (w0, b0)))
-        want = x.double() @ w0.double().T + b0.double()
-
-        def product(tile):  # tile None: F.linear
-            w, b = mats.next()
-            return torch.nn.functional.linear(x, w, b) if tile is None else gemv_triton.gemv(x, w, b, tile=tile)
-
-        def unit(t):
-            return f"{N * K * 2 / t / 1e9:,.0f} GB/s"
-        t_ref = gpu_time(device, lambda: product(None), reps=max(20, len(mats.items)))
-        tiles = [gemv_triton.GEMV_TILE] + [t for t in (GEMV_TILES[:1] if smoke else GEMV_TILES)
-                                           if t != gemv_triton.GEMV_TILE]
-        times = sweep(rep, device, f"GEMV {what} tiles (rows, inputs a step, warps, stages), {N} x {K}, bf16",
-                      tiles, product, lambda out: rel_err(out, want) < 1e-2, unit, reps=max(20, len(mats.items)))
-        rep.add("kernel", f"F.linear (cuBLAS), the same {what} product", unit(t_ref),
-                f"GEMV best: {unit(min(times.values()))}" if times else "")
-        for tile, t in times.items():
-            gemv_times.setdefault(tile, []).append(t)
-    state["best_gemv"] = least(gemv_times, gemv_triton.GEMV_TILE) if not smoke else gemv_triton.GEMV_TILE
+    attempt(rep, "kernel", "one-token GEMV", lambda: gemv_sweep(rep, device, smoke, g, state), device)
     from gptoss_torch.attention import attention_mask, decode_attention
     from gptoss_torch.fast.attention_triton import decode_attention_triton
     # decode attention, gpt-oss-20b's heads (64 q / 8 kv, d = 64) in bf16: a full layer of 4096 slots and a sliding
@@ -375,6 +349,36 @@ def kernel_check(rep, device, smoke, state):
             f"{sp or 'none'}, {bs}, {mma}: {both.get((sp, bs, mma), 0):,.1f} us",
             f"runs 1-3's elementwise (none, 32): {both.get((0, 32, False), 0):,.1f} us")
     attempt(rep, "kernel", "prompt kernels", lambda: prompt_kernels(rep, device, smoke, g, state), device)
+
+
+def gemv_sweep(rep, device, smoke, g, state):
+    """One token's dense products, gpt-oss-20b's q/k/v (5120 x 2880) and output projection (2880 x 4096) in bf16 with
+    a bias: the Triton GEMV at its tiles against F.linear (cuBLAS), weights taken in turn from copies the L2 cannot
+    hold; bf16 weights read per second. The decode timings with the GEMV take the tile best on both."""
+    gemv_times = {}
+    for what, (N, K) in ((("tiny", (40, 96)),) if smoke else (("q/k/v", (5120, 2880)), ("output", (2880, 4096)))):
+        w0 = torch.randn(N, K, device=device, generator=g).bfloat16()
+        b0, x = torch.randn(N, device=device, generator=g).bfloat16(), torch.randn(1, K, device=device, generator=g)
+        x = x.bfloat16()
+        mats = InTurn(cold_copies(device, (w0, b0)))
+        want = x.double() @ w0.double().T + b0.double()
+
+        def product(tile):  # tile None: F.linear
+            w, b = mats.next()
+            return torch.nn.functional.linear(x, w, b) if tile is None else gemv_triton.gemv(x, w, b, tile=tile)
+
+        def unit(t):
+            return f"{N * K * 2 / t / 1e9:,.0f} GB/s"
+        t_ref = gpu_time(device, lambda: product(None), reps=max(20, len(mats.items)))
+        tiles = [gemv_triton.GEMV_TILE] + [t for t in (GEMV_TILES[:1] if smoke else GEMV_TILES)
+                                           if t != gemv_triton.GEMV_TILE]
+        times = sweep(rep, device, f"GEMV {what} tiles (rows, inputs a step, warps, stages), {N} x {K}, bf16",
+                      tiles, product, lambda out: rel_err(out, want) < 1e-2, unit, reps=max(20, len(mats.items)))
+        rep.add("kernel", f"F.linear (cuBLAS), the same {what} product", unit(t_ref),
+                f"GEMV best: {unit(min(times.values()))}" if times else "")
+        for tile, t in times.items():
+            gemv_times.setdefault(tile, []).append(t)
+    state["best_gemv"] = least(gemv_times, gemv_triton.GEMV_TILE) if not smoke else gemv_triton.GEMV_TILE
 
 
 # the matvec tiles the sweep tries on both projections (rows, blocks, stages, warps); benchmarks/kernel_sass.py
