@@ -121,8 +121,9 @@ class FastDecoder:
         return at_least_float32(logits)
 
     def linear(self, x, weight, bias):
-        """F.linear, or for a single token where the decoder takes it, one launch of gemv_triton.gemv."""
-        if self.gemv and x.numel() == weight.shape[1]:
+        """F.linear, or for a single token where the decoder takes it, one launch of gemv_triton.gemv (which sums
+        in float32: never for a float64 model)."""
+        if self.gemv and x.numel() == weight.shape[1] and x.dtype != torch.float64:
             return gemv_triton.gemv(x, weight, bias)
         return F.linear(x, weight, bias)
 
