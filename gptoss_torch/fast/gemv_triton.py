@@ -25,12 +25,12 @@ if triton is not None:
             gdc_wait()
         rows = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)  # [BN]
         rmask = rows < N
+        w_rows = w_ptr + rows[:, None].to(tl.int64) * stride_w  # [BN, 1]: each row's start
         acc = tl.zeros([BLOCK_N, BLOCK_K], dtype=tl.float32)
         for k0 in tl.range(0, K, BLOCK_K, num_stages=NUM_STAGES):  # software-pipelined on the GPU
             ks = k0 + tl.arange(0, BLOCK_K)  # [BK]
             kmask = ks < K
-            w = tl.load(w_ptr + rows[:, None].to(tl.int64) * stride_w + ks[None, :],
-                        mask=rmask[:, None] & kmask[None, :], other=0.0)  # [BN, BK]
+            w = tl.load(w_rows + ks[None, :], mask=rmask[:, None] & kmask[None, :], other=0.0)  # [BN, BK]
             x = tl.load(x_ptr + ks, mask=kmask, other=0.0)  # [BK]
             acc += w.to(tl.float32) * x.to(tl.float32)[None, :]
         out = tl.sum(acc, axis=1)  # [BN]

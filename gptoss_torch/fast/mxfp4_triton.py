@@ -223,12 +223,12 @@ if triton is not None:
             tl.store(out_ptr + (n * SPLITS + j) * stride_on + rows, acc, mask=rmask)
 
     @triton.jit
-    def _mxfp4_dequant_kernel(blocks_ptr, scales_ptr, out_ptr, R, G, C, stride_br, stride_sr, stride_or,
+    def _mxfp4_dequant_kernel(blocks_ptr, scales_ptr, out_ptr, R, G, stride_br, stride_sr, stride_or,
                               BLOCK_R: tl.constexpr, BLOCK_G: tl.constexpr):
         """W[r, 32g + 2j + b] = E2M1(nibble b of byte j of block (r, g)) * 2^(s[r, g] - 127), written in out's dtype:
         one expert's float matrix (or every expert's rows) for the prefill's matmuls, a tile of rows x 32-value
         blocks a program: each block's 16 bytes and its scale read once (16 bytes a load), its 32 values decoded
-        together (_mxfp4_tile) and written 16 bytes a store. C = 32 G, the row length."""
+        together (_mxfp4_tile) and written 16 bytes a store."""
         rows = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)  # [BR]
         gs = tl.program_id(1) * BLOCK_G + tl.arange(0, BLOCK_G)  # [BG]
         cols = tl.program_id(1) * BLOCK_G * 32 + tl.arange(0, BLOCK_G * 32)  # [BG * 32]
@@ -240,7 +240,7 @@ if triton is not None:
         s = tl.load(scales_ptr + r[:, None] * stride_sr + gs[None, :], mask=m, other=127).to(tl.int32)
         w = _mxfp4_tile(byte, s)  # [BR, BG * 32]
         tl.store(out_ptr + r[:, None] * stride_or + cols[None, :], w.to(out_ptr.dtype.element_ty),
-                 mask=(rows < R)[:, None] & (cols < C)[None, :])
+                 mask=(rows < R)[:, None] & (cols < G * 32)[None, :])
 
     @triton.jit
     def _mxfp4_grouped_kernel(blocks_ptr, scales_ptr, slot_ptr, block_expert_ptr, x_ptr, bias_ptr, w_ptr, out_ptr,
@@ -507,10 +507,9 @@ def mxfp4_dequantize(blocks, scales, dtype, tile=None):
         blocks, scales = blocks.contiguous(), scales.contiguous()
     out = torch.empty(R, G * 32, dtype=dtype, device=blocks.device)
     br, bg, warps = tile or DEQUANT_TILE
-    _mxfp4_dequant_kernel[(triton.cdiv(R, br), triton.cdiv(G, bg))](blocks, scales, out, R, G, G * 32,
-                                                                    blocks.stride(0), scales.stride(0),
-                                                                    out.stride(0), BLOCK_R=br, BLOCK_G=bg,
-                                                                    num_warps=warps)
+    _mxfp4_dequant_kernel[(triton.cdiv(R, br), triton.cdiv(G, bg))](blocks, scales, out, R, G, blocks.stride(0),
+                                                                    scales.stride(0), out.stride(0), BLOCK_R=br,
+                                                                    BLOCK_G=bg, num_warps=warps)
     return out
 
 
