@@ -36,6 +36,8 @@ def skip_reason(line):
 
 
 COMMANDS = readme_commands()
+# one worker runs them, in order (pyproject.toml: --dist loadgroup spreads the other tests one by one)
+pytestmark = pytest.mark.xdist_group("readme")
 
 
 def test_the_readme_shows_commands():
