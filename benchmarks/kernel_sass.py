@@ -2,23 +2,24 @@
 and cuobjdump; no GPU): each kernel compiled as Triton's JIT specialises the launch its Python wrapper makes at
 gpt-oss-20b's shapes (the launch is recorded on the CPU, not run: argument types, which integers and addresses are
 multiples of 16, constexprs, warps and stages), their registers, spills and the instructions their main loops
-issue. The decode MXFP4 matvec per projection and tile: how its packed
-weights are loaded, loop instructions per weight. Decode attention (G = 8 query heads a kv head, d = 64, bf16): the
-tensor-core kernels (HMMA) against the elementwise ones runs 1 to 3 measured, loop instructions per slot. The
-prompt's grouped MoE kernel in both orientations: whether the decoded weights feed the tensor cores from registers,
-and whether a multiply stays in flight while the next tile decodes (Triton 3.9 keeps one for W x^T; 3.6, what the
-H200 has, waits for each either way). For both, the bf16 loads in the loop that read 2 bytes a load. The one-launch
+issue. The decode MXFP4 matvec per projection and tile: how its packed weights are loaded, whether each step loads
+the next step's scales (a byte each, too narrow for the pipeline's asynchronous copies), loop instructions per
+weight. Decode attention (G = 8 query heads a kv head, d = 64, bf16): the tensor-core kernels (HMMA) against the
+elementwise ones runs 1 to 3 measured, loop instructions per slot. The prompt's grouped MoE kernel in both
+orientations: whether the decoded weights feed the tensor cores from registers, its scales a step ahead, and whether
+a multiply stays in flight while the next tile decodes (Triton 3.9 keeps one for W x^T; 3.6, what the H200 has,
+waits for each either way). For both, the bf16 loads in the loop that read 2 bytes a load. The one-launch
 dequantisation (the prefill's float experts): whether it reads the blocks and writes the values 16 bytes at a time,
 and its instructions a value. The one-token GEMV (opt-in): whether its weights come 16 bytes a load.
 
     python benchmarks/kernel_sass.py            # the tables
     python benchmarks/kernel_sass.py --tiles    # the matvec and the dequantisation at every tile gpu_check.py's
                                                 # sweeps time
-    python benchmarks/kernel_sass.py --check    # fail unless the weights come 16 bytes a load, the attention
-                                                # kernels use the tensor cores, the grouped kernel's weights go
-                                                # from registers, no loop reads bf16 2 bytes a load, the
-                                                # dequantisation reads and writes 16 bytes at a time, nothing
-                                                # spills (tests/test_triton_compile.py)
+    python benchmarks/kernel_sass.py --check    # fail unless the weights come 16 bytes a load and the scales a
+                                                # step ahead, the attention kernels use the tensor cores, the
+                                                # grouped kernel's weights go from registers, no loop reads bf16
+                                                # 2 bytes a load, the dequantisation reads and writes 16 bytes at
+                                                # a time, nothing spills (tests/test_triton_compile.py)
 """
 
 import argparse
@@ -35,6 +36,7 @@ warnings.filterwarnings("ignore")
 
 import torch  # noqa: E402
 import triton  # noqa: E402
+import triton.language as tl  # noqa: E402
 from triton.backends.compiler import GPUTarget  # noqa: E402
 from triton.compiler import ASTSource  # noqa: E402
 
@@ -258,6 +260,37 @@ def narrow_loads(code):
                if loop and loop[0] <= int(m.group(1), 16) <= loop[1])
 
 
+def byte_load_lead(code):
+    """For the 1-byte loads in the longest loop (the MXFP4 scales, too narrow for the pipeline's asynchronous
+    copies): the fewest instructions from one to the first instruction that reads its register, going round the
+    loop, and whether every such read lies in the next step (before the load in the loop's order); (None, False)
+    with no 1-byte load in the loop."""
+    loop = longest_loop(code)
+    body = [(int(m.group(1), 16), m.group(2)) for m in re.finditer(r"/\*([0-9a-f]{4})\*/\s+([^;]*);", code)
+            if loop and loop[0] <= int(m.group(1), 16) <= loop[1]]
+    leads, ahead = [], True
+    for i, (at, text) in enumerate(body):
+        m = re.search(r"LDG\.E\.U8\S*\s+(R\d+),", text)
+        if not m:
+            continue
+        for k in range(1, len(body)):
+            j = (i + k) % len(body)
+            if re.search(r"[ ,]" + m.group(1) + r"\b", body[j][1]):
+                leads.append(k)
+                ahead &= j < i
+                break
+    return (min(leads), ahead) if leads else (None, False)
+
+
+@triton.jit
+def _same_step_bytes(p, out, n, B: tl.constexpr):
+    """A control for byte_load_lead: a loop that reads bytes and uses them in the same step."""
+    acc = tl.zeros([B], dtype=tl.int32)
+    for i in tl.range(0, n, B):
+        acc += tl.load(p + i + tl.arange(0, B)).to(tl.int32) * 3
+    tl.store(out + tl.arange(0, B), acc)
+
+
 def matvec_per_weight(code, tile):
     """The matvec's loop instructions a weight: over the weights a thread takes a loop step at `tile`."""
     return loop_instructions(code) / (tile[0] * tile[1] * 32 // (32 * tile[3]))
@@ -297,15 +330,15 @@ def main(argv=None):
     ap.add_argument("--tiles", action="store_true",
                     help="only the matvec, at every tile benchmarks/gpu_check.py sweeps (to set beside its timings)")
     ap.add_argument("--check", action="store_true",
-                    help="assert 16-byte weight loads, tensor cores, register-fed grouped weights, no 2-byte "
-                         "bf16 loads in a loop and no spills")
+                    help="assert 16-byte weight loads, scales a step ahead, tensor cores, register-fed grouped "
+                         "weights, no 2-byte bf16 loads in a loop and no spills")
     args = ap.parse_args(argv)
     if args.tiles:
         return tile_table()
     print(f"# the MXFP4 matvec on sm_90, Triton {triton.__version__}\n")
     print("| projection | input | tile (rows, blocks, stages, warps) | registers | spilled bytes | 16-byte loads | "
-          "loop instructions | per weight |")
-    print("|---|---|---|---:|---:|---|---:|---:|")
+          "scales a step ahead (instructions to use) | loop instructions | per weight |")
+    print("|---|---|---|---:|---:|---|---|---:|---:|")
     for name, tile, up, scaled in (("up", mxfp4_triton.TILE_UP, True, True),
                                    ("down", mxfp4_triton.TILE_DOWN, False, True),
                                    ("up", mxfp4_triton.TILE_UP, True, False),
@@ -313,10 +346,13 @@ def main(argv=None):
         code, regs, local = sass(tile, up, scaled=scaled)
         wide = bool(re.search(WIDE_LOAD, code))
         given = "float32 x 2^64 (a decode step)" if scaled else "bf16" if up else "float32"
+        lead, ahead = byte_load_lead(code)
         print(f"| {name} | {given} | {tuple(tile)} | {regs} | {local} | {'yes' if wide else 'no'} | "
-              f"{loop_instructions(code)} | {matvec_per_weight(code, tile):.1f} |")
+              f"{'yes' if ahead else 'no'} ({lead}) | {loop_instructions(code)} | "
+              f"{matvec_per_weight(code, tile):.1f} |")
         if args.check:
             assert wide, f"{name}: the packed weights are not read 16 bytes a load"
+            assert ahead, f"{name}: a scale's load is read in its own loop step ({lead} instructions later)"
             assert local == 0, f"{name}: {local} bytes spilled (stack + local memory)"
     print("\n# decode attention on sm_90 (G = 8, d = 64, bf16)\n")
     print("| kernel | products | slots a step | warps | registers | spilled bytes | HMMA | warp shuffles | "
@@ -341,8 +377,9 @@ def main(argv=None):
             assert n and not narrow, f"attention (split={split}): {narrow} 2-byte loads a step"
     print("\n# the prompt's grouped MoE kernel on sm_90 (bf16, up projection)\n")
     print("| tile (pairs, rows, blocks, warps, stages, swap) | registers | spilled bytes | weights from registers | "
-          "multiplies in flight | 2-byte loads a step | loop instructions | per weight |")
-    print("|---|---:|---:|---|---:|---:|---:|---:|")
+          "multiplies in flight | 2-byte loads a step | scales a step ahead (instructions to use) | "
+          "loop instructions | per weight |")
+    print("|---|---:|---:|---|---:|---:|---|---:|---:|")
     default = mxfp4_triton.GROUP_TILE
     other = (*default[:5], not default[5])
     flight, fed = {}, {}
@@ -353,11 +390,13 @@ def main(argv=None):
         n = loop_instructions(code)
         per_thread = tile[1] * tile[2] * 32 // (32 * tile[3])  # weights a thread decodes a loop step
         narrow = narrow_loads(code)
-        print(f"| {tuple(tile)} | {regs} | {local} | {'yes' if reg_a else 'no'} | {flight[tile]} | {narrow} | {n} | "
-              f"{n / per_thread:.1f} |")
+        lead, ahead = byte_load_lead(code)
+        print(f"| {tuple(tile)} | {regs} | {local} | {'yes' if reg_a else 'no'} | {flight[tile]} | {narrow} | "
+              f"{'yes' if ahead else 'no'} ({lead}) | {n} | {n / per_thread:.1f} |")
         fed[tile] = reg_a
         if args.check and tile == default:
             assert local == 0, f"grouped {tile}: {local} bytes spilled"
+            assert ahead, f"grouped {tile}: a scale's load is read in its own loop step ({lead} instructions later)"
             assert reg_a == bool(tile[5]), f"grouped {tile}: weights not fed as its orientation says"
             assert n and not narrow, f"grouped {tile}: {narrow} 2-byte loads a step"
     print("\n# the one-launch dequantisation on sm_90 (every expert of the up projection, 32 x 5760 x 90 blocks)\n")
@@ -415,7 +454,10 @@ def main(argv=None):
         code, _, _ = dequant_sass(mxfp4_triton.DEQUANT_TILE, specialised=False)
         assert not re.search(WIDE_LOAD, code) and not re.search(r"STG\.E\.128", code), \
             "the dequantisation control was vectorised"
-        print("\nvectorised, tensor cores, weights from registers, no spills")
+        # control: a loop that uses the bytes it loads in the same step is seen as such
+        code, _, _ = compile_sass(_same_step_bytes, {"p": "*u8", "out": "*i32", "n": "i32"}, {"B": 32}, 1)
+        assert byte_load_lead(code)[1] is False and byte_load_lead(code)[0], "the same-step control read ahead"
+        print("\nvectorised, tensor cores, weights from registers, scales a step ahead, no spills")
     return 0
 
 

@@ -205,10 +205,11 @@ def test_the_kernels_machine_code():
     gpt-oss-20b's shapes (cuobjdump from Triton's package): the matvec reads its packed weights in 128-bit loads (one
     32-value block a thread, summed in its registers), decode attention multiplies on the tensor cores (HMMA), the
     prompt's grouped MoE feeds its decoded weights to the tensor cores from registers (no shared-memory round trip),
-    neither reads bf16 values 2 bytes a load in its loop, and nothing spills (cuobjdump's stack and local bytes).
-    Controls show the checks can fail: without the alignment facts the JIT derives, the matvec reads a 4-byte word a
-    load and the attention kernel k and v 2 bytes a load; the elementwise attention kernel at 32 slots a step spills;
-    the grouped kernel's other orientation takes its weights through shared memory."""
+    neither reads bf16 values 2 bytes a load in its loop, the matvec and the grouped MoE load each step's scales in the
+    step before, and nothing spills (cuobjdump's stack and local bytes). Controls show the checks can fail: without
+    the alignment facts the JIT derives, the matvec reads a 4-byte word a load and the attention kernel k and v 2 bytes
+    a load; the elementwise attention kernel at 32 slots a step spills; the grouped kernel's other orientation takes
+    its weights through shared memory; a loop that uses the bytes it loads in the same step is seen as such."""
     pytest.importorskip("triton.backends.nvidia.compiler")
     import triton
     if not os.path.exists(os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "cuobjdump")):
@@ -216,5 +217,5 @@ def test_the_kernels_machine_code():
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     r = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "kernel_sass.py"), "--check"], env=env,
                        capture_output=True, text=True, timeout=300, cwd=ROOT)
-    ok = "vectorised, tensor cores, weights from registers, no spills" in r.stdout
+    ok = "vectorised, tensor cores, weights from registers, scales a step ahead, no spills" in r.stdout
     assert r.returncode == 0 and ok, r.stdout[-3000:] + r.stderr[-3000:]

@@ -183,9 +183,17 @@ if triton is not None:
         kw = tl.arange(0, 4)  # int32 word within a 32-value block
         kn = tl.arange(0, 8)  # nibble within a word
         acc = tl.zeros([BLOCK_R], dtype=tl.float32)
+        # the scales, a byte each, are too narrow for the pipeline's asynchronous copies: each step loads the next
+        # step's (after the last step's, a step past the chunk: no scale there is used)
+        s_at = scales_ptr + e * stride_se + rows[:, None] * stride_sr  # [BR, 1]
+        gn = j * chunk + tl.arange(0, BLOCK_G)  # [BG]
+        s_next = tl.load(s_at + gn[None, :], mask=rmask[:, None] & (gn < G)[None, :], other=127).to(tl.int32)
         for g0 in tl.range(0, chunk, BLOCK_G, num_stages=NUM_STAGES):  # software-pipelined on the GPU
             gs = j * chunk + g0 + tl.arange(0, BLOCK_G)  # [BG]
             gmask = gs < G
+            s = s_next
+            gn = gs + BLOCK_G
+            s_next = tl.load(s_at + gn[None, :], mask=rmask[:, None] & (gn < G)[None, :], other=127).to(tl.int32)
             # strides in 16-byte blocks, times 4 words: Triton then knows each block starts 16-byte aligned and
             # reads it in one load (a row stride of 90 blocks = 360 words is not a multiple of 16, so the JIT would
             # not assume it)
@@ -197,8 +205,6 @@ if triton is not None:
             if not X_SCALED:
                 xv = xv * INPUT_SCALE
             part = tl.sum(_e2m1_dot_words(word, xv), axis=2)  # [BR, BG]
-            s = tl.load(scales_ptr + e * stride_se + rows[:, None] * stride_sr + gs[None, :],
-                        mask=rmask[:, None] & gmask[None, :], other=127).to(tl.int32)
             # 2^(s-127) exactly, as float32 bits (s = 0: the subnormal 2^-127 = mantissa bit 22); all in integers, as
             # Triton types a float literal below 2^-126 as float64
             factor = tl.where(s == 0, 1 << 22, s << 23).to(tl.float32, bitcast=True)
@@ -271,22 +277,28 @@ if triton is not None:
                 acc = tl.zeros([BLOCK_N, BLOCK_M], dtype=tl.float32)
             else:
                 acc = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32)
+            # the scales, a byte each, too narrow for the pipeline's asynchronous copies: each step loads the next
+            # step's (masked: past the last block of the last row there is nothing)
+            s_row = scales_ptr + e * stride_se + rows[:, None] * stride_sr  # [BN, 1]
+            gn = tl.arange(0, BLOCK_G)  # [BG]
+            s_next = tl.load(s_row + gn[None, :], mask=rmask[:, None] & (gn < G)[None, :], other=127).to(tl.int32)
             for g0 in range(0, G, BLOCK_G):
                 gs = g0 + tl.arange(0, BLOCK_G)  # [BG]
                 gmask = gs < G
+                s = s_next
+                gn = gs + BLOCK_G
+                s_next = tl.load(s_row + gn[None, :], mask=rmask[:, None] & (gn < G)[None, :], other=127).to(tl.int32)
                 cols = g0 * 32 + tl.arange(0, BLOCK_G * 32)  # [BK]: written as one range so that Triton 3.6
                 # sees the inputs contiguous too and reads them 16 bytes a load (from [BG, 32] reshaped, it read them
                 # 2 bytes a load)
                 x_at = x_ptr + xrow[:, None] * stride_xn + cols[None, :]  # [BM, BK]; a padding slot reads row 0
                 b_at = (blocks_ptr + e * stride_be + rows[:, None, None] * stride_br + gs[None, :, None] * 16
                         + jb[None, None, :])  # [BN, BG, 16]
-                s_at = scales_ptr + e * stride_se + rows[:, None] * stride_sr + gs[None, :]  # [BN, BG]
                 if EVEN:  # whole tiles only: no masks to compute
-                    x, byte, s = tl.load(x_at), tl.load(b_at).to(tl.int32), tl.load(s_at).to(tl.int32)
+                    x, byte = tl.load(x_at), tl.load(b_at).to(tl.int32)
                 else:
                     x = tl.load(x_at, mask=(cols < G * 32)[None, :], other=0.0)
                     byte = tl.load(b_at, mask=rmask[:, None, None] & gmask[None, :, None], other=0).to(tl.int32)
-                    s = tl.load(s_at, mask=rmask[:, None] & gmask[None, :], other=127).to(tl.int32)
                 w = _mxfp4_tile(byte, s)  # [BN, BK]: column 2j + b
                 if IEEE:
                     xs, ws = x.to(tl.float32), w
