@@ -205,7 +205,7 @@ def test_the_kernels_machine_code():
     gpt-oss-20b's shapes (cuobjdump from Triton's package): the matvec reads its packed weights in 128-bit loads (one
     32-value block a thread, summed in its registers), decode attention multiplies on the tensor cores (HMMA), the
     prompt's grouped MoE feeds its decoded weights to the tensor cores from registers (no shared-memory round trip),
-    neither reads bf16 values 2 bytes a load in its loop, the matvec and the grouped MoE load each step's scales in the
+    neither reads bf16 values 2 bytes a load in its loop, the matvec loads each step's scales in the
     step before, and nothing spills (cuobjdump's stack and local bytes). Controls show the checks can fail: without
     the alignment facts the JIT derives, the matvec reads a 4-byte word a load and the attention kernel k and v 2 bytes
     a load; the elementwise attention kernel at 32 slots a step spills; the grouped kernel's other orientation takes

@@ -277,28 +277,22 @@ if triton is not None:
                 acc = tl.zeros([BLOCK_N, BLOCK_M], dtype=tl.float32)
             else:
                 acc = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32)
-            # the scales, a byte each, too narrow for the pipeline's asynchronous copies: each step loads the next
-            # step's (masked: past the last block of the last row there is nothing)
-            s_row = scales_ptr + e * stride_se + rows[:, None] * stride_sr  # [BN, 1]
-            gn = tl.arange(0, BLOCK_G)  # [BG]
-            s_next = tl.load(s_row + gn[None, :], mask=rmask[:, None] & (gn < G)[None, :], other=127).to(tl.int32)
             for g0 in range(0, G, BLOCK_G):
                 gs = g0 + tl.arange(0, BLOCK_G)  # [BG]
                 gmask = gs < G
-                s = s_next
-                gn = gs + BLOCK_G
-                s_next = tl.load(s_row + gn[None, :], mask=rmask[:, None] & (gn < G)[None, :], other=127).to(tl.int32)
                 cols = g0 * 32 + tl.arange(0, BLOCK_G * 32)  # [BK]: written as one range so that Triton 3.6
                 # sees the inputs contiguous too and reads them 16 bytes a load (from [BG, 32] reshaped, it read them
                 # 2 bytes a load)
                 x_at = x_ptr + xrow[:, None] * stride_xn + cols[None, :]  # [BM, BK]; a padding slot reads row 0
                 b_at = (blocks_ptr + e * stride_be + rows[:, None, None] * stride_br + gs[None, :, None] * 16
                         + jb[None, None, :])  # [BN, BG, 16]
+                s_at = scales_ptr + e * stride_se + rows[:, None] * stride_sr + gs[None, :]  # [BN, BG]
                 if EVEN:  # whole tiles only: no masks to compute
-                    x, byte = tl.load(x_at), tl.load(b_at).to(tl.int32)
+                    x, byte, s = tl.load(x_at), tl.load(b_at).to(tl.int32), tl.load(s_at).to(tl.int32)
                 else:
                     x = tl.load(x_at, mask=(cols < G * 32)[None, :], other=0.0)
                     byte = tl.load(b_at, mask=rmask[:, None, None] & gmask[None, :, None], other=0).to(tl.int32)
+                    s = tl.load(s_at, mask=rmask[:, None] & gmask[None, :], other=127).to(tl.int32)
                 w = _mxfp4_tile(byte, s)  # [BN, BK]: column 2j + b
                 if IEEE:
                     xs, ws = x.to(tl.float32), w
