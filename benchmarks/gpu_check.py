@@ -33,7 +33,8 @@ rewritten after every stage (a run killed half way still leaves the stages it fi
 not run on this machine under the table, prints the table at the end, and exits 1 if a correctness check failed.
 Each stage runs inside a guard, and so do the CUDA-only pieces within one (graph capture and replay, each decode
 timing, each profiled step): an exception becomes a FAIL row naming it and the run goes on; a stage that would start
-after --budget seconds (default 420) is recorded as not run.
+after --budget seconds (default 420) is recorded as not run, and past 45 % of the budget a sweep times only its
+default tile (each tile compiles kernels of its own; the timings after the sweeps keep their time).
 
     python benchmarks/gpu_check.py                               # on a CUDA machine
     python benchmarks/gpu_check.py --smoke --out /tmp/smoke.md   # every stage on the CPU, tiny model (tests run it)
@@ -79,8 +80,12 @@ class Report:
     """Rows of the markdown table; a failed check makes the exit status 1; skip() records a check that could not
     run here."""
 
-    def __init__(self):
+    def __init__(self, sweep_until=float("inf")):
         self.rows, self.failed, self.not_run, self.t0 = [], [], [], time.perf_counter()
+        self.sweep_until = sweep_until  # seconds into the run after which a sweep tries no further tile
+
+    def elapsed(self):
+        return time.perf_counter() - self.t0
 
     def add(self, stage, what, result, target="", ok=None):
         status = "" if ok is None else ("ok" if ok else "FAIL")
@@ -404,12 +409,20 @@ GROUP_TILES = [(64, 64, 2, 4, 3, True), (64, 64, 2, 4, 3, False), (64, 128, 2, 4
 PREFILL_TILES = [(64, 64, 4, 3), (128, 64, 4, 3), (128, 64, 8, 3), (128, 128, 8, 3), (64, 32, 4, 3), (64, 128, 4, 3)]
 
 
+SWEEP_SHARE = 0.45  # of --budget: the sweeps' tiles beyond each default are tried only this far into the run
+
+
 def sweep(rep, device, label, tiles, call, check, unit, reps=5):
     """Time call(tile) (by graph replays of `reps` calls) for each tile whose output passes check(out), the first
     being the default -> {tile: seconds}, and one row `label`: the best and the default, in unit(seconds); a tile
-    the compiler refuses or whose output fails is named in the row, not timed."""
-    times, refused = {}, []
+    the compiler refuses or whose output fails is named in the row, not timed. Past rep.sweep_until seconds into the
+    run only the default is tried (each tile compiles its own kernels: the stages after the sweeps keep their time),
+    and the row counts the tiles left untried."""
+    times, refused, untried = {}, [], 0
     for tile in tiles:
+        if tile != tiles[0] and rep.elapsed() > rep.sweep_until:
+            untried += 1
+            continue
         try:  # a tile the compiler refuses (registers, shared memory) is reported, not fatal
             if not check(call(tile)):
                 refused.append(f"{tile} wrong")
@@ -417,11 +430,13 @@ def sweep(rep, device, label, tiles, call, check, unit, reps=5):
             times[tile] = gpu_time(device, lambda: call(tile), reps=reps if device.type == "cuda" else 1)
         except Exception as e:  # Triton's OutOfResources / CompilationError
             refused.append(f"{tile} {type(e).__name__}")
+    if untried:
+        refused.append(f"{untried} tiles untried: past {rep.sweep_until:.0f} s of the run")
     if times:
         best = min(times, key=times.get)
         rep.add("kernel", label, f"best {best}: {unit(times[best])}",
                 f"default {tiles[0]}: {unit(times[tiles[0]]) if tiles[0] in times else '-'}"
-                + (f"; refused: {', '.join(refused)}" if refused else ""))
+                + (f"; not timed: {', '.join(refused)}" if refused else ""))
     else:
         rep.add("kernel", label, "none ran: " + ", ".join(refused), "", False)
     return times
@@ -1060,7 +1075,7 @@ def main(argv=None):
     name = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU {platform.machine()} (smoke)"
     out = args.out or os.path.join(ROOT, "benchmarks", "gpu_check_" + re.sub(r"\W+", "_", name).strip("_").lower()
                                    + ".md")
-    rep = Report()
+    rep = Report(sweep_until=SWEEP_SHARE * args.budget)
     full = gptoss_np.get_config("gpt-oss-20b")
     cfg = gptoss_np.scale_down(full, d_model=128, n_layers=4, vocab_size=512) if args.smoke else full
     state = {}

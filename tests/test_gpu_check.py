@@ -70,6 +70,30 @@ def test_a_failing_stage_is_a_row_and_the_run_goes_on(tmp_path, monkeypatch):
     assert text.count("the time budget of 0 s was spent") == 2 * 5 and "Checks that could not run" in text
 
 
+def test_a_sweep_past_its_share_of_the_budget_times_only_the_default():
+    """Each tile of a sweep compiles kernels of its own, so past rep.sweep_until seconds a sweep times its default
+    tile alone and its row counts the tiles it left, keeping time for the decode and prefill timings after it."""
+    import torch
+    spec = importlib.util.spec_from_file_location("gpu_check", os.path.join(ROOT, "benchmarks", "gpu_check.py"))
+    gc = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gc)
+    tried = []
+
+    def call(tile):
+        tried.append(tile)
+        return torch.ones(1)
+
+    def ok(out):
+        return True
+
+    for until, want in ((float("inf"), ["a", "b", "c"]), (-1.0, ["a"])):
+        rep, tried[:] = gc.Report(sweep_until=until), []
+        times = gc.sweep(rep, torch.device("cpu"), "tiles", ["a", "b", "c"], call, ok, str)
+        assert list(dict.fromkeys(tried)) == want and list(times) == want  # (checked, then timed)
+        assert ("2 tiles untried: past -1 s of the run" in rep.rows[0][3]) == (until < 0), rep.rows[0]
+    assert gc.Report().sweep_until == float("inf")
+
+
 def test_timed_kernels_take_inputs_that_the_l2_cannot_hold(monkeypatch):
     """On CUDA the sweeps' calls take their inputs in turn from copies that together exceed the L2 (the model reads
     every layer's weights and KV cache from memory); each copy is its own storage, equal to the first; InTurn walks
