@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One GPU session's checks in one call, at most ten minutes by its timeouts: the GPU's identity, benchmarks/gpu_check.py
-# (its table and log), then Nsight Compute's counters for each Triton kernel (benchmarks/ncu_kernels.py) as CSV.
-# Results go to $OUT (default /tmp/gpu_out); the table's rows are printed at the end.
+# (its table and log), then Nsight Compute's counters for each Triton kernel (benchmarks/ncu_kernels.py) as CSV and
+# a table of them (ncu_kernels.py --summary). Results go to $OUT (default /tmp/gpu_out); the counters' table and then
+# gpu_check's rows are printed at the end.
 #
 #     bash benchmarks/gpu_session.sh
 set -u
@@ -19,6 +20,8 @@ if command -v ncu > /dev/null; then
         "$py" benchmarks/ncu_kernels.py > "$out/ncu.log" 2>&1
     echo "ncu exit status $?"
     ncu --import /tmp/kernels.ncu-rep --page details --csv > "$out/kernels.csv" 2>> "$out/ncu.log"
+    "$py" benchmarks/ncu_kernels.py --summary "$out/kernels.csv" > "$out/ncu_summary.md" 2>&1
+    cut -c1-400 "$out/ncu_summary.md"
 else
     echo "ncu is not on the PATH: no hardware counters" | tee "$out/ncu.log"
 fi

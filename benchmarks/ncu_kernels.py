@@ -4,6 +4,7 @@ memory throughput against the peak, occupancy, issue-slot use, what the warps st
 
     ncu --clock-control none --set full -k regex:'mxfp4|attention' -o /tmp/kernels python benchmarks/ncu_kernels.py
     ncu --import /tmp/kernels.ncu-rep --page details --csv > /tmp/kernels.csv
+    python benchmarks/ncu_kernels.py --summary /tmp/kernels.csv   # a table of it: a row a launch (any machine)
     python benchmarks/ncu_kernels.py --smoke     # the same launches, tiny, in Triton's CPU interpreter (tests run it)
 
 Each call is launched twice (14 kernel launches: the decode attention is two kernels). Weights are random bytes:
@@ -11,6 +12,7 @@ speed does not depend on their values.
 """
 
 import argparse
+import csv
 import os
 import sys
 
@@ -69,10 +71,62 @@ def launches(device, smoke):
     return calls
 
 
+# (section, metric) of Nsight Compute's details page -> column of the summary
+SUMMARY = [(("GPU Speed Of Light Throughput", "Duration"), "duration (us)"),
+           (("GPU Speed Of Light Throughput", "DRAM Throughput"), "DRAM % of peak"),
+           (("GPU Speed Of Light Throughput", "Memory Throughput"), "memory % of peak"),
+           (("Occupancy", "Achieved Occupancy"), "achieved occupancy %"),
+           (("Launch Statistics", "Registers Per Thread"), "registers"),
+           (("Warp State Statistics", "Warp Cycles Per Issued Instruction"), "warp cycles an issue"),
+           (("Compute Workload Analysis", "Issue Slots Busy"), "issue slots busy %")]
+MICROSECONDS = {"nsecond": 1e-3, "usecond": 1.0, "msecond": 1e3, "second": 1e6}
+
+
+def summarise(text):
+    """The CSV of `ncu --import R --page details --csv` (anything before its header line skipped) -> a markdown
+    table, a row a profiled launch in order: its grid and block, SUMMARY's metrics as written (a duration in
+    microseconds), then the launch's stall rules (Nsight Compute's advice on what its warps wait for), first sentence."""
+    lines = text.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.startswith('"ID"')), None)
+    if start is None:
+        raise ValueError("no CSV header line starting with \"ID\": not the details page of an Nsight Compute report")
+    launches = {}
+    for row in csv.DictReader(lines[start:]):
+        one = launches.setdefault(row["ID"], {"kernel": row.get("Kernel Name", "?"), "rules": [],
+                                              "grid": row.get("Grid Size", "-"), "block": row.get("Block Size", "-")})
+        key, value = (row.get("Section Name"), row.get("Metric Name")), row.get("Metric Value", "")
+        if key[1] == "Duration" and row.get("Metric Unit") in MICROSECONDS:
+            try:
+                value = f"{float(value.replace(',', '')) * MICROSECONDS[row['Metric Unit']]:,.1f}"
+            except ValueError:  # "n/a": kept as written
+                pass
+        one.setdefault(key, value)
+        if "stall" in (row.get("Rule Name") or "").lower() and row.get("Rule Description"):
+            sentence = row["Rule Description"].split(". ")[0].strip()
+            if sentence not in one["rules"]:
+                one["rules"].append(sentence)
+    out = ["| launch | kernel | grid | block | " + " | ".join(c for _, c in SUMMARY) + " | stall rules |",
+           "|---|---|---|---|" + "---:|" * len(SUMMARY) + "---|"]
+    for launch, one in launches.items():
+        cells = [one.get(key, "-") for key, _ in SUMMARY]
+        rules = "; ".join(r[:200] for r in one["rules"]) or "-"
+        out.append(f"| {launch} | {one['kernel'][:48]} | {one['grid']} | {one['block']} | " + " | ".join(cells)
+                   + f" | {rules} |")
+    return "\n".join(out)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--smoke", action="store_true", help="tiny shapes in Triton's CPU interpreter")
+    ap.add_argument("--summary", metavar="CSV", help="print a table of an Nsight Compute details CSV, launch nothing")
     args = ap.parse_args(argv)
+    if args.summary:
+        try:
+            with open(args.summary, encoding="utf-8", errors="replace") as f:
+                print(summarise(f.read()))
+        except (OSError, ValueError) as e:
+            ap.error(f"--summary {args.summary}: {e}")
+        return 0
     if not args.smoke and not torch.cuda.is_available():
         ap.error("no CUDA device: run with --smoke for the CPU rehearsal")
     device = torch.device("cpu" if args.smoke else "cuda")

@@ -115,6 +115,41 @@ def test_timed_kernels_take_inputs_that_the_l2_cannot_hold(monkeypatch):
     assert [turn.next() for _ in range(4)] == ["a", "b", "c", "a"] and turn.last == 0
 
 
+NCU_CSV = """==PROF== Connected to process 1
+"ID","Process ID","Process Name","Host Name","Kernel Name","Context","Stream","Block Size","Grid Size","Device","CC",\
+"Section Name","Metric Name","Metric Unit","Metric Value","Rule Name","Rule Type","Rule Description"
+"0","1","p","h","_mxfp4_matvec_kernel","1","7","(32, 1, 1)","(4, 360, 1)","0","9.0",\
+"GPU Speed Of Light Throughput","Duration","msecond","1,234.5","","",""
+"0","1","p","h","_mxfp4_matvec_kernel","1","7","(32, 1, 1)","(4, 360, 1)","0","9.0",\
+"Memory Workload Analysis","Memory Throughput","Gbyte/s","1,980.00","","",""
+"0","1","p","h","_mxfp4_matvec_kernel","1","7","(32, 1, 1)","(4, 360, 1)","0","9.0",\
+"GPU Speed Of Light Throughput","Memory Throughput","%","43.00","","",""
+"0","1","p","h","_mxfp4_matvec_kernel","1","7","(32, 1, 1)","(4, 360, 1)","0","9.0",\
+"Warp State Statistics","","","","CPIStall","WRN","Each warp waits 20 cycles on a scoreboard. It is 60 % of all."
+"1","1","p","h","_decode_attention_kernel","1","7","(128, 1, 1)","(8, 1, 1)","0","9.0",\
+"GPU Speed Of Light Throughput","Duration","nsecond","n/a","","",""
+"""  # (a backslash at a line's end continues it: each CSV row is one line)
+
+
+def test_ncu_summary_reads_a_details_csv(tmp_path):
+    """ncu_kernels.py --summary: a row a launch with its grid, block and metrics (a duration in microseconds from any
+    unit; the speed-of-light memory throughput in %, not the memory section's GB/s; a metric it lacks as -), and
+    its stall rules' first sentence; a file that is not such a CSV is refused by name."""
+    spec = importlib.util.spec_from_file_location("ncu_kernels", os.path.join(ROOT, "benchmarks", "ncu_kernels.py"))
+    ncu = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ncu)
+    rows = ncu.summarise(NCU_CSV).splitlines()
+    assert rows[0].startswith("| launch | kernel | grid | block | duration (us) | DRAM % of peak | memory % of peak")
+    assert rows[2] == ("| 0 | _mxfp4_matvec_kernel | (4, 360, 1) | (32, 1, 1) | 1,234,500.0 | - | 43.00 | - | - | - "
+                       "| - | Each warp waits 20 cycles on a scoreboard |")
+    assert rows[3].startswith("| 1 | _decode_attention_kernel | (8, 1, 1) | (128, 1, 1) | n/a | - |") and len(rows) == 4
+    bad = tmp_path / "kernels.csv"
+    bad.write_text("ncu: no kernels were profiled\n")
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "ncu_kernels.py"), "--summary", str(bad)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and f"--summary {bad}: no CSV header line" in r.stderr and "Traceback" not in r.stderr
+
+
 def test_ncu_launcher_runs_every_kernel_on_the_cpu():
     """benchmarks/ncu_kernels.py --smoke: every launch Nsight Compute is meant to read runs (tiny shapes, Triton's
     interpreter), so the launcher cannot rot between GPU sessions."""
