@@ -115,20 +115,24 @@ def test_timed_kernels_take_inputs_that_the_l2_cannot_hold(monkeypatch):
     assert [turn.next() for _ in range(4)] == ["a", "b", "c", "a"] and turn.last == 0
 
 
-NCU_CSV = """==PROF== Connected to process 1
-"ID","Process ID","Process Name","Host Name","Kernel Name","Context","Stream","Block Size","Grid Size","Device","CC",\
-"Section Name","Metric Name","Metric Unit","Metric Value","Rule Name","Rule Type","Rule Description"
-"0","1","p","h","_mxfp4_matvec_kernel","1","7","(32, 1, 1)","(4, 360, 1)","0","9.0",\
-"GPU Speed Of Light Throughput","Duration","msecond","1,234.5","","",""
-"0","1","p","h","_mxfp4_matvec_kernel","1","7","(32, 1, 1)","(4, 360, 1)","0","9.0",\
-"Memory Workload Analysis","Memory Throughput","Gbyte/s","1,980.00","","",""
-"0","1","p","h","_mxfp4_matvec_kernel","1","7","(32, 1, 1)","(4, 360, 1)","0","9.0",\
-"GPU Speed Of Light Throughput","Memory Throughput","%","43.00","","",""
-"0","1","p","h","_mxfp4_matvec_kernel","1","7","(32, 1, 1)","(4, 360, 1)","0","9.0",\
-"Warp State Statistics","","","","CPIStall","WRN","Each warp waits 20 cycles on a scoreboard. It is 60 % of all."
-"1","1","p","h","_decode_attention_kernel","1","7","(128, 1, 1)","(8, 1, 1)","0","9.0",\
-"GPU Speed Of Light Throughput","Duration","nsecond","n/a","","",""
-"""  # (a backslash at a line's end continues it: each CSV row is one line)
+def ncu_row(launch, kernel, section, metric, unit, value, rule=("", "", "")):
+    """One row of Nsight Compute's details CSV (its columns as `ncu --import R --page details --csv` writes them)."""
+    grid, block = ("(4, 360, 1)", "(32, 1, 1)") if launch == 0 else ("(8, 1, 1)", "(128, 1, 1)")
+    cells = [str(launch), "1", "p", "h", kernel, "1", "7", block, grid, "0", "9.0", section, metric, unit, value, *rule]
+    return ",".join(f'"{c}"' for c in cells)
+
+
+NCU_CSV = "\n".join([
+    "==PROF== Connected to process 1",
+    ",".join(f'"{c}"' for c in ("ID", "Process ID", "Process Name", "Host Name", "Kernel Name", "Context", "Stream",
+                                "Block Size", "Grid Size", "Device", "CC", "Section Name", "Metric Name", "Metric Unit",
+                                "Metric Value", "Rule Name", "Rule Type", "Rule Description")),
+    ncu_row(0, "_mxfp4_matvec_kernel", "GPU Speed Of Light Throughput", "Duration", "msecond", "1,234.5"),
+    ncu_row(0, "_mxfp4_matvec_kernel", "Memory Workload Analysis", "Memory Throughput", "Gbyte/s", "1,980.00"),
+    ncu_row(0, "_mxfp4_matvec_kernel", "GPU Speed Of Light Throughput", "Memory Throughput", "%", "43.00"),
+    ncu_row(0, "_mxfp4_matvec_kernel", "Warp State Statistics", "", "", "",
+            ("CPIStall", "WRN", "Each warp waits 20 cycles on a scoreboard. It is 60 % of all.")),
+    ncu_row(1, "_decode_attention_kernel", "GPU Speed Of Light Throughput", "Duration", "nsecond", "n/a")]) + "\n"
 
 
 def test_ncu_summary_reads_a_details_csv(tmp_path):
