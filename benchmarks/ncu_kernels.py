@@ -85,7 +85,8 @@ MICROSECONDS = {"nsecond": 1e-3, "usecond": 1.0, "msecond": 1e3, "second": 1e6}
 def summarise(text):
     """The CSV of `ncu --import R --page details --csv` (anything before its header line skipped) -> a markdown
     table, a row a profiled launch in order: its grid and block, SUMMARY's metrics as written (a duration in
-    microseconds), then the launch's stall rules (Nsight Compute's advice on what its warps wait for), first sentence."""
+    microseconds), then the first sentence of each of the launch's stall rules (Nsight Compute's advice on what its
+    warps wait for)."""
     lines = text.splitlines()
     start = next((i for i, line in enumerate(lines) if line.startswith('"ID"')), None)
     if start is None:
