@@ -85,6 +85,7 @@ class Report:
         self.sweep_until = sweep_until  # seconds into the run after which a sweep tries no further tile
 
     def elapsed(self):
+        """Seconds since the run began."""
         return time.perf_counter() - self.t0
 
     def add(self, stage, what, result, target="", ok=None):
@@ -92,13 +93,13 @@ class Report:
         self.rows.append((stage, what, result, target, status))
         if ok is False:
             self.failed.append(f"{stage}: {what}")
-        print(f"[{time.perf_counter() - self.t0:6.1f} s] {stage:<10} {what:<44} {result:<28} {target} {status}",
+        print(f"[{self.elapsed():6.1f} s] {stage:<10} {what:<44} {result:<28} {target} {status}",
               flush=True)
 
     def skip(self, stage, what, why):
         self.rows.append((stage, what, why, "", "not run"))
         self.not_run.append(f"{stage}: {what}: {why}")
-        print(f"[{time.perf_counter() - self.t0:6.1f} s] {stage:<10} {what:<44} not run: {why}", flush=True)
+        print(f"[{self.elapsed():6.1f} s] {stage:<10} {what:<44} not run: {why}", flush=True)
 
 
 def attempt(rep, stage, what, fn, device=None):
@@ -119,7 +120,7 @@ def attempt(rep, stage, what, fn, device=None):
 
 def run_stage(rep, stage, device, fn):
     """One stage inside attempt(): a failure is a row, then the next stage and the markdown file still happen."""
-    print(f"[{time.perf_counter() - rep.t0:6.1f} s] -- stage {stage}", flush=True)
+    print(f"[{rep.elapsed():6.1f} s] -- stage {stage}", flush=True)
     return attempt(rep, stage, "stage stopped by an error", fn, device)
 
 
@@ -1048,7 +1049,7 @@ def write_markdown(rep, path, device_name, smoke, after=None):
                   "running).", ""]
     lines += ["| stage | check | result | target / note | status |", "|---|---|---|---|---|"]
     lines += ["| " + " | ".join(cell(c) for c in r) + " |" for r in rep.rows]
-    lines += ["", f"Total time {time.perf_counter() - rep.t0:.0f} s; "
+    lines += ["", f"Total time {rep.elapsed():.0f} s; "
                   + (f"FAILED: {'; '.join(rep.failed)}" if rep.failed else "every check passed") + ".", "",
               "Checks that could not run on this machine:" if rep.not_run else "Every check ran."]
     lines += [f"- {cell(n)}" for n in rep.not_run]
@@ -1083,7 +1084,7 @@ def main(argv=None):
     def stage(label, fn, needs_model=False):
         if needs_model and state.get("model") is None:
             rep.skip(label, "whole stage", "no model: the build stage did not finish")
-        elif time.perf_counter() - rep.t0 > args.budget:
+        elif rep.elapsed() > args.budget:
             rep.skip(label, "whole stage", f"the time budget of {args.budget:.0f} s was spent")
         else:
             state[label] = run_stage(rep, label, device, fn)
