@@ -51,3 +51,25 @@ def test_mxfp4_records_carry_the_loss_before_encoding():
             assert abs(r["val_loss"] - r["val_loss_before_mxfp4"]) < 0.05
             twin = [q for q in RECORDS if q["step"] == "08-moe" and q["seed"] == r["seed"] and not q.get("variant")]
             assert twin and twin[0]["val_loss"] == r["val_loss_before_mxfp4"]
+
+
+def test_the_rmsnorm_verdict_quotes_the_side_by_side_step_time(tmp_path):
+    """The book's RMSNorm verdict takes its speed from benchmarks/train_throughput_cpu.md (steps timed side by side
+    on a quiet machine), not from the ladder's tokens/s, which shared the cores with other runs; read here from the
+    table's own row, and a file without it gives no speed at all."""
+    import re
+
+    from gptoss_np.book import ladder
+    text = open(os.path.join(ROOT, "benchmarks", "train_throughput_cpu.md"), encoding="utf-8").read()
+    row = next(line for line in text.splitlines() if line.startswith("| twin 02-rmsnorm "))
+    ratio = float(re.findall(r"([0-9.]+)x", row)[-1])  # the last column: time vs the previous row (01-no-dropout)
+    times = ladder.step_times(ROOT)
+    assert times["02-rmsnorm"] == ratio
+    claim, measured, verdict = ladder.verdicts(RECORDS, times)[1]
+    assert claim.startswith("RMSNorm") and f"{ratio:.2f}x LayerNorm's" in measured
+    assert ("no cheaper" in verdict) == (ratio >= 1)
+    _, _, verdict = ladder.verdicts(RECORDS, {"02-rmsnorm": 0.9})[1]
+    assert verdict.endswith("; cheaper in this implementation on the CPU")
+    assert ladder.step_times(tmp_path) == {}
+    _, measured, _ = ladder.verdicts(RECORDS, {})[1]
+    assert "training step" not in measured and "tok" not in measured

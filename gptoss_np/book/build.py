@@ -578,7 +578,7 @@ def regions():
     records = ladder.load(ROOT)
     out["ladder-table"] = ladder.region_table(records)
     out["ladder-long-context"] = ladder.region_long_context(records)
-    out["ladder-verdicts"] = ladder.region_verdicts(records)
+    out["ladder-verdicts"] = ladder.region_verdicts(records, ROOT)
     return out
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from ..config import chain, chain_changes
 
 LADDER_JSON = Path("benchmarks") / "training_ladder.json"
+THROUGHPUT_MD = Path("benchmarks") / "train_throughput_cpu.md"  # `python benchmarks/train_throughput.py --write`
 FIGURE_CURVES = "training-ladder-curves"
 FIGURE_BARS = "training-ladder-bars"
 SIGNIFICANT = 2.0  # a difference counts when it exceeds this many standard errors of the difference
@@ -18,6 +19,20 @@ SIGNIFICANT = 2.0  # a difference counts when it exceeds this many standard erro
 def load(root):
     path = Path(root) / LADDER_JSON
     return json.loads(path.read_text(encoding="utf-8")) if path.exists() else []
+
+
+def step_times(root):
+    """{step: its training step's time / the previous step's} from THROUGHPUT_MD, the steps timed side by side on a
+    quiet machine (the ladder's own tokens/s share the cores with other runs); {} when the file is not there."""
+    path = Path(root) / THROUGHPUT_MD
+    if not path.exists():
+        return {}
+    lines = [line.strip().strip("|").split("|") for line in path.read_text(encoding="utf-8").splitlines()
+             if line.startswith("| ")]
+    header = [cell.strip() for cell in lines[0]]
+    col = header.index("time vs previous row")
+    return {cells[0].strip().split()[1]: float(cells[col].strip().rstrip("x")) for cells in lines[1:]
+            if cells[0].strip().startswith("twin ") and cells[col].strip()}
 
 
 def mean_std(values):
@@ -127,8 +142,8 @@ def region_long_context(records):
     return "\n".join(lines)
 
 
-def verdicts(records):
-    """[(claim, measured, verdict)] for the article's claims the ladder speaks to."""
+def verdicts(records, times=None):
+    """[(claim, measured, verdict)] for the article's claims the ladder speaks to; times: step_times()."""
     rows = dict(summarize(records))
     if "09-mxfp4" not in rows:
         return []
@@ -146,10 +161,13 @@ def verdicts(records):
                 {"better": "supported at this scale", "within noise": "not resolved at this scale (within noise)",
                  "worse": "not supported at this scale"}[w]))
     d, se, w = pair("01-no-dropout", "02-rmsnorm")
-    t = rows["02-rmsnorm"]["tokens_per_s"] / rows["01-no-dropout"]["tokens_per_s"] - 1
+    t = (times or {}).get("02-rmsnorm")
     out.append(("RMSNorm is cheaper than LayerNorm without hurting quality.",
-                f"{fmt(d, se)}; training speed {t:+.0%}",
-                "quality unchanged at this scale" if w != "worse" else "quality worse at this scale"))
+                f"{fmt(d, se)}" + (f"; a training step {t:.2f}x LayerNorm's (`{THROUGHPUT_MD.as_posix()}`, "
+                                   "steps timed side by side on the CPU)" if t else ""),
+                ("quality unchanged at this scale" if w != "worse" else "quality worse at this scale")
+                + ("" if not t else "; no cheaper in this implementation on the CPU" if t >= 1 else
+                   "; cheaper in this implementation on the CPU")))
     d, se, w = pair("02-rmsnorm", "03-rope")
     out.append(("RoPE works better than learned absolute positions.", f"{fmt(d, se)} ({abs(d) / max(se, 1e-12):.0f} "
                 "standard errors)", "supported at this scale" if w == "better" else "not supported at this scale"))
@@ -167,8 +185,8 @@ def verdicts(records):
             if t5 and t6 else "")
     extrapolates = t5 and t6 and t6[0] + SIGNIFICANT * math.sqrt(t5[1] ** 2 / 3 + t6[1] ** 2 / 3) < t5[0]
     out.append(("A sliding window on every other layer costs little quality.", fmt(d, se) + tail,
-                f"{w} at the training context at this scale" + ("; beyond it the windowed layers keep the loss "
-                                                                  "down where full attention degrades"
+                f"{w} at the training context at this scale" + ("; beyond it, at this scale too, the windowed layers "
+                                                                  "keep the loss down where full attention degrades"
                                                                   if extrapolates else "")))
     d, se, w = pair("06-sliding-window", "07-sinks")
     s6, s7 = rows["06-sliding-window"]["long"].get("streaming_4x"), rows["07-sinks"]["long"].get("streaming_4x")
@@ -186,8 +204,8 @@ def verdicts(records):
     return out
 
 
-def region_verdicts(records):
-    rows = verdicts(records)
+def region_verdicts(records, root=None):
+    rows = verdicts(records, step_times(root) if root is not None else None)
     if not rows:
         return "*No results yet.*"
     lines = ["| the article's claim (paraphrased) | measured on the ladder | verdict |", "|---|---|---|"]
