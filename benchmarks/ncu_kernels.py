@@ -79,13 +79,15 @@ SUMMARY = [(("GPU Speed Of Light Throughput", "Duration"), "duration (us)"),
            (("Launch Statistics", "Registers Per Thread"), "registers"),
            (("Warp State Statistics", "Warp Cycles Per Issued Instruction"), "warp cycles an issue"),
            (("Compute Workload Analysis", "Issue Slots Busy"), "issue slots busy %")]
-MICROSECONDS = {"nsecond": 1e-3, "usecond": 1.0, "msecond": 1e3, "second": 1e6}
+# a duration's unit as Nsight Compute writes it (older releases spell it out, newer ones abbreviate) -> microseconds
+MICROSECONDS = {"nsecond": 1e-3, "usecond": 1.0, "msecond": 1e3, "second": 1e6,
+                "ns": 1e-3, "us": 1.0, "\u00b5s": 1.0, "ms": 1e3, "s": 1e6}
 
 
 def summarise(text):
     """The CSV of `ncu --import R --page details --csv` (anything before its header line skipped) -> a markdown
     table, a row a profiled launch in order: its grid and block, SUMMARY's metrics as written (a duration in
-    microseconds), then the first sentence of each of the launch's stall rules (Nsight Compute's advice on what its
+    microseconds, or as written with its unit when the unit is not one MICROSECONDS knows), then the first sentence of each of the launch's stall rules (Nsight Compute's advice on what its
     warps wait for)."""
     lines = text.splitlines()
     start = next((i for i, line in enumerate(lines) if line.startswith('"ID"')), None)
@@ -96,11 +98,14 @@ def summarise(text):
         one = launches.setdefault(row["ID"], {"kernel": row.get("Kernel Name", "?"), "rules": [],
                                               "grid": row.get("Grid Size", "-"), "block": row.get("Block Size", "-")})
         key, value = (row.get("Section Name"), row.get("Metric Name")), row.get("Metric Value", "")
-        if key[1] == "Duration" and row.get("Metric Unit") in MICROSECONDS:
+        if key[1] == "Duration":
+            unit = row.get("Metric Unit", "")
             try:
-                value = f"{float(value.replace(',', '')) * MICROSECONDS[row['Metric Unit']]:,.1f}"
+                value = f"{float(value.replace(',', '')) * MICROSECONDS[unit]:,.1f}"
             except ValueError:  # "n/a": kept as written
                 pass
+            except KeyError:  # a unit this table does not know: kept, with its unit, never passed off as us
+                value = f"{value} {unit}".strip()
         one.setdefault(key, value)
         if "stall" in (row.get("Rule Name") or "").lower() and row.get("Rule Description"):
             sentence = row["Rule Description"].split(". ")[0].strip()

@@ -115,6 +115,17 @@ def test_a_graph_per_process_and_a_full_cache():
     assert int(b.pos) == 1
 
 
+def test_the_warm_up_before_capture_stays_inside_the_cache():
+    """A graph's warm-up runs decode steps before capture (on CUDA; called directly here): with fewer free slots than
+    warm-up steps it must write the cache's last slot again, not past its end (the fused cache write checks no
+    bounds on a GPU; on a CPU the write past the end raises, so this can fail)."""
+    _, twin = twins("gpt-oss-20b")
+    dec = GraphedDecoder(twin, twin.new_cache(4))
+    dec.prefill(torch.arange(3))  # one slot left, two warm-up steps
+    dec._warm_up(2)
+    assert int(dec.pos) == 4 and dec.cache.length == 3
+
+
 class NoHostSync(TorchDispatchMode):
     """Raise on the ops that make a CUDA step wait for the device or take data-dependent shapes, which a CUDA graph
     cannot capture: .item() / int() / bool() of a tensor, nonzero, boolean indexing, bincount, unique."""

@@ -132,12 +132,15 @@ NCU_CSV = "\n".join([
     ncu_row(0, "_mxfp4_matvec_kernel", "GPU Speed Of Light Throughput", "Memory Throughput", "%", "43.00"),
     ncu_row(0, "_mxfp4_matvec_kernel", "Warp State Statistics", "", "", "",
             ("CPIStall", "WRN", "Each warp waits 20 cycles on a scoreboard. It is 60 % of all.")),
-    ncu_row(1, "_decode_attention_kernel", "GPU Speed Of Light Throughput", "Duration", "nsecond", "n/a")]) + "\n"
+    ncu_row(1, "_decode_attention_kernel", "GPU Speed Of Light Throughput", "Duration", "nsecond", "n/a"),
+    ncu_row(2, "_mxfp4_grouped_kernel", "GPU Speed Of Light Throughput", "Duration", "us", "2,500.25"),
+    ncu_row(3, "_mxfp4_dequant_kernel", "GPU Speed Of Light Throughput", "Duration", "ms", "1.5"),
+    ncu_row(4, "_prefill_attention_kernel", "GPU Speed Of Light Throughput", "Duration", "cycle", "77")]) + "\n"
 
 
 def test_ncu_summary_reads_a_details_csv(tmp_path):
     """ncu_kernels.py --summary: a row a launch with its grid, block and metrics (a duration in microseconds from any
-    unit; the speed-of-light memory throughput in %, not the memory section's GB/s; a metric it lacks as -), and
+    unit, spelled out or abbreviated, an unknown one kept as written; the speed-of-light memory throughput in %, not the memory section's GB/s; a metric it lacks as -), and
     its stall rules' first sentence; a file that is not such a CSV is refused by name."""
     spec = importlib.util.spec_from_file_location("ncu_kernels", os.path.join(ROOT, "benchmarks", "ncu_kernels.py"))
     ncu = importlib.util.module_from_spec(spec)
@@ -146,7 +149,9 @@ def test_ncu_summary_reads_a_details_csv(tmp_path):
     assert rows[0].startswith("| launch | kernel | grid | block | duration (us) | DRAM % of peak | memory % of peak")
     assert rows[2] == ("| 0 | _mxfp4_matvec_kernel | (4, 360, 1) | (32, 1, 1) | 1,234,500.0 | - | 43.00 | - | - | - "
                        "| - | Each warp waits 20 cycles on a scoreboard |")
-    assert rows[3].startswith("| 1 | _decode_attention_kernel | (8, 1, 1) | (128, 1, 1) | n/a | - |") and len(rows) == 4
+    assert rows[3].startswith("| 1 | _decode_attention_kernel | (8, 1, 1) | (128, 1, 1) | n/a | - |") and len(rows) == 7
+    # newer Nsight Compute abbreviates its units; one it does not know stays as written, with its unit
+    assert [r.split(" | ")[4] for r in rows[4:]] == ["2,500.2", "1,500.0", "77 cycle"]
     bad = tmp_path / "kernels.csv"
     bad.write_text("ncu: no kernels were profiled\n")
     r = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "ncu_kernels.py"), "--summary", str(bad)],

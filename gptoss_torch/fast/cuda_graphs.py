@@ -36,8 +36,7 @@ class GraphedDecoder:
         stream = torch.cuda.Stream()
         stream.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(stream), torch.no_grad():
-            for _ in range(warmup):
-                self._run()
+            self._warm_up(warmup)
         torch.cuda.current_stream().wait_stream(stream)
         self.graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(self.graph), torch.no_grad():
@@ -45,6 +44,13 @@ class GraphedDecoder:
         for lc, (k, v, p) in zip(cache.layers, saved):
             lc.k.copy_(k), lc.v.copy_(v), lc.pos.copy_(p)
         self.pos.copy_(saved[-1])
+
+    def _warm_up(self, n):
+        """n decode steps before capture, each at a slot the cache has (its last, once fewer than n are free: the
+        cache write kernel checks no bounds); the caller restores the cache and the counter afterwards."""
+        for i in range(n):
+            self.pos.fill_(min(self.cache.length + i, self.cache.max_tokens - 1))
+            self._run()
 
     def _run(self):
         logits = self.decode(self.token, self.pos, self.cache)  # [1, 1, V]
