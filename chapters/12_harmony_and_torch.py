@@ -107,15 +107,16 @@ print(text)
 # %% [markdown]
 # ## Check: the special tokens and OpenAI's renderer
 #
-# The format guide lists the special tokens with their ids in `o200k_harmony`; tiktoken's tests give the ids of
-# "hello world". Then OpenAI's own renderer, `openai-harmony` (Rust), renders the same conversation: it is handed
-# the same verified `o200k_base` file through a temporary folder, since it cannot download either.
+# The format guide lists the special tokens with their ids in `o200k_harmony`; openai-harmony's own tests give the
+# ids of "hello world" ([src/tests.rs](https://github.com/openai/harmony/blob/main/src/tests.rs)). Then OpenAI's
+# own renderer, `openai-harmony` (Rust), renders the same conversation: it is handed the same verified
+# `o200k_base` file through a temporary folder, since it cannot download either.
 
 # %%
 SPEC_IDS = {"<|start|>": 200006, "<|end|>": 200007, "<|message|>": 200008, "<|channel|>": 200005,
             "<|constrain|>": 200003, "<|return|>": 200002, "<|call|>": 200012}  # docs/format.md
 assert {name: o200k.encode_single_token(name) for name in SPEC_IDS} == SPEC_IDS
-assert o200k.encode("hello world") == [24912, 2375]
+assert o200k.encode("hello world") == [24912, 2375]  # openai/harmony: src/tests.rs, tests/test_harmony.py
 print("special token   o200k_harmony   shipped tokenizer")
 for name in SPEC_IDS:
     print(f"{name:<16}{o200k.encode_single_token(name):>13}{small.encode_single_token(name):>20}")
@@ -149,6 +150,7 @@ def show(enc, tokens, first=40):
     return " ".join(f"{t}:{p!r}" for t, p in zip(tokens, pieces))
 
 
+assert small.n_vocab == 2265  # the vocabulary size stated above
 prompts = {name: H.chat_prompt(enc, question, reasoning="low") for name, enc in (("o200k", o200k), ("shipped", small))}
 for name, enc in (("o200k", o200k), ("shipped", small)):
     print(f"--- {name}: {len(prompts[name])} tokens ---\n{show(enc, prompts[name])} ...\n")

