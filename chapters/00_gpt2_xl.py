@@ -71,7 +71,8 @@ print("\nlast step == gpt-oss-20b preset:", gptoss_np.chain()[-1][1] == gptoss_n
 # 48 pre-norm blocks of width 1600, 25 heads of 64 dimensions, a 6400-wide GELU MLP, learned positions for 1024
 # tokens, a 50257-token vocabulary, and an output head that reuses the token embedding (tied). Every block holds
 # $12D^2 + 13D$ parameters: $4D^2$ in attention (q, k, v, out), $8D^2$ in the MLP, and the biases and two
-# LayerNorms. The total should be the "1558M" of OpenAI's release folder name.
+# LayerNorms. The total should be the "1558M" of OpenAI's release folder name (`download_model.py 1558M` in
+# [openai/gpt-2](https://github.com/openai/gpt-2/blob/master/DEVELOPERS.md)).
 
 # %%
 xl = gptoss_np.get_config("gpt2-xl")
@@ -219,7 +220,10 @@ assert np.abs(ours - ref_logits).max() < 1e-12
 #   `attn.c_proj`, `mlp.c_fc`, `mlp.c_proj`.
 # - **q, k and v are fused** into one `c_attn` of width $3D$, columns in the order q | k | v.
 #
-# Each block also carries `h.{i}.attn.bias`, a `[1, 1, ctx, ctx]` causal-mask buffer that is not a parameter.
+# A Hub GPT-2 file may also carry `h.{i}.attn.bias` in each block, a `[1, 1, ctx, ctx]` causal-mask buffer that is
+# not a parameter (whether the XL file does is not checked here). A loader skips it when it is there:
+# `gptoss_np.load_model` does, and so does [nanoGPT's](https://github.com/karpathy/nanoGPT/blob/master/model.py)
+# `from_pretrained`. Our tiny file carries one, so the skipping is tested.
 #
 # We write a tiny checkpoint in exactly that layout (random weights, the real names and shapes, a real
 # `config.json`), read it with `gptoss_np.load_model`, and also with a converter written here on the page.
@@ -489,8 +493,9 @@ plt.show()
 # above all on the first one, the `:\n` that closes the speaker's name. Whether that is a place to park weight
 # (what large models do with the first token, chapter 07) or a way to read who speaks and where the verse line
 # began, the maps alone cannot tell. Previous-token and first-token heads have not formed at this budget (819 k
-# tokens, eight CPU minutes; GPT-2 was trained on 40 GB of web text): the strongest previous-token head is only a
-# little above even.
+# tokens, eight CPU minutes; GPT-2 was trained on 40 GB of web text, [the GPT-2
+# paper](https://cdn.openai.com/better-language-models/language_models_are_unsupervised_multitask_learners.pdf)
+# says): the strongest previous-token head is only a little above even.
 
 # %% [markdown]
 # ## Checks

@@ -64,8 +64,10 @@ print(f"{prev.name} -> {cfg.name}: {chain_changes()[cfg.name]}")
 #   wall-clock time in memory-bound kernels (a norm reads and writes the whole activation for little math).
 #   Zhang & Sennrich report 7 %–64 % shorter running times on their models; that measures whole models with
 #   the implementations of the time, not the formula alone.
-# - **gpt-oss's details**: $\epsilon = 10^{-5}$; the scale starts at ones; the reference code upcasts to float32,
-#   normalises *and* multiplies by the float32 scale before casting back to bfloat16.
+# - **gpt-oss's details** (`RMSNorm` in OpenAI's reference code,
+#   [gpt_oss/torch/model.py](https://github.com/openai/gpt-oss/blob/main/gpt_oss/torch/model.py)):
+#   $\epsilon = 10^{-5}$; the scale starts at ones; the reference code upcasts to float32, normalises *and*
+#   multiplies by the float32 scale before casting back to bfloat16.
 
 # %% [markdown]
 # ## Build

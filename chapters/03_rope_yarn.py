@@ -59,9 +59,14 @@ print(cfg.rope_theta, cfg.rope_scaling, cfg.context_length)
 #   Because rotations compose, $\langle R_m q, R_n k\rangle = \langle q, R_{n-m} k\rangle$: attention scores
 #   depend on the *offset* between two tokens, never on where they sit. No parameters (the seed's point), applied
 #   to q and k only, after their projections.
-# - **Which pairs** is a convention with no effect on the math but a large one on checkpoints: gpt-oss, Qwen3
-#   and Hugging Face pair dimension $i$ with $i + d/2$ ("half-split"); the RoFormer paper, GPT-J and Meta's
-#   original Llama code pair $2i$ with $2i+1$ ("interleaved"). A checkpoint trained with one and run with the
+# - **Which pairs** is a convention with no effect on the math but a large one on checkpoints: gpt-oss
+#   ([`_apply_rotary_emb`](https://github.com/openai/gpt-oss/blob/main/gpt_oss/torch/model.py)), Qwen3 and
+#   Hugging Face
+#   ([`rotate_half`](https://github.com/huggingface/transformers/blob/main/src/transformers/models/qwen3_moe/modeling_qwen3_moe.py))
+#   pair dimension $i$ with $i + d/2$ ("half-split"); the [RoFormer paper](https://arxiv.org/abs/2104.09864), GPT-J
+#   ([`rotate_every_two`](https://github.com/huggingface/transformers/blob/main/src/transformers/models/gptj/modeling_gptj.py))
+#   and Meta's original [Llama code](https://github.com/meta-llama/llama/blob/main/llama/model.py)
+#   (`apply_rotary_emb`) pair $2i$ with $2i+1$ ("interleaved"). A checkpoint trained with one and run with the
 #   other produces wrong scores with no error: a known trap, checked below.
 # - **YaRN** (Peng et al., 2023, *YaRN: Efficient Context Window Extension of Large Language Models*). RoPE by
 #   itself does not make a model read longer texts than it trained on: the slow pairs would reach angles they

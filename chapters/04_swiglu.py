@@ -63,8 +63,11 @@ print(f"{prev.name} -> {cfg.name}: {chain_changes()[cfg.name]}")
 #   matrices instead of two). Shazeer shrank the hidden width to 2/3 precisely to keep the count equal; Llama
 #   uses $\frac{8}{3}d$ for the same reason. gpt-oss chooses again: each expert's hidden width is 2880, equal to
 #   $d$. The chain follows the seed (hidden 6400 → 3200), so this step does cut 25 % of the MLP.
-# - **gpt-oss's variant** (OpenAI's reference code and Hugging Face agree), on the up-projection output
-#   $h = W_1 x + b_1$ of width $2F$:
+# - **gpt-oss's variant** (OpenAI's reference code, `swiglu` in
+#   [gpt_oss/torch/model.py](https://github.com/openai/gpt-oss/blob/main/gpt_oss/torch/model.py),
+#   and Hugging Face's `GptOssExperts` in
+#   [modeling_gpt_oss.py](https://github.com/huggingface/transformers/blob/main/src/transformers/models/gpt_oss/modeling_gpt_oss.py)
+#   agree), on the up-projection output $h = W_1 x + b_1$ of width $2F$:
 #   - gate and linear halves are **interleaved columns**: gate $= h_{0::2}$, linear $= h_{1::2}$, not the first
 #     and second halves;
 #   - the gate is **clamped from above only** at 7, the linear half on **both sides** to $[-7, 7]$;

@@ -64,10 +64,12 @@ print(f"heads: {prev.n_heads} query / {prev.n_kv_heads} kv  ->  {cfg.n_heads} qu
 #   shrinks by exactly $H/H_{kv} = 5$; the parameters only by the k and v projections (15 % here); the FLOPs of
 #   attention scores not at all, since every query head still scores every key. What GQA buys is memory, and
 #   the memory traffic of decoding, where each new token reads the whole cache.
-# - **A trap**: which query heads share a key/value head. OpenAI's code views the queries as
-#   `[kv head, group member]` and Hugging Face repeats each key/value head `group` times in a row
-#   (`repeat_kv`); both give $h \mapsto \lfloor h / G \rfloor$. Tiling the heads instead ($h \mapsto h \bmod
-#   H_{kv}$) runs and is wrong.
+# - **A trap**: which query heads share a key/value head. OpenAI's code (`AttentionBlock.forward` in
+#   [gpt_oss/torch/model.py](https://github.com/openai/gpt-oss/blob/main/gpt_oss/torch/model.py)) views the queries as
+#   `[kv head, group member]` and Hugging Face repeats each key/value head `group` times in a row (`repeat_kv` in
+#   [modeling_gpt_oss.py](https://github.com/huggingface/transformers/blob/main/src/transformers/models/gpt_oss/modeling_gpt_oss.py));
+#   both give $h \mapsto \lfloor h / G \rfloor$. Tiling the heads instead ($h \mapsto h \bmod H_{kv}$) runs
+#   and is wrong.
 
 # %% [markdown]
 # ## Build

@@ -76,8 +76,9 @@ rng = np.random.default_rng(0)
 # %% [markdown]
 # ## Build: two ways to write the sink
 #
-# OpenAI's reference appends the sink as an extra column, takes the softmax and drops the column. The same thing can
-# be written as a log-sum-exp denominator with no extra column. Both beside the plain softmax of chapters 00–06:
+# OpenAI's reference (`sdpa` in [gpt_oss/torch/model.py](https://github.com/openai/gpt-oss/blob/main/gpt_oss/torch/model.py))
+# appends the sink as an extra column, takes the softmax and drops the column. The same thing can be written as a
+# log-sum-exp denominator with no extra column. Both beside the plain softmax of chapters 00–06:
 
 # %%
 def softmax(x):
@@ -121,7 +122,11 @@ print(f"row sums lie in [{row_sums.min():.3f}, {row_sums.max():.3f}]: what is mi
 # - A fused kernel keeps a running maximum for stability. If the numerators are shifted by the maximum of the
 #   scores but the denominator by the maximum including the sink, every weight is off by exp(*m*ₛᵢₙₖ − *m*) as soon
 #   as the sink is the larger. Both sides must use the same shift (transformers subtracts the row maximum including
-#   the sink; OpenAI's flash kernel starts its running maximum at the sink value).
+#   the sink, in `eager_attention_forward` of
+#   [modeling_gpt_oss.py](https://github.com/huggingface/transformers/blob/main/src/transformers/models/gpt_oss/modeling_gpt_oss.py);
+#   OpenAI's flash kernel,
+#   [gpt_oss/triton/attention.py](https://github.com/openai/gpt-oss/blob/main/gpt_oss/triton/attention.py), starts
+#   its running maximum at the sink value).
 # - The sink is a logit, not a query·key product: scaling it by 1/√*d* like the scores is a different model.
 #
 # Each wrong version below differs from the right one; the shift itself is harmless when applied consistently.

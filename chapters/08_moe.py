@@ -191,7 +191,8 @@ print(format_delta_table(reshaped, cfg))
 #
 # Counted by hand from the shapes and checked against `gptoss_np.count_params`. "Active" follows the model card's
 # convention: the parameters a token touches, counting the output head but not the input embedding (a lookup reads
-# one row). The published figures are 20.91 billion total and 3.61 billion active.
+# one row). The published figures ([the model card](https://arxiv.org/abs/2508.10925)) are 20.91 billion total and
+# 3.61 billion active.
 
 # %%
 D, L, V, E, K, F = cfg.d_model, cfg.n_layers, cfg.vocab_size, cfg.n_experts, cfg.top_k, cfg.ffn_hidden
@@ -229,8 +230,9 @@ plt.show()
 # ## 32 experts / top-4 against 128 / top-8
 #
 # Hold the expert budget fixed (32 × 2880 = 92,160 hidden units per layer) and cut it into 128 experts of 720. At
-# top-16 the total and active parameters are nearly unchanged (only the router grows); at top-8, the Qwen3 ratio,
-# a token uses half as many expert parameters. What changes at the same budget is the number of different
+# top-16 the total and active parameters are nearly unchanged (only the router and the experts' down-projection
+# biases grow: one bias vector of width *d* per expert); at top-8, the Qwen3 ratio, a token uses about half as many
+# expert parameters. What changes at the same budget is the number of different
 # expert combinations a token can be routed to, and the size of each matmul. Whether the combinations buy quality
 # is an empirical question that DeepSeekMoE answers yes for its setting and gpt-oss's design does not follow;
 # this table only states the costs.
@@ -244,6 +246,10 @@ for name, c in rows:
     pc = gptoss_np.count_params(c)
     print(f"{name:20}{c.n_experts:>5}{c.top_k:>4}{c.ffn_hidden:>7}{pc['total'] / 1e9:>8.2f}B{pc['active'] / 1e9:>8.2f}B"
           f"{c.n_experts * c.d_model:>14,}{math.comb(c.n_experts, c.top_k):>20.3g}")
+fine = gptoss_np.count_params(rows[1][1])
+extra = L * (128 - E) * ((D + 1) + D)  # per layer: 96 more router rows (weight + bias), 96 more down biases
+assert fine["total"] - gptoss_np.count_params(cfg)["total"] == extra
+print(f"128 x 720, top-16: {extra:,} more parameters in total than gpt-oss-20b, all router rows and down biases")
 
 # %% [markdown]
 # ## Expert load on a scaled-down model
@@ -347,8 +353,9 @@ for name, model in (("random", gptoss_np.build_model(shipped.cfg, seed=0)), ("tr
 
 # %% [markdown]
 # Random routers send most tokens to a few experts and are unsure about every token (entropy near ln E). The
-# trained routers spread the load far more evenly — the load-balancing loss at work — while each token's softmax
-# became sharper: balanced in aggregate, decisive per token.
+# trained routers spread the load far more evenly, which is consistent with the load-balancing loss the model was
+# trained with (no model was trained without it here, so this does not show that the loss did it), while each
+# token's softmax became sharper: balanced in aggregate, decisive per token.
 
 # %% [markdown]
 # And their text: each model's greedy reply to a line of the held-out dialogue (harmony prompt, low effort),

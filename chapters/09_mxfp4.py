@@ -66,9 +66,10 @@ rng = np.random.default_rng(0)
 #   233.7 GB in bf16 (below); the seed's figures are higher than the bare weights. Its 16 GB claim holds: the
 #   13.8 GB of weights leave room for about 91,000 tokens of KV cache in 16 × 10⁹ bytes and for the full 131,072 in
 #   16 GiB, though with little to spare for activations at that length (figure below).
-# - **Quality.** The model card states that the models were post-trained with the MoE weights quantised to MXFP4,
-#   so the released checkpoint is the model as trained, not a lossy copy of a better bf16 one. The errors measured
-#   here are those of the format on random Gaussian weights, not gpt-oss's accuracy.
+# - **Quality.** The [model card](https://arxiv.org/abs/2508.10925) states that the models were post-trained with
+#   the MoE weights quantised to MXFP4, so the released checkpoint is the model as trained, not a lossy copy of a
+#   better bf16 one. The errors measured here are those of the format on random Gaussian weights, not gpt-oss's
+#   accuracy.
 # - **The formula.** *W*[*r*, 32*g* + *i*] = E2M1(*c*[*r*, *g*, *i*]) · 2^(*s*[*r*, *g*] − 127).
 # - **Papers.** Open Compute Project, *OCP Microscaling Formats (MX) Specification v1.0* (2023); Rouhani et al.,
 #   *Microscaling Data Formats for Deep Learning* (2023); OpenAI, *gpt-oss-120b & gpt-oss-20b Model Card* (2025).
@@ -155,8 +156,9 @@ print("mxfp4_decode from primitives == gptoss_np.mxfp4.mxfp4_decode == gptoss_np
 # - **Bias 128** (or reading the scale as a plain integer). Every weight off by a factor of 2.
 # - **Blocks along the wrong axis.** The blocks run along the input axis of the `[out, in]` matrix (the last axis
 #   on disk, in both the original and the Hugging Face layouts; transformers transposes the decoded experts to
-#   `[in, out]` in memory). For gpt-oss-20b the down matrix is square (2880 × 2880), so a transposed decode even has
-#   the right shape.
+#   `[in, out]` in memory: `convert_moe_packed_tensors` in
+#   [integrations/mxfp4.py](https://github.com/huggingface/transformers/blob/main/src/transformers/integrations/mxfp4.py)).
+#   For gpt-oss-20b the down matrix is square (2880 × 2880), so a transposed decode even has the right shape.
 
 # %%
 W = (0.02 * rng.standard_normal((256, 256))).astype(np.float32)  # a square expert matrix [out, in]
@@ -187,14 +189,15 @@ assert shapes["layers.0.mlp.experts.down.scales"][0] == (32, 2880, 2880 // 32)  
 #
 # The encoder picks each block's exponent as the smallest *e* with max |*w*| ≤ 6 · 2^*e* and rounds every
 # *w* / 2^*e* to the nearest grid value. That scale rule is **this project's choice**, not the format's: the
-# format only says how to decode. The OCP Microscaling spec (v1.0, §6.3) suggests *e* = ⌊log2 max |*w*|⌋ − 2
-# (2 being E2M1's largest exponent) and clamps what then exceeds 6. The two agree when max |*w*| / 2^⌊log2⌋ ≤ 1.5;
-# above that (a block maximum between 6 · 2^k and 8 · 2^k) the spec's rule keeps the finer grid and saturates the
-# largest weights at 6 · 2^k, while ours moves to the next power of two so nothing clips. Both decode with the same
-# code, and a checkpoint does not record which rule encoded it. A short version for clarity; the package's
-# `mxfp4_encode` also
-# handles exact ties (to even, IEEE 754's default rounding; again our choice), the ends of the E8M0 range and the exact exponent of a
-# maximum that is a power of two, none of which occur with random Gaussian weights, so the two agree here.
+# format only says how to decode. Write *j* = ⌊log2 max |*w*|⌋ for the block's largest weight. The OCP
+# Microscaling spec (v1.0, §6.3) suggests *e* = *j* − 2 (2 being E2M1's largest exponent) and clamps what then
+# exceeds 6. The two rules agree when max |*w*| / 2^*j* ≤ 1.5; above that (a block maximum between 6 · 2^(*j*−2) and
+# 8 · 2^(*j*−2)) the spec's rule keeps the finer grid and saturates the largest weights at 6 · 2^(*j*−2), while
+# ours moves to the next power of two, *e* = *j* − 1, so nothing clips. Both decode with the same code, and a
+# checkpoint does not record which rule encoded it. A short version for clarity; the package's `mxfp4_encode` also
+# handles exact ties (to even, IEEE 754's default rounding; again our choice), the ends of the E8M0 range and the
+# exact exponent of a maximum that is a power of two, none of which occur with random Gaussian weights, so the two
+# agree here.
 
 # %%
 def mxfp4_quantise(w):
@@ -210,7 +213,7 @@ W_big = (0.02 * rng.standard_normal((256, 2048))).astype(np.float32)
 W_q = mxfp4_quantise(W_big)
 assert np.array_equal(W_q, MX.mxfp4_decode(*MX.mxfp4_encode(W_big)))
 assert np.array_equal(MX.mxfp4_decode(*MX.mxfp4_encode(W_q)), W_q)  # decoded values are fixed points
-print(f"mxfp4_quantise == decode(gptoss_np.mxfp4_encode(.)) on {W_big.size:,} Gaussian weights; "
+print(f"mxfp4_quantise == decode(gptoss_np.mxfp4.mxfp4_encode(.)) on {W_big.size:,} Gaussian weights; "
       "re-encoding is lossless")
 
 # %% [markdown]
@@ -269,7 +272,9 @@ print(format_delta_table(prev, cfg))
 # ## Bytes, by hand
 #
 # Expert parameters cost 17 bytes per 32 (16 bytes of codes, 1 scale byte); everything else 2 bytes. The total is
-# the `total_size` that the published Hugging Face index of gpt-oss-20b records, 13,761,264,768 bytes (12.8 GiB).
+# the `total_size` that the published Hugging Face index of gpt-oss-20b
+# ([model.safetensors.index.json](https://huggingface.co/openai/gpt-oss-20b/blob/main/model.safetensors.index.json))
+# records, 13,761,264,768 bytes (12.8 GiB).
 
 # %%
 def checkpoint_bytes(c):

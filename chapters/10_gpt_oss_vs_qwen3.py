@@ -43,7 +43,7 @@ import numpy as np
 import gptoss_np
 from gptoss_np import attention as A
 from gptoss_np import moe as M
-from gptoss_np.accounting import format_delta_table, kv_cache_bytes
+from gptoss_np.accounting import format_delta_table, kv_cache_bytes, summary
 from gptoss_np.ffn import linear
 from gptoss_np.norms import rms_norm
 from gptoss_np.rope import apply_rope, rope_cos_sin, rope_frequencies
@@ -109,9 +109,22 @@ print(f"\nper layer: gpt-oss {per_layer[oss.name] / 1e6:,.0f} M, Qwen3 {per_laye
 # Four things stand out. Qwen3 holds 46 % more parameters and uses 16 % fewer per token, because its experts are
 # sparser (8 of 128 against 4 of 32). Model cards count "active" differently: Qwen's "A3B" (3.3 B) includes the
 # embedding table, gpt-oss's 3.6 B does not; under one convention the two are 3.04 B and 3.61 B. The bytes differ by
-# 4.4×: MXFP4 experts against bf16 ones. And the KV cache per token is 3.9× larger for Qwen3. Per full layer the two
-# cost the same (8 kv heads × 64 = 4 × 128 = 512 values each for k and v), so the difference is twice the layers and
-# no sliding windows.
+# 4.4×: MXFP4 experts against bf16 ones. And the KV cache per token, averaged over the table's context of 4,096
+# tokens, is 3.9× larger for Qwen3. Per full layer the two cost the same (8 kv heads × 64 = 4 × 128 = 512 values
+# each for k and v), so the difference is twice the layers and no sliding windows. The ratios, from the table's
+# own numbers:
+
+# %%
+table_ctx = 4096
+assert format_delta_table(oss, qwen, context=table_ctx) == format_delta_table(oss, qwen)  # the table's default
+s_o, s_q = summary(oss, table_ctx), summary(qwen, table_ctx)
+more, fewer = s_q["params"] / s_o["params"] - 1, 1 - s_q["active params"] / s_o["active params"]
+bytes_x, kv_x = s_q["weight bytes"] / s_o["weight bytes"], s_q["KV bytes/token"] / s_o["KV bytes/token"]
+print(f"Qwen3 against gpt-oss: {more:.0%} more parameters, {fewer:.0%} fewer active ({pq['active'] / 1e9:.2f} B "
+      f"against {po['active'] / 1e9:.2f} B), {bytes_x:.1f}x the weight bytes, {kv_x:.1f}x the KV cache per token")
+assert (f"{more:.0%}", f"{fewer:.0%}", f"{bytes_x:.1f}", f"{kv_x:.1f}") == ("46%", "16%", "4.4", "3.9")
+assert (f"{pq['active'] / 1e9:.2f}", f"{po['active'] / 1e9:.2f}") == ("3.04", "3.61")
+assert oss.n_kv_heads * oss.head_dim == qwen.n_kv_heads * qwen.head_dim == 512 and qwen.n_layers == 2 * oss.n_layers
 
 # %% [markdown]
 # ## Figure: where the parameters are, and what a long context costs
@@ -228,9 +241,10 @@ print(f"layer-0 q [T, {small_q.n_heads}, {small_q.head_dim}] and k [T, {small_q.
 # %% [markdown]
 # **What it buys.** With QK-norm the attention logits no longer depend on the scale of the query and key weights:
 # each head vector is brought to unit root-mean-square before the dot product. Multiplying Qwen3's *W*q and *W*k by
-# 10 leaves its outputs unchanged (up to the tiny ε); the same change to gpt-oss multiplies every attention logit by
-# 100 and changes everything. Growing attention logits are a known cause of training instability at scale, which is
-# the motivation given by Dehghani et al. (2023); gpt-oss does without QK-norm.
+# 10 leaves its outputs unchanged (up to the tiny ε); the same change to gpt-oss, whose query and key projections
+# also have biases (scaled by 10 with the weights, so q and k are exactly 10 times larger), multiplies every
+# attention logit by 100 and changes everything. Growing attention logits are a known cause of training
+# instability at scale, which is the motivation given by Dehghani et al. (2023); gpt-oss does without QK-norm.
 
 # %%
 def scale_qk(weights, factor):

@@ -141,6 +141,7 @@ print("rope_scaling:", config["rope_scaling"])
 enc = gptoss_np.get_tokenizer(SHIPPED)
 question = "Good morrow, what news?"
 prompt = chat_prompt(enc, question)
+assert len(prompt) == 114 and config["sliding_window"] == 64  # the two numbers stated above
 reports = {}
 for dtype in ("float32", "float64"):
     p, _ = page.load(SHIPPED, np.dtype(dtype).type)
