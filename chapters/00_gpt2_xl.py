@@ -64,6 +64,7 @@ np.set_printoptions(precision=4, suppress=True, linewidth=110)
 for step, what in gptoss_np.config.chain_changes().items():
     print(f"{step:<18} {what}")
 print("\nlast step == gpt-oss-20b preset:", gptoss_np.chain()[-1][1] == gptoss_np.get_config("gpt-oss-20b"))
+assert len(gptoss_np.chain()) == 10  # "ten configs"
 
 # %% [markdown]
 # ## GPT-2 XL at real size
@@ -82,7 +83,9 @@ n_params = count_params(xl)
 print(f"count_params: {n_params['total']:,}   by hand: {by_hand:,}")
 for part in ("embedding", "attention", "mlp", "final_norm"):
     print(f"  {part:<11}{n_params[part]:>15,}  {n_params[part] / n_params['total']:6.1%}")
-assert n_params["total"] == by_hand == 1_557_611_200
+assert n_params["total"] == by_hand == 1_557_611_200 and f"{n_params['total'] / 1e9:.2f}" == "1.56"
+assert (L, D, xl.n_heads, xl.head_dim, xl.ffn_hidden, ctx, V) == (48, 1600, 25, 64, 6400, 1024, 50257)
+assert xl.norm == "layernorm" and xl.positions == "learned" and xl.tie_embeddings  # the shape stated above
 
 # %% [markdown]
 # The same accounting for the first and the last step of the chain, side by side: the whole journey in one
@@ -95,6 +98,7 @@ assert n_params["total"] == by_hand == 1_557_611_200
 # %%
 steps = dict(gptoss_np.chain())
 print(format_delta_table(steps["00-gpt2-xl"], steps["09-mxfp4"]))
+assert format_delta_table(xl, steps["09-mxfp4"]) == format_delta_table(xl, steps["09-mxfp4"], context=4096)
 
 # %% [markdown]
 # ## The forward pass on one page
@@ -261,6 +265,9 @@ for name in list(hub)[:8]:
 
 loaded = gptoss_np.load_model(tmp.name, dtype="float64")
 print("\nloaded config == scale_down(gpt2-xl):", loaded.cfg == small)
+xl_bytes = 4 * n_params["total"]  # the real file's float32 parameters
+print(f"GPT-2 XL's parameters in float32: {xl_bytes:,} bytes ({xl_bytes / 1e9:.1f} GB)")
+assert f"{xl_bytes / 1e9:.1f}" == "6.2"
 
 # %% [markdown]
 # The converter a reader would write ([nanoGPT's](https://github.com/karpathy/nanoGPT/blob/master/model.py)
@@ -333,6 +340,7 @@ print(f"n_vocab {tok.n_vocab} == vocab_size {xl.vocab_size}; 'hello world' -> {t
 assert tok.n_vocab == xl.vocab_size and tok.decode(ids) == text
 assert tok.encode("hello world") == [31373, 995]  # the ids tiktoken's own tests expect
 assert tok.encode("<|endoftext|>", allowed_special="all") == [50256]
+assert tok.special_tokens_set == {"<|endoftext|>"} and tok.n_vocab - 256 - 1 == 50_000  # bytes + merges + 1
 
 # %% [markdown]
 # ## A figure: where the parameters live, and what the mask does
@@ -345,6 +353,7 @@ assert tok.encode("<|endoftext|>", allowed_special="all") == [50256]
 # %%
 parts = {"token table\n(tied head)": V * D, "positions": ctx * D, "attention\n(+ its LN)": n_params["attention"],
          "MLP\n(+ its LN)": n_params["mlp"]}  # the final LayerNorm's 3,200 would not show
+assert 0.6 < n_params["mlp"] / n_params["total"] < 2 / 3  # "nearly two thirds"
 layer0 = nest({k: v.astype(np.float64) for k, v in from_hub(hub, 2).items()})["layers"][0]
 h = layer_norm(loaded.params["embed.weight"][tokens] + loaded.params["pos_embed.weight"][:len(tokens)],
                **layer0["attn_norm"])
@@ -417,7 +426,16 @@ info = json.load(open(os.path.join(GPT2_DIR, "training.json")))
 held_out = shakespeare_splits()[1]  # whole plays held out of training
 opening = bpe.encode_ordinary(held_out[:held_out.index("play on;") + len("play on;\n")])
 print(f"{info['params_total']:,} parameters, vocabulary {bpe.n_vocab:,}, {info['train_tokens']:,} training tokens, "
-      f"held-out loss {info['val_loss']:.2f} nats/token (ln V = {np.log(bpe.n_vocab):.2f} knows nothing)\n")
+      f"held-out loss {info['val_loss']:.2f} nats/token (ln V = {np.log(bpe.n_vocab):.2f} knows nothing)")
+c, st = trained.cfg, info["settings"]
+size = sum(f.stat().st_size for f in pathlib.Path(GPT2_DIR).iterdir())  # the checkpoint directory
+print(f"{size / 1e6:.1f} MB on disk; {st['steps']} steps of {st['batch_size']} x {st['context']} tokens, "
+      f"{info['seconds'] / 60:.0f} minutes on {st['threads']} CPU thread\n")
+assert (c.d_model, c.n_layers, c.n_heads, c.positions, c.tie_embeddings) == (128, 4, 4, "learned", True)
+assert bpe.n_vocab - 256 - len(bpe.special_tokens_set) == 2000  # 256 byte tokens, 2,000 merges, the specials
+assert (st["steps"], st["batch_size"], st["context"], st["threads"]) == (800, 4, 256, 1)
+assert info["train_tokens"] == 800 * 4 * 256 == 819_200 and round(info["seconds"] / 60) == 8
+assert f"{size / 1e6:.1f}" == "2.5"  # the "2.5 MB" at the top of the chapter
 replies = {}
 for name, model in (("random weights", untrained), ("trained", trained)):
     replies[name] = list(generate(model, opening, 40, temperature=0))
