@@ -229,6 +229,7 @@ assert summary(prev) == summary(cfg)
 rng = np.random.default_rng(0)
 runs = np.stack([gpt2(tokens, **params, n_heads=H, p=P, rng=rng)[-1] for _ in range(400)])  # [400, V]
 top = int(eval_logits[-1].argmax())
+assert runs.shape == (400, 256)  # 400 runs, all 256 next-token logits
 
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.8))
 ax1.hist(runs[:, top], bins=40, color="tab:blue", alpha=0.8, label="training mode, 400 masks")

@@ -62,8 +62,8 @@ print(f"{prev.name} -> {cfg.name}: {chain_changes()[cfg.name]}")
 #   of seven, and no bias to store. But norms are a sliver of a transformer's arithmetic (computed below:
 #   about 0.03 % of GPT-2 XL's FLOPs per token), so the saving in FLOPs is negligible; the real gain is
 #   wall-clock time in memory-bound kernels (a norm reads and writes the whole activation for little math).
-#   Zhang & Sennrich report 7 %–64 % shorter running times on their models; that measures whole models with
-#   the implementations of the time, not the formula alone.
+#   [Zhang & Sennrich](https://arxiv.org/abs/1910.07467) report 7 %–64 % shorter running times on their models;
+#   that measures whole models with the implementations of the time, not the formula alone.
 # - **gpt-oss's details** (`RMSNorm` in OpenAI's reference code,
 #   [gpt_oss/torch/model.py](https://github.com/openai/gpt-oss/blob/main/gpt_oss/torch/model.py)):
 #   $\epsilon = 10^{-5}$; the scale starts at ones; the reference code upcasts to float32, normalises *and*
@@ -128,6 +128,8 @@ ln_flops, rms_flops = 7 * D * n_norms, 4 * D * n_norms
 total = summary(prev)["FLOPs/token"]  # at the table's context (GPT-2: its 1024)
 print(f"norm FLOPs per token: LayerNorm {ln_flops:,}  RMSNorm {rms_flops:,}  (forward: {total / 1e9:.2f} G)")
 print(f"share of the forward: LayerNorm {ln_flops / total:.4%}  RMSNorm {rms_flops / total:.4%}")
+assert n_norms == 97 and f"{ln_flops / total:.2%}" == "0.03%"  # "all 97 norms", "about 0.03 %"
+assert 1e6 < ln_flops < 1.2e6  # the norms' "million or so operations" (below)
 
 xb = np.random.default_rng(1).standard_normal((4096, 1600)).astype(np.float32)
 g32, b32 = np.ones(1600, np.float32), np.zeros(1600, np.float32)
@@ -146,8 +148,10 @@ print(f"NumPy on [4096, 1600] float32: LayerNorm {t_ln * 1e3:.1f} ms, RMSNorm {t
 # %%
 print(format_delta_table(prev, cfg))
 removed = count_params(prev)["total"] - count_params(cfg)["total"]
-print(f"\nparameters removed: {removed:,} = {n_norms} norms x {D}")
+print(f"\nparameters removed: {removed:,} = {n_norms} norms x {D}, {removed / count_params(prev)['total']:.1%} of "
+      f"{count_params(prev)['total'] / 1e9:.2f} billion")
 assert removed == n_norms * D == 155_200
+assert f"{count_params(prev)['total'] / 1e9:.2f}" == "1.56" and f"{removed / count_params(prev)['total']:.1%}" == "0.0%"
 
 # %% [markdown]
 # ## A figure: both norms on a sample
