@@ -45,6 +45,8 @@ from gptoss_np.config import chain_changes
 steps = dict(gptoss_np.chain())
 prev, cfg = steps["03-rope"], steps["04-swiglu"]
 print(f"{prev.name} -> {cfg.name}: {chain_changes()[cfg.name]}")
+oss = gptoss_np.get_config("gpt-oss-20b")
+assert (prev.ffn_hidden, cfg.ffn_hidden) == (6400, 3200) and oss.ffn_hidden == oss.d_model == 2880  # hidden widths
 
 # %% [markdown]
 # ## Explain
@@ -60,8 +62,9 @@ print(f"{prev.name} -> {cfg.name}: {chain_changes()[cfg.name]}")
 # - **The seed's 25 %.** Its example replaces a 1024 → 4096 → 1024 MLP by three 1024 ↔ 2048 matrices and says
 #   this "reduces parameters by 25 %". The arithmetic is right (checked below), but the saving comes from halving
 #   the hidden width, not from gating: at the same hidden width a SwiGLU has 50 % *more* parameters (three
-#   matrices instead of two). Shazeer shrank the hidden width to 2/3 precisely to keep the count equal; Llama
-#   uses $\frac{8}{3}d$ for the same reason. gpt-oss chooses again: each expert's hidden width is 2880, equal to
+#   matrices instead of two). [Shazeer](https://arxiv.org/abs/2002.05202) shrank the hidden width to 2/3 precisely
+#   to keep the count equal; [Llama](https://arxiv.org/abs/2302.13971) uses $\frac{8}{3}d$ (2/3 of $4d$).
+#   gpt-oss chooses again: each expert's hidden width is 2880, equal to
 #   $d$. The chain follows the seed (hidden 6400 → 3200), so this step does cut 25 % of the MLP.
 # - **gpt-oss's variant** (OpenAI's reference code, `swiglu` in
 #   [gpt_oss/torch/model.py](https://github.com/openai/gpt-oss/blob/main/gpt_oss/torch/model.py),
@@ -173,6 +176,9 @@ lower = np.abs(variant(h, clamp_gate_both=True) - right).max()
 print(f"{'gate clamped below as well':<32} max abs diff from gpt-oss: {lower:9.1e}")
 assert all(np.abs(out - right).max() > 0.5 for out in traps.values()) and 0 < lower < 1e-3
 assert np.array_equal(variant(h), right)
+at_clamp = -7 * sigmoid(1.702 * -7)
+print(f"a gate clamped at -7 (1.702 x -7 = {1.702 * -7:.1f}): activation {at_clamp:.1e}")
+assert f"{1.702 * -7:.1f}" == "-11.9" and f"{at_clamp:.0e}" == "-5e-05"
 
 # %% [markdown]
 # And the fact behind $\alpha = 1.702$: $x\,\sigma(1.702\,x)$ stays within about 0.02 of GELU everywhere, while
@@ -186,6 +192,7 @@ print(f"max |x·σ(1.702x) - gelu(x)| = {near_gelu:.4f};  max |silu(x) - gelu(x)
 print(f"gate -20 -> {swiglu_oss(np.array([-20.0, 0.0]))[0]:.2e};  gate 20 == gate 7: "
       f"{swiglu_oss(np.array([20.0, 0.5]))[0] == swiglu_oss(np.array([7.0, 0.5]))[0]}")
 assert near_gelu < 0.025 < 0.15 < silu_gap
+assert (f"{near_gelu:.2f}", f"{silu_gap:.2f}") == ("0.02", "0.19")  # "about 0.02", "up to 0.19"
 
 # %% [markdown]
 # ## Check: the seed's 25 %
@@ -221,6 +228,10 @@ mlp_w = lambda s: sum(np.prod(v) for k, v in s.items() if k.startswith("layers.0
 print(f"\nMLP weights per block: {mlp_w(shapes_prev):,} -> {mlp_w(shapes_now):,} "
       f"({mlp_w(shapes_now) / mlp_w(shapes_prev) - 1:+.0%})")
 assert mlp_w(shapes_now) == 0.75 * mlp_w(shapes_prev)
+params_cut = 1 - summary(cfg)["params"] / summary(prev)["params"]
+flops_cut = 1 - summary(cfg)["FLOPs/token"] / summary(prev)["FLOPs/token"]
+print(f"whole model: {params_cut:.1%} fewer parameters, {flops_cut:.1%} fewer FLOPs per token")
+assert f"{params_cut:.1%}" == "15.8%" and 0 < flops_cut < params_cut
 
 # %% [markdown]
 # ## A figure: the activations and the gate

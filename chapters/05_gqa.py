@@ -46,6 +46,12 @@ steps = dict(gptoss_np.chain())
 prev, cfg = steps["04-swiglu"], steps["05-gqa"]
 print(f"{prev.name} -> {cfg.name}: {chain_changes()[cfg.name]}")
 print(f"heads: {prev.n_heads} query / {prev.n_kv_heads} kv  ->  {cfg.n_heads} query / {cfg.n_kv_heads} kv")
+oss = gptoss_np.get_config("gpt-oss-20b")
+assert (oss.n_heads, oss.n_kv_heads, cfg.n_heads, cfg.n_kv_heads, prev.n_kv_heads) == (64, 8, 25, 5, 25)
+assert summary(prev)["KV bytes/token"] == 2 * 48 * 25 * 64 * 4 == 614_400  # float32
+print(f"GPT-2 XL's KV cache: {summary(prev)['KV bytes/token']:,} bytes per token, "
+      f"{kv_cache_bytes(prev, 131072) / 1e9:.1f} GB at 131072 tokens")
+assert f"{kv_cache_bytes(prev, 131072) / 1e9:.1f}" == "80.5"
 
 # %% [markdown]
 # ## Explain
@@ -53,7 +59,7 @@ print(f"heads: {prev.n_heads} query / {prev.n_kv_heads} kv  ->  {cfg.n_heads} qu
 # - **Multi-head attention** (Vaswani et al., 2017): each of $H$ heads projects its own $q$, $k$, $v$ of width
 #   $d$. To generate text one token at a time, a model keeps every past token's keys and values (the KV cache)
 #   so that they are not recomputed: $2 \cdot L \cdot H \cdot d$ numbers per token, for every layer $L$. For
-#   GPT-2 XL in float32 that is 614,400 bytes per token; at 131072 tokens it would be 80 GB.
+#   GPT-2 XL in float32 that is 614,400 bytes per token; at 131072 tokens it would be 80.5 GB.
 # - **Multi-query attention** (Shazeer, 2019, *Fast Transformer Decoding: One Write-Head is All You Need*): all
 #   query heads share one key/value head. The cache shrinks $H$-fold; quality suffers somewhat.
 # - **Grouped-query attention** (Ainslie et al., 2023, *GQA*): the middle road. $H_{kv}$ key/value heads, each
@@ -136,6 +142,7 @@ assert err_pkg < 1e-12 and err_mha == 0.0 and err_rep < 1e-12 and err_tile > 0.1
 # %%
 small, small_mha = gptoss_np.scale_down(cfg), gptoss_np.scale_down(prev)
 print(f"scaled down: {small.n_heads}/{small.n_kv_heads} heads vs {small_mha.n_heads}/{small_mha.n_kv_heads}")
+assert (small.n_heads, small.n_kv_heads) == (4, 2)
 w = gptoss_np.init_weights(small, seed=0)
 w_mha = dict(w)
 for i in range(small.n_layers):
@@ -183,8 +190,10 @@ assert held_mha == 2 * held_gqa
 # %%
 print(format_delta_table(prev, cfg))
 saved = count_params(prev)["total"] - count_params(cfg)["total"]
-print(f"\nparameters saved: {saved:,} = 48 layers x 2 x (1600 x 1280 + 1280)")
-assert saved == 48 * 2 * (1600 * 1280 + 1280)
+print(f"\nparameters saved: {saved:,} = 48 layers x 2 x (1600 x 1280 + 1280), "
+      f"{saved / count_params(prev)['total']:.0%} of step 04's")
+assert saved == 48 * 2 * (1600 * 1280 + 1280) and f"{saved / 1e6:.1f}" == "196.7"
+assert f"{saved / count_params(prev)['total']:.0%}" == "15%"  # "15 % here", above
 assert summary(prev)["KV bytes/token"] == 5 * summary(cfg)["KV bytes/token"] == 614_400
 
 # %% [markdown]
@@ -198,7 +207,10 @@ assert summary(prev)["KV bytes/token"] == 5 * summary(cfg)["KV bytes/token"] == 
 
 # %%
 ctx = np.unique(np.geomspace(256, 131072, 60).astype(int))
-oss = gptoss_np.get_config("gpt-oss-20b")
+print(f"at 131072 tokens: multi-head {kv_cache_bytes(prev, 131072) / 1e9:.1f} GB, "
+      f"grouped queries {kv_cache_bytes(cfg, 131072) / 1e9:.1f} GB")
+assert (f"{kv_cache_bytes(prev, 131072) / 1e9:.1f}", f"{kv_cache_bytes(cfg, 131072) / 1e9:.1f}") == ("80.5", "16.1")
+assert oss.weight_dtype == "bfloat16" and oss.layer_windows == (128, None) * 12  # half its layers at 128
 fig, ax = plt.subplots(figsize=(8.5, 4.5))
 for c, label, style in ((prev, "step 04: multi-head, 25 kv heads (float32)", "-"),
                         (cfg, "step 05: GQA, 5 kv heads (float32)", "-"),

@@ -255,8 +255,10 @@ for n in (4, 128, 4096):
 # %%
 print(format_delta_table(prev, cfg))
 added = gptoss_np.count_params(cfg)["total"] - gptoss_np.count_params(prev)["total"]
-print(f"\nparameters added: {added:,} = {cfg.n_layers} layers x {cfg.n_heads} heads")
-assert added == cfg.n_layers * cfg.n_heads
+total = gptoss_np.count_params(cfg)["total"]
+print(f"\nparameters added: {added:,} = {cfg.n_layers} layers x {cfg.n_heads} heads, "
+      f"on top of {total / 1e9:.1f} billion")
+assert added == cfg.n_layers * cfg.n_heads == 48 * 25 == 1200 and f"{total / 1e9:.1f}" == "1.1"
 
 # %% [markdown]
 # ## The scaled-down model with sinks
