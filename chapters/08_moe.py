@@ -51,6 +51,12 @@ steps = dict(gptoss_np.chain())
 prev, cfg = steps["07-sinks"], steps["08-moe"]
 print(f"{prev.name} -> {cfg.name}: {chain_changes()[cfg.name]}")
 rng = np.random.default_rng(0)
+assert (cfg.n_experts, cfg.top_k, cfg.ffn_hidden, prev.d_model, cfg.d_model, prev.n_layers, cfg.n_layers) == (
+    32, 4, 2880, 1600, 2880, 48, 24)  # the numbers stated above
+assert (prev.n_heads, prev.n_kv_heads, cfg.n_heads, cfg.n_kv_heads, cfg.vocab_size) == (25, 5, 64, 8, 201_088)
+assert not cfg.tie_embeddings and cfg.weight_dtype == "bfloat16"
+qwen = gptoss_np.get_config("qwen3-30b-a3b")
+assert (qwen.n_experts, qwen.ffn_hidden, qwen.top_k) == (128, 768, 8)  # Qwen3's "many, small" experts
 
 # %% [markdown]
 # ## Explain
@@ -178,13 +184,32 @@ print("\n(b) dense -> MoE alone, at gpt-oss's shape")
 print(format_delta_table(reshaped, cfg))
 
 # %% [markdown]
-# Reading the tables: the reshape already doubles the parameters, mostly through the vocabulary (two untied 201,088
-# × 2880 tables are 1.16 billion parameters, against GPT-2's one tied 50,257 × 1600 table), and it cuts the KV-cache
-# bytes by 60 %: 24 layers × 8 kv heads instead of 48 × 5 (192 head-layers of 64 values instead of 240) remove a
-# fifth, and storing the cache in bf16 (2 bytes instead of float32's 4; the table's KV column is in each step's
-# weight dtype) halves what is left. bf16 storage also halves the bytes per parameter, which is why the weight bytes
-# barely move. Then the MoE multiplies the FFN parameters by 32 while the active parameters and FLOPs per token less
-# than double.
+# Reading the tables: the reshape already more than doubles the parameters, mostly through the vocabulary (two
+# untied 201,088 × 2880 tables are 1.16 billion parameters, against GPT-2's one tied 50,257 × 1600 table), and it cuts
+# the KV-cache bytes by 60 %: 24 layers × 8 kv heads instead of 48 × 5 (192 head-layers of 64 values instead of 240)
+# remove a fifth, and storing the cache in bf16 (2 bytes instead of float32's 4; the table's KV column is in each
+# step's weight dtype) halves what is left. bf16 storage also halves the bytes per parameter, which is why the weight
+# bytes barely move (+7.5 %). Then the MoE multiplies the FFN parameters by 32 (the router adds a little more) while
+# the active parameters and FLOPs per token less than double. Those numbers, from the configs:
+
+# %%
+from gptoss_np.accounting import summary
+
+s_prev, s_re, s_moe = summary(prev), summary(reshaped), summary(cfg)
+ffn_params = lambda c: gptoss_np.count_params(c)["mlp"]
+print(f"reshape: parameters x{s_re['params'] / s_prev['params']:.2f}, KV bytes/token "
+      f"{s_re['KV bytes/token'] / s_prev['KV bytes/token'] - 1:+.0%}, weight bytes "
+      f"{s_re['weight bytes'] / s_prev['weight bytes'] - 1:+.1%}; two 201,088 x 2880 tables "
+      f"{2 * 201_088 * 2880 / 1e9:.2f} B")
+print(f"dense -> MoE: FFN parameters x{ffn_params(cfg) / ffn_params(reshaped):.3f}, "
+      f"active x{s_moe['active params'] / s_re['active params']:.2f}, "
+      f"FLOPs/token x{s_moe['FLOPs/token'] / s_re['FLOPs/token']:.2f}")
+assert 2 < s_re["params"] / s_prev["params"] < 2.2 and f"{2 * 201_088 * 2880 / 1e9:.2f}" == "1.16"
+assert f"{s_re['KV bytes/token'] / s_prev['KV bytes/token'] - 1:+.0%}" == "-60%"
+assert (24 * 8, 48 * 5) == (192, 240) and 192 / 240 == 0.8 and reshaped.n_kv_heads * reshaped.n_layers == 192
+assert f"{s_re['weight bytes'] / s_prev['weight bytes'] - 1:+.1%}" == "+7.5%"
+assert 32 < ffn_params(cfg) / ffn_params(reshaped) < 32.01  # 32 experts, plus the router
+assert s_moe["active params"] < 2 * s_re["active params"] and s_moe["FLOPs/token"] < 2 * s_re["FLOPs/token"]
 
 # %% [markdown]
 # ## Total and active parameters, from the shapes
@@ -247,6 +272,11 @@ for name, c in rows:
     print(f"{name:20}{c.n_experts:>5}{c.top_k:>4}{c.ffn_hidden:>7}{pc['total'] / 1e9:>8.2f}B{pc['active'] / 1e9:>8.2f}B"
           f"{c.n_experts * c.d_model:>14,}{math.comb(c.n_experts, c.top_k):>20.3g}")
 fine = gptoss_np.count_params(rows[1][1])
+assert 32 * 2880 == 128 * 720 == 92_160  # the same expert budget per layer
+top8 = gptoss_np.count_params(rows[2][1])
+expert_share = (top8["experts"] * 8 / 128) / (gptoss_np.count_params(cfg)["experts"] * K / E)  # active experts
+print(f"active expert parameters at 128 x 720, top-8: {expert_share:.3f} of gpt-oss-20b's")
+assert 0.49 < expert_share < 0.52  # "about half"
 extra = L * (128 - E) * ((D + 1) + D)  # per layer: 96 more router rows (weight + bias), 96 more down biases
 assert fine["total"] - gptoss_np.count_params(cfg)["total"] == extra
 print(f"128 x 720, top-16: {extra:,} more parameters in total than gpt-oss-20b, all router rows and down biases")
@@ -264,6 +294,7 @@ model32 = gptoss_np.build_model(small32, seed=0)
 tokens = np.random.default_rng(1).integers(0, small32.vocab_size, 2048)
 _, tr = model32(tokens, trace=True)
 fair = len(tokens) * small32.top_k / small32.n_experts
+assert (small32.d_model, small32.n_layers, small32.n_experts, small32.top_k, fair) == (64, 2, 32, 4, 256)
 fig, axes = plt.subplots(1, small32.n_layers, figsize=(12, 3.4), sharey=True)
 loads = []
 for i, ax in enumerate(axes):
