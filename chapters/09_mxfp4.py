@@ -36,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 import time
 
 import matplotlib.pyplot as plt
+import ml_dtypes
 import numpy as np
 
 import gptoss_np
@@ -50,6 +51,10 @@ steps = dict(gptoss_np.chain())
 prev, cfg = steps["08-moe"], steps["09-mxfp4"]
 print(f"{prev.name} -> {cfg.name}: {chain_changes()[cfg.name]}")
 rng = np.random.default_rng(0)
+expert_share = gptoss_np.count_params(cfg)["experts"] / gptoss_np.count_params(cfg)["total"]
+gb_before, gb_after = weight_bytes(prev)["total"] / 1e9, weight_bytes(cfg)["total"] / 1e9
+print(f"experts: {expert_share:.0%} of the parameters; checkpoint {gb_before:.1f} GB -> {gb_after:.1f} GB")
+assert (f"{expert_share:.0%}", f"{gb_before:.1f}", f"{gb_after:.1f}") == ("91%", "41.8", "13.8")
 
 # %% [markdown]
 # ## Explain
@@ -60,7 +65,10 @@ rng = np.random.default_rng(0)
 # - **The format (OCP "MX").** An element is E2M1: 1 sign bit, 2 exponent bits, 1 mantissa bit, so 16 codes and the
 #   magnitudes 0, 0.5, 1, 1.5, 2, 3, 4, 6. A block of 32 elements shares one E8M0 scale byte *s* meaning
 #   2^(*s* − 127). The layout is gpt-oss's: its checkpoints take the blocks along each row's *input* axis and put two
-#   codes in a byte, the even element in the low nibble. Cost: (32 × 4 + 8) / 32 = **4.25 bits per weight**.
+#   codes in a byte, the even element in the low nibble (as OpenAI's loader,
+#   [gpt_oss/torch/weights.py](https://github.com/openai/gpt-oss/blob/main/gpt_oss/torch/weights.py), and
+#   transformers' [integrations/mxfp4.py](https://github.com/huggingface/transformers/blob/main/src/transformers/integrations/mxfp4.py)
+#   decode them). Cost: (32 × 4 + 8) / 32 = **4.25 bits per weight**.
 # - **Why (the seed).** Memory. The seed says gpt-oss-20b fits a 16 GB consumer GPU and gpt-oss-120b a single 80 GB
 #   H100, and that without MXFP4 they would need 48 GB and 240 GB. Counting parameter bytes gives 41.8 GB and
 #   233.7 GB in bf16 (below); the seed's figures are higher than the bare weights. Its 16 GB claim holds: the
@@ -105,6 +113,7 @@ print("value:", " ".join(f"{v:>4g}" for v in FP4))
 # %%
 grid = np.unique(FP4)
 mids = (grid[1:] + grid[:-1]) / 2
+assert len(grid) == 15 and np.array_equal(np.diff(grid[grid >= 0]), [0.5, 0.5, 0.5, 0.5, 1, 1, 2])  # steps 0.5 .. 2
 block = 0.02 * rng.standard_normal(32)
 e_blk = int(np.ceil(np.log2(np.abs(block).max() / 6)))
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 2.8))
@@ -189,8 +198,9 @@ assert shapes["layers.0.mlp.experts.down.scales"][0] == (32, 2880, 2880 // 32)  
 #
 # The encoder picks each block's exponent as the smallest *e* with max |*w*| ≤ 6 · 2^*e* and rounds every
 # *w* / 2^*e* to the nearest grid value. That scale rule is **this project's choice**, not the format's: the
-# format only says how to decode. Write *j* = ⌊log2 max |*w*|⌋ for the block's largest weight. The OCP
-# Microscaling spec (v1.0, §6.3) suggests *e* = *j* − 2 (2 being E2M1's largest exponent) and clamps what then
+# format only says how to decode. Write *j* = ⌊log2 max |*w*|⌋ for the block's largest weight. The [OCP
+# Microscaling spec](https://www.opencompute.org/documents/ocp-microscaling-formats-mx-v1-0-spec-final-pdf) (v1.0,
+# §6.3) suggests *e* = *j* − 2 (2 being E2M1's largest exponent) and clamps what then
 # exceeds 6. The two rules agree when max |*w*| / 2^*j* ≤ 1.5; above that (a block maximum between 6 · 2^(*j*−2) and
 # 8 · 2^(*j*−2)) the spec's rule keeps the finer grid and saturates the largest weights at 6 · 2^(*j*−2), while
 # ours moves to the next power of two, *e* = *j* − 1, so nothing clips. Both decode with the same code, and a
@@ -267,6 +277,7 @@ print(f"Gaussian: median block error {np.median(rel_g):.1%}, errors within +-{np
 
 # %%
 print(format_delta_table(prev, cfg))
+assert f"{weight_bytes(cfg)['total'] / weight_bytes(prev)['total'] - 1:.0%}" == "-67%"
 
 # %% [markdown]
 # ## Bytes, by hand
@@ -293,8 +304,10 @@ for name in ("gpt-oss-20b", "gpt-oss-120b"):
     n_exp = gptoss_np.count_params(c)["experts"] - c.n_layers * c.n_experts * (2 * c.ffn_hidden + c.d_model)
     print(f"{name:14}{bf16 / 1e9:>10.1f}{seed_claims[name] / 1e9:>11.0f}{mine_b['total'] / 1e9:>10.2f}"
           f"{mine_b['total'] / 2**30:>7.2f}{8 * mine_b['experts'] / n_exp:>20.2f}")
-assert weight_bytes(cfg)["total"] == 13_761_264_768
+assert weight_bytes(cfg)["total"] == 13_761_264_768 and f"{13_761_264_768 / 2**30:.1f}" == "12.8"  # GiB
 assert round(weight_bytes(prev)["total"] / 1e9, 1) == 41.8
+oss120 = gptoss_np.get_config("gpt-oss-120b")
+assert f"{weight_bytes(oss120.replace(expert_quant='none'))['total'] / 1e9:.1f}" == "233.7"  # bf16, against "240"
 
 # %% [markdown]
 # ## Figure: does it fit in 16 GB?
@@ -305,6 +318,7 @@ assert round(weight_bytes(prev)["total"] / 1e9, 1) == 41.8
 
 # %%
 ctx = np.linspace(0, 131072, 257).astype(int)
+assert f"{16 * 2**30 / 1e9:.2f}" == "17.18"  # 16 GiB in bytes
 fig, axes = plt.subplots(1, 2, figsize=(13, 3.8))
 fits = {}
 for ax, name, cap in ((axes[0], "gpt-oss-20b", 16), (axes[1], "gpt-oss-120b", 80)):
@@ -440,6 +454,9 @@ def held_out_loss(model):
     return float(np.mean(ce))
 
 
+bf16_rounding = float(ml_dtypes.finfo(ml_dtypes.bfloat16).eps) / 2  # round to nearest: half a unit in the last place
+print(f"bf16 storage: relative rounding of at most {bf16_rounding:.2%}")
+assert bf16_rounding == 2**-8 < 0.004
 rounded = gptoss_np.Model(gpt2.cfg, {**gpt2.params, **{n: mxfp4_quantise(w) for n, w in gpt2_ffn.items()}})
 loss_float, loss_mx = held_out_loss(gpt2), held_out_loss(rounded)
 print(f"trained GPT-2, {sum(w.size for w in gpt2_ffn.values()):,} FFN weights in {len(block_rel['trained']):,} "
@@ -455,6 +472,12 @@ ax.set_title("MXFP4 on GPT-2's FFN matrices, random and trained")
 ax.legend(fontsize=8)
 fig.tight_layout()
 plt.show()
+gpt2_steps = json.load(open(pathlib.Path(gpt2_dir) / "training.json"))["settings"]["steps"]
+medians = {name: np.median(rel) for name, rel in block_rel.items()}
+print(f"trained for {gpt2_steps} steps; median block error {medians['random init']:.2%} at random init, "
+      f"{medians['trained']:.2%} trained; loss change {loss_mx - loss_float:+.5f} nats/token")
+assert gpt2_steps == 800 and abs(medians["trained"] - medians["random init"]) < 0.005
+assert 1e-4 < abs(loss_mx - loss_float) < 1e-3  # "a few ten-thousandths of a nat"
 
 # %% [markdown]
 # The two distributions nearly coincide, and the loss moves by a few ten-thousandths of a nat: 800 small steps left
