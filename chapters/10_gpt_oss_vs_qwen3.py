@@ -107,10 +107,12 @@ print(f"\nper layer: gpt-oss {per_layer[oss.name] / 1e6:,.0f} M, Qwen3 {per_laye
 
 # %% [markdown]
 # Four things stand out. Qwen3 holds 46 % more parameters and uses 16 % fewer per token, because its experts are
-# sparser (8 of 128 against 4 of 32). Model cards count "active" differently: Qwen's "A3B" (3.3 B) includes the
-# embedding table, gpt-oss's 3.6 B does not; under one convention the two are 3.04 B and 3.61 B. The bytes differ by
-# 4.4×: MXFP4 experts against bf16 ones. And the KV cache per token, averaged over the table's context of 4,096
-# tokens, is 3.9× larger for Qwen3. Per full layer the two cost the same (8 kv heads × 64 = 4 × 128 = 512 values
+# sparser (8 of 128 against 4 of 32). Model cards count "active" differently: Qwen's "A3B" (3.3 B activated on
+# [its model card](https://huggingface.co/Qwen/Qwen3-30B-A3B)) includes the embedding table, gpt-oss's 3.6 B
+# ([its model card](https://arxiv.org/abs/2508.10925)) does not. Counted here, Qwen3 is 3.35 B with the table;
+# without it, the convention of gpt-oss's card, the two are 3.04 B and 3.61 B. The bytes differ by 4.4×: MXFP4
+# experts against bf16 ones. And the KV cache per token, averaged over the table's context of 4,096 tokens, is 3.9×
+# larger for Qwen3. Per full layer the two cost the same (8 kv heads × 64 = 4 × 128 = 512 values
 # each for k and v), so the difference is twice the layers and no sliding windows. The ratios, from the table's
 # own numbers:
 
@@ -124,6 +126,10 @@ print(f"Qwen3 against gpt-oss: {more:.0%} more parameters, {fewer:.0%} fewer act
       f"against {po['active'] / 1e9:.2f} B), {bytes_x:.1f}x the weight bytes, {kv_x:.1f}x the KV cache per token")
 assert (f"{more:.0%}", f"{fewer:.0%}", f"{bytes_x:.1f}", f"{kv_x:.1f}") == ("46%", "16%", "4.4", "3.9")
 assert (f"{pq['active'] / 1e9:.2f}", f"{po['active'] / 1e9:.2f}") == ("3.04", "3.61")
+print(f"Qwen3 active with the embedding table {pq['active_with_embedding'] / 1e9:.2f} B (card: 3.3 B); gpt-oss "
+      f"without it {po['active'] / 1e9:.2f} B (card: 3.6 B)")
+assert f"{pq['active_with_embedding'] / 1e9:.2f}" == "3.35" and int(pq["active_with_embedding"] / 1e8) == 33
+assert f"{po['active'] / 1e9:.1f}" == "3.6" != f"{po['active_with_embedding'] / 1e9:.1f}"  # 3.6 B: without the table
 assert oss.n_kv_heads * oss.head_dim == qwen.n_kv_heads * qwen.head_dim == 512 and qwen.n_layers == 2 * oss.n_layers
 
 # %% [markdown]
@@ -188,6 +194,7 @@ for name, fn in table:
 assert expert_params(oss) * oss.n_layers * oss.n_experts == po["experts"]
 assert expert_params(qwen) * qwen.n_layers * qwen.n_experts == pq["experts"]
 print(f"\none gpt-oss expert = {expert_params(oss) / expert_params(qwen):.1f} Qwen3 experts")
+assert f"{expert_params(oss) / expert_params(qwen):.1f}" == "5.3"
 
 # %% [markdown]
 # ## Build: QK-norm, per head
@@ -295,6 +302,7 @@ bias_params = {c.name: sum(math.prod(s) for n, s in gptoss_np.param_shapes(c).it
                for c in (oss, qwen)}
 print(f"\nbias parameters: gpt-oss {bias_params[oss.name]:,} ({bias_params[oss.name] / po['total']:.4%} of the "
       f"model), Qwen3 {bias_params[qwen.name]:,}")
+assert 1e6 < bias_params[oss.name] < 1e7 and bias_params[qwen.name] == 0  # "a few million", below
 
 # %% [markdown]
 # So the biases are cheap (a few million parameters) and, in gpt-oss's attention, not mathematically redundant. Whether
@@ -345,6 +353,10 @@ print(f"cached vs full forward (float64): max |diff| = {err_cache:.1e}")
 # %%
 assert (oss.d_model, oss.n_layers, qwen.d_model, qwen.n_layers) == (2880, 24, 2048, 48)  # wide/shallow vs narrow/deep
 assert (oss.n_experts, oss.top_k, qwen.n_experts, qwen.top_k) == (32, 4, 128, 8)
+assert (oss.ffn_hidden, qwen.ffn_hidden) == (2880, 768)
+assert (qwen.rope_theta, qwen.rope_scaling, qwen.context_length, qwen.n_heads, qwen.head_dim) == (1e6, None, 40960, 32,
+                                                                                                  128)
+assert qwen.q_dim == 4096 == 2 * qwen.d_model and (qwen.weight_dtype, qwen.expert_quant) == ("bfloat16", "none")
 assert expert_params(oss) > 5 * expert_params(qwen)
 assert oss.sinks and not qwen.sinks and oss.attn_bias and not qwen.attn_bias and qwen.qk_norm and not oss.qk_norm
 assert (oss.router, qwen.router) == ("topk_softmax", "softmax_topk")
