@@ -273,6 +273,7 @@ import gptoss_torch
 from gptoss_torch.chat import ChatModel
 from gptoss_torch.fast import mxfp4_triton
 from gptoss_torch.fast.dispatch_count import count_ops
+from gptoss_np.mxfp4 import mxfp4_bytes
 
 torch.set_num_threads(1)
 device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -306,7 +307,8 @@ assert gap < 1e-3
 #   (the up projection, which also routes the token, then the down projection) that read the routed experts'
 #   packed bytes, decode them in registers and multiply: 4.25 bits per weight cross the memory bus instead of 16. It runs on CUDA (or in Triton's
 #   interpreter); here `enable` declines.
-# - **CUDA graphs.** A batch-1 decode step is hundreds of small kernels, and each launch costs time on a GPU
+# - **CUDA graphs.** A batch-1 decode step is hundreds of small kernels even for this 4-layer model (counted
+#   below), more for a deeper one, and each launch costs time on a GPU
 #   whatever the kernel's size. `ChatModel` captures one decode step in a CUDA graph
 #   (`gptoss_torch.fast.cuda_graphs.GraphedDecoder`) and replays it per token: one launch instead of all of them.
 #   What a graph saves can be counted on a CPU: the operators one decode step dispatches, each one kernel launch on
@@ -314,6 +316,7 @@ assert gap < 1e-3
 
 # %%
 print("fused MXFP4 kernel enabled here:", mxfp4_triton.enable(twin))
+assert mxfp4_bytes(32) * 8 / 32 == 4.25  # bits per weight, against bf16's 16
 assert mxfp4_triton.enable(twin) == mxfp4_triton.available(twin.device)
 up = twin.layers[0].mlp.experts.up
 print(f"layer 0 experts, up projection: blocks {tuple(up.blocks.shape)} {up.blocks.dtype}, "
@@ -328,7 +331,7 @@ n_ops = sum(ops.ops.values())
 per_layer = [sum(c.values()) for c in ops.per_layer]
 print(f"one decode step dispatches {n_ops} operators ({per_layer} in the {len(per_layer)} blocks): on CUDA, "
       f"{n_ops} kernel launches eagerly, one graph replay with GraphedDecoder")
-assert n_ops > 10 * len(per_layer)
+assert n_ops > 10 * len(per_layer) and 100 <= n_ops < 1000 and len(per_layer) == 4  # "hundreds", 4 layers
 
 # %% [markdown]
 # ## Final check
