@@ -87,6 +87,8 @@ def demo(args, out=sys.stdout):
 def walk(args):
     steps = [(name, scale_down(cfg)) for name, cfg in chain() + [("qwen3-30b-a3b", get_config("qwen3-30b-a3b"))]]
     check_tokens(args.tokens, min(small.context_length for _, small in steps))
+    if args.demo_tokens < 1:
+        raise InputError(f"--demo-tokens {args.demo_tokens}: expected an integer >= 1")
     if not args.no_demo:
         demo(args)
     changes = chain_changes()

@@ -17,6 +17,9 @@ class ChatModel:
         self.model = model
         self.cfg = model.cfg.replace(context_length=min(model.cfg.context_length, max_tokens))
         self.max_tokens = self.cfg.context_length
+        # what a prompt too long for the cap can do about it (gptoss_np.text.chat's prompt check appends it)
+        self.context_hint = (f"; or a larger --context (the model holds {model.cfg.context_length:,} tokens)"
+                             if self.max_tokens < model.cfg.context_length else "")
         self.use_decoder = model.device.type == "cuda" if decoder is None else decoder
         self._decoder = None
 
@@ -45,7 +48,7 @@ def run(args):
     from .fast import enable
     torch.set_num_threads(args.threads)  # >= 1, checked by the cli
     try:
-        args.checkpoint = args.checkpoint or default_checkpoint()
+        args.checkpoint = default_checkpoint() if args.checkpoint is None else args.checkpoint  # '' is refused
         note = weights_note(args.checkpoint)
         if note:
             print(note, file=sys.stderr)

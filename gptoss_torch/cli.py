@@ -81,11 +81,12 @@ def compare(args):
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m gptoss_torch", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = ap.add_subparsers(dest="cmd", required=True)
+    sub = ap.add_subparsers(dest="cmd", required=True, metavar="VERB")
     c = sub.add_parser("compare", help="torch vs the NumPy oracle, per trace point, worst layer first")
     c.add_argument("--checkpoint", required=True)
     c.add_argument("--device", default=None)
-    c.add_argument("--dtype", default=None, choices=[None, "float32", "float64", "bfloat16"])
+    c.add_argument("--dtype", default=None, choices=["float32", "float64", "bfloat16"],
+                   help="compute dtype (default: bfloat16 on CUDA, float32 on the CPU)")
     c.add_argument("--tokens", type=int, default=16)
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--quiet", action="store_true")
@@ -93,7 +94,8 @@ def main(argv=None):
     h = sub.add_parser("chat", help="harmony chat with a gpt-oss checkpoint", conflict_handler="resolve")
     add_arguments(h)
     h.add_argument("--device", default=None)
-    h.add_argument("--dtype", default=None, choices=[None, "float32", "float64", "bfloat16"])
+    h.add_argument("--dtype", default=None, choices=["float32", "float64", "bfloat16"],
+                   help="compute dtype (default: bfloat16 on CUDA, float32 on the CPU)")
     h.add_argument("--context", type=int, default=4096, help="KV-cache size in tokens (default 4096)")
     h.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: batch-1 decode of a small "
                                                           "model gains nothing from more, and a busy machine "

@@ -4,6 +4,7 @@ converting float tensors to the compute dtype once and keeping MXFP4 experts pac
 
 import torch
 
+from gptoss_np.errors import InputError
 from gptoss_np.formats.loader import float_max, load_weights, overflow_error
 from gptoss_np.params import check_weights, is_expert_matrix
 
@@ -14,7 +15,13 @@ DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.
 
 def load_model(path, device=None, dtype=None, progress=True):
     """Model for a checkpoint directory. Defaults: CUDA + bfloat16 when available, else CPU + float32."""
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if not (dtype is None or dtype in DTYPES or dtype in DTYPES.values()):
+        raise InputError(f"dtype {dtype!r}: expected one of {sorted(DTYPES)} (or the torch dtype), or None for the "
+                         "device's default")
+    try:
+        device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    except RuntimeError:
+        raise InputError(f"device {device!r}: expected a torch device such as 'cpu', 'cuda' or 'cuda:0'") from None
     dtype = DTYPES[dtype] if isinstance(dtype, str) else dtype
     dtype = dtype or (torch.bfloat16 if device.type == "cuda" else torch.float32)
     cfg, np_weights = load_weights(path)

@@ -193,6 +193,17 @@ def one_error_line(capsys, rc, *fragments):
     (["chat", "--temperature", "nan", "--max-tokens", "1", "hi"], ["temperature=nan"]),
     (["chat", "--top-p", "0", "--max-tokens", "1", "hi"], ["top_p=0.0"]),
     (["chat", "--max-tokens", "-1", "hi"], ["max_new_tokens=-1"]),
+    (["walk", "--demo-tokens", "-3"], ["--demo-tokens -3", ">= 1"]),  # before the demo prints anything
+    (["chat", "--checkpoint", "", "hi"], ["checkpoint path '' (empty)"]),  # not the shipped model in its place
+    (["book", "--check", "--root", "/nonexistent"], ["--root /nonexistent", "no book.md"]),
+    *[(["write-checkpoint", "--preset", "gpt-oss-20b", "--scale-down", "--out", "/nonexistent/x", flag, value],
+       [f"{flag} {value}", ">= 1"]) for flag, value in (("--layers", "-2"), ("--layers", "0"), ("--experts", "0"),
+                                                        ("--vocab-size", "0"), ("--d-model", "0"),
+                                                        ("--max-shard-bytes", "0"))],
+    (["write-checkpoint", "--preset", "gpt2-xl", "--scale-down", "--experts", "4", "--out", "/nonexistent/x"],
+     ["--experts 4", "gpt2-xl is dense"]),
+    (["write-checkpoint", "--preset", "gpt-oss-20b", "--scale-down", "--out", __file__], ["is a file"]),
+    (["write-checkpoint", "--preset", "gpt-oss-20b", "--scale-down", "--out", "/proc/no/such"], ["cannot create"]),
 ])
 def test_numpy_cli_bad_values(capsys, argv, fragments):
     from gptoss_np.cli import main
@@ -209,10 +220,27 @@ def test_numpy_cli_bad_values(capsys, argv, fragments):
     (["compare", "--checkpoint", "x", "--tokens", "0"], ["--tokens 0", ">= 1"]),
     (["compare", "--checkpoint", "x", "--seed", "-5"], ["--seed -5", ">= 0"]),
     (["train", "--release", "--quiet"], ["--release without --out", "expected --out DIR"]),
+    (["chat", "--checkpoint", "", "hi"], ["checkpoint path '' (empty)"]),
+    (["compare", "--checkpoint", "", "--quiet"], ["checkpoint path '' (empty)"]),
+    (["chat", "--context", "20", "--device", "cpu", "a long question " * 10], ["no room in context_length=20",
+                                                                             "a larger --context"]),
 ])
 def test_torch_cli_bad_values(capsys, argv, fragments):
     from gptoss_torch.cli import main
     one_error_line(capsys, main(argv), *fragments)
+
+
+@pytest.mark.parametrize("kw, fragments", [(dict(dtype="float17"), ["dtype 'float17'", "expected one of"]),
+                                           (dict(dtype=3), ["dtype 3"]),
+                                           (dict(device="gpu"), ["device 'gpu'", "expected a torch device"])])
+def test_torch_load_model_names_a_bad_dtype_or_device(kw, fragments):
+    """gptoss_torch.load_model, the library call: a KeyError or torch's RuntimeError before, now a named error,
+    raised before the checkpoint is read."""
+    import gptoss_torch
+    with pytest.raises(InputError) as e:
+        gptoss_torch.load_model("/nonexistent", progress=False, **kw)
+    for frag in fragments:
+        assert frag in str(e.value)
 
 
 def test_torch_compare_refuses_tokens_past_the_context_before_loading_the_oracle(capsys, monkeypatch):

@@ -23,6 +23,7 @@ from ..config import chain, chain_changes, get_config
 from . import ladder
 from .diagrams import _eps, draw_comparison, drawn_lines, mxfp4_bits_per_weight, window_phrase
 from ..params import param_shapes
+from ..errors import InputError
 
 ROOT = Path(__file__).resolve().parents[2]
 KV_CONTEXT = 4096  # the context at which the tables measure KV bytes and FLOPs per token
@@ -681,6 +682,8 @@ def add_arguments(ap):
 
 def run(args):
     """Rewrite book.md's generated regions and the figures, or (--check) report what is out of date."""
+    if not (args.root / "book.md").is_file():
+        raise InputError(f"--root {args.root}: holds no book.md; expected the repository root (book.md, figures/)")
     if args.check:
         problems = check(args.root)
         for p in problems:

@@ -284,6 +284,8 @@ def read_config(path):
     """(config.json dict, its path) from a checkpoint directory."""
     path = os.fspath(path)
     cpath = os.path.join(path, "config.json")
+    if not path:
+        raise CheckpointError("checkpoint path '' (empty): expected a checkpoint directory with config.json")
     if not os.path.exists(path):
         raise CheckpointError(f"{path}: does not exist; expected a checkpoint directory with config.json")
     if not os.path.isdir(path):

@@ -45,7 +45,7 @@ from collections import namedtuple
 import numpy as np
 
 from ..config import PRESETS, get_config, scale_down
-from ..errors import CheckpointError, ConfigError
+from ..errors import CheckpointError, ConfigError, InputError
 from .config_json import canonical_config_json
 from .layouts import FUSED_QKV, NAMES, ORIGINAL_FIELDS, QKV_KEYS, TRANSPOSED, _layer_key
 from ..params import param_shapes, storage_shapes
@@ -552,7 +552,15 @@ _OURS = (".safetensors", ".safetensors.partial", INDEX, "config.json", "generati
 
 
 def _prepare(out_dir, overwrite):
-    os.makedirs(out_dir, exist_ok=True)
+    if not out_dir:
+        raise CheckpointError("out_dir '': expected a directory path for the checkpoint")
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise CheckpointError(f"{out_dir}: is a file; expected a directory (new or empty) for the checkpoint")
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+    except OSError as e:
+        raise CheckpointError(f"{out_dir}: cannot create it ({e.strerror}); expected a directory path that can be "
+                              "written") from None
     present = sorted(n for n in os.listdir(out_dir) if n.endswith(_OURS) and os.path.isfile(os.path.join(out_dir, n)))
     if present and not overwrite:
         raise CheckpointError(f"{out_dir}: already holds checkpoint files {present[:5]}; expected an empty directory "
@@ -616,21 +624,33 @@ def write_checkpoint(cfg, out_dir, layout="hf", seed=0, progress=True, max_shard
 
 # ---- command line ---------------------------------------------------------------------------------------------------
 
+def _check_sizes(args, cfg):
+    """The size flags, each given or not: an integer >= 1; --experts only on a preset that has experts."""
+    for flag, value in (("--layers", args.layers), ("--experts", args.experts), ("--vocab-size", args.vocab_size),
+                        ("--d-model", args.d_model), ("--max-shard-bytes", args.max_shard_bytes)):
+        if value is not None and value < 1:
+            raise InputError(f"{flag} {value}: expected an integer >= 1 (or no {flag} for the default)")
+    if args.experts is not None and not cfg.n_experts:
+        raise InputError(f"--experts {args.experts}: {cfg.name} is dense (no experts); expected a preset with "
+                         "experts, or no --experts")
+
+
 def _config_from_args(args):
     cfg = get_config(args.preset)
+    _check_sizes(args, cfg)
     if args.scale_down:
         cfg = scale_down(cfg, d_model=args.d_model or 64, n_layers=args.layers or 2, vocab_size=args.vocab_size or 256,
                          n_experts=args.experts)
         return cfg
     changes = {}
-    if args.layers:
+    if args.layers is not None:
         changes.update(n_layers=args.layers,
                        layer_windows=tuple(cfg.layer_windows[i % cfg.n_layers] for i in range(args.layers)))
-    if args.experts:
+    if args.experts is not None:
         changes.update(n_experts=args.experts, top_k=min(cfg.top_k, args.experts))
-    if args.vocab_size:
+    if args.vocab_size is not None:
         changes["vocab_size"] = args.vocab_size
-    if args.d_model:
+    if args.d_model is not None:
         changes["d_model"] = args.d_model
     return cfg.replace(name=f"{cfg.name}-custom", **changes) if changes else cfg
 
@@ -666,7 +686,7 @@ def run(args):
         t0 = time.perf_counter()
         write_checkpoint(cfg, args.out, layout=args.layout, seed=args.seed, progress=not args.quiet,
                          max_shard_bytes=args.max_shard_bytes, overwrite=args.overwrite)
-    except (ConfigError, CheckpointError) as e:
+    except (ConfigError, CheckpointError, InputError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if not args.quiet:

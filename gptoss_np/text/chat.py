@@ -38,7 +38,7 @@ def check_generation(model, prompt_tokens, max_new_tokens):
     room = model.cfg.context_length - prompt.size
     if room <= 0:
         raise InputError(f"prompt_tokens: {prompt.size} tokens leave no room in context_length="
-                         f"{model.cfg.context_length}; expected a shorter prompt")
+                         f"{model.cfg.context_length}; expected a shorter prompt{getattr(model, 'context_hint', '')}")
     return prompt.astype(np.int64), room if max_new_tokens is None else min(int(max_new_tokens), room)
 
 
@@ -230,7 +230,7 @@ def run(args, out=None, err=None):
     from ..errors import GptOssError
     err = err or sys.stderr
     try:
-        args.checkpoint = args.checkpoint or default_checkpoint()
+        args.checkpoint = default_checkpoint() if args.checkpoint is None else args.checkpoint  # '' is refused
         note = weights_note(args.checkpoint)
         if note:
             print(note, file=err)
