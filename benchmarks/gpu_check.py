@@ -59,6 +59,7 @@ if "--smoke" in sys.argv:  # before anything imports Triton: the CPU rehearsal r
     os.environ.setdefault("TRITON_INTERPRET", "1")
 import gptoss_np  # noqa: E402
 from gptoss_np.accounting import decode_bytes_per_token, weight_bytes  # noqa: E402
+from gptoss_np.cli import at_least  # noqa: E402
 from gptoss_torch.fast import enable as enable_fast  # noqa: E402
 from gptoss_torch.fast import gemv_triton, moe_glue_triton, moe_grouped  # noqa: E402
 from gptoss_torch.fast.cuda_graphs import GraphedDecoder  # noqa: E402
@@ -1071,7 +1072,8 @@ def main(argv=None):
     ap.add_argument("--smoke", action="store_true", help="every stage on the CPU with a tiny model (seconds)")
     ap.add_argument("--out", default=None, help="markdown file (default benchmarks/gpu_check_<gpu>.md)")
     ap.add_argument("--no-transformers", action="store_true", help="skip the transformers side by side")
-    ap.add_argument("--budget", type=float, default=420.0, help="seconds after which no further stage starts")
+    ap.add_argument("--budget", type=at_least(0.0, float), default=420.0,
+                    help="seconds after which no further stage starts")
     args = ap.parse_args(argv)
     if args.smoke:
         device = torch.device("cpu")

@@ -31,6 +31,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from gptoss_np.fast import threads as threads_mod  # noqa: E402
 from gptoss_np.fast import mxfp4_matmul as mxfp4  # noqa: E402
 from gptoss_np.fast.mxfp4_matmul import mxfp4_decode_fast as mxfp4_decode, mxfp4_matmul  # noqa: E402
+from gptoss_np.cli import at_least  # noqa: E402
+from gptoss_np.errors import GptOssError  # noqa: E402
 from gptoss_np.mxfp4 import FP4_VALUES  # noqa: E402
 
 GB = 1e9
@@ -321,15 +323,25 @@ def alternate(args):
     host's load hits every variant alike; prints each variant's median step."""
     from gptoss_np import load_model
 
+    if any("=" not in kv for v in args.variant for kv in v.split(",")):
+        raise SystemExit(f"--variant {args.variant}: expected NAME=VALUE[,NAME=VALUE] each")
     variants = [dict(kv.split("=", 1) for kv in v.split(",")) for v in args.variant]
     home = {}  # setting -> the module that has it
     for v in variants:
-        for k in v:
+        for k, val in v.items():
             home[k] = next((m for m in (mxfp4, threads_mod) if hasattr(m, k)), None)
             if home[k] is None:
                 raise SystemExit(f"--variant: neither gptoss_np.mxfp4 nor gptoss_np.fast.threads has a setting {k!r}")
+            kind = type(getattr(home[k], k))
+            try:
+                kind(val)
+            except ValueError:
+                raise SystemExit(f"--variant {k}={val}: expected a value of type {kind.__name__}, as {k} has") from None
     print(f"machine: {machine()}\ndate: {datetime.date.today()}")
-    model = load_model(args.ckpt)
+    try:
+        model = load_model(args.ckpt)
+    except GptOssError as e:
+        raise SystemExit(f"--ckpt {args.ckpt}: {e}") from None
     rng = np.random.default_rng(args.seed)
     cache = model.new_cache()
     logits = model(rng.integers(0, model.cfg.vocab_size, args.prompt), cache=cache)
@@ -406,29 +418,34 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
     m = sub.add_parser("micro", help="MXFP4 kernels on one full-size expert matrix")
-    m.add_argument("--reps", type=int, default=10)
+    m.add_argument("--reps", type=at_least(1), default=10)
     r = sub.add_parser("run", help="full-size checkpoint: write if absent, load, prefill, decode")
     r.add_argument("--ckpt", default="/tmp/gptoss-20b", help="checkpoint directory (written if it has no config.json)")
-    r.add_argument("--prompt", type=int, default=16, help="prompt length (random token ids)")
-    r.add_argument("--decode", type=int, default=8, help="greedy decode steps")
-    r.add_argument("--threads", type=int, default=threads_mod.THREADS, help="worker threads (gptoss_np.fast.threads)")
-    r.add_argument("--mapped-budget-gb", type=float, default=2.0, help="mapped expert pages kept (gptoss_np.fast.kernels)")
-    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--prompt", type=at_least(1), default=16, help="prompt length (random token ids)")
+    r.add_argument("--decode", type=at_least(1), default=8, help="greedy decode steps")
+    r.add_argument("--threads", type=at_least(1), default=threads_mod.THREADS,
+                   help="worker threads (gptoss_np.fast.threads)")
+    r.add_argument("--mapped-budget-gb", type=at_least(0, float), default=2.0,
+                   help="mapped expert pages kept (gptoss_np.fast.kernels)")
+    r.add_argument("--seed", type=at_least(0), default=0)
     r.add_argument("--delete", action="store_true", help="delete the checkpoint directory at the end")
     a = sub.add_parser("alternate", help="decode steps alternating between settings of gptoss_np.fast.mxfp4_matmul / .threads")
     a.add_argument("--ckpt", default="/tmp/gptoss-20b", help="an existing checkpoint directory")
     a.add_argument("--variant", action="append", required=True, metavar="NAME=VALUE[,NAME=VALUE]",
                    help="e.g. THREADS=2 (give two or more)")
-    a.add_argument("--rounds", type=int, default=6, help="decode steps per variant")
-    a.add_argument("--prompt", type=int, default=16)
-    a.add_argument("--seed", type=int, default=0)
+    a.add_argument("--rounds", type=at_least(1), default=6, help="decode steps per variant")
+    a.add_argument("--prompt", type=at_least(1), default=16)
+    a.add_argument("--seed", type=at_least(0), default=0)
     c = sub.add_parser("check-cost", help="the load-time value check (NaN/inf, MXFP4 scales) on the full-size checkpoint")
     c.add_argument("--ckpt", default="/tmp/gptoss-20b", help="checkpoint directory (written if it has no config.json)")
-    c.add_argument("--reps", type=int, default=5)
-    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--reps", type=at_least(1), default=5)
+    c.add_argument("--seed", type=at_least(0), default=0)
     c.add_argument("--delete", action="store_true", help="delete the checkpoint directory at the end")
     args = ap.parse_args()
-    {"micro": micro, "run": run, "alternate": alternate, "check-cost": check_cost}[args.cmd](args)
+    try:
+        {"micro": micro, "run": run, "alternate": alternate, "check-cost": check_cost}[args.cmd](args)
+    except GptOssError as e:  # a checkpoint or setting the package refuses: its one line, not a traceback
+        ap.error(str(e))
 
 
 if __name__ == "__main__":

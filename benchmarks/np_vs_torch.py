@@ -18,6 +18,7 @@ import torch
 import sys
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import gptoss_np  # noqa: E402
+from gptoss_np.cli import at_least  # noqa: E402
 
 
 def make_checkpoint(family, path, seed=0):
@@ -57,9 +58,9 @@ def best_of(fn, repeat):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--family", default="gpt_oss", choices=["gpt_oss", "qwen3_moe", "gpt2"])
-    ap.add_argument("--prompt", type=int, default=256)
-    ap.add_argument("--decode", type=int, default=16)
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--prompt", type=at_least(1), default=256)
+    ap.add_argument("--decode", type=at_least(1), default=16)
+    ap.add_argument("--repeat", type=at_least(1), default=3)
     args = ap.parse_args()
     import transformers
     torch.set_grad_enabled(False)
@@ -67,6 +68,9 @@ def main():
         make_checkpoint(args.family, d)
         np_model = gptoss_np.load_model(d, progress=False)
         hf = transformers.AutoModelForCausalLM.from_pretrained(d, dtype=torch.float32).eval()
+    if args.prompt + args.decode > np_model.cfg.context_length:
+        ap.error(f"--prompt {args.prompt} + --decode {args.decode}: expected at most the model's context, "
+                 f"{np_model.cfg.context_length} tokens")
     tokens = np.random.default_rng(0).integers(0, np_model.cfg.vocab_size, args.prompt + args.decode)
     prompt, rest = tokens[: args.prompt], tokens[args.prompt:]
     t_prompt = torch.tensor(prompt)[None]

@@ -21,6 +21,8 @@ import torch
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import gptoss_torch  # noqa: E402
 from gptoss_np.accounting import decode_bytes_per_token  # noqa: E402
+from gptoss_np.cli import at_least  # noqa: E402
+from gptoss_np.errors import GptOssError  # noqa: E402
 from gptoss_torch.fast import enable as enable_fast  # noqa: E402
 from gptoss_torch.fast.cuda_graphs import GraphedDecoder  # noqa: E402
 
@@ -65,16 +67,24 @@ def main():
     ap.add_argument("--checkpoint", required=True)
     ap.add_argument("--write-preset", default=None, help="write this preset's checkpoint to --checkpoint first")
     ap.add_argument("--device", default=None)
-    ap.add_argument("--dtype", default=None)
-    ap.add_argument("--prompt", type=int, default=2048)
-    ap.add_argument("--contexts", type=int, nargs="+", default=[1024, 4096])
-    ap.add_argument("--decode-tokens", type=int, default=64)
+    ap.add_argument("--dtype", default=None, choices=["float32", "float64", "bfloat16"])
+    ap.add_argument("--prompt", type=at_least(1), default=2048)
+    ap.add_argument("--contexts", type=at_least(1), nargs="+", default=[1024, 4096])
+    ap.add_argument("--decode-tokens", type=at_least(1), default=64)
     ap.add_argument("--no-graph", action="store_true")
     ap.add_argument("--no-triton", action="store_true")
     ap.add_argument("--prompt-kernels", action="store_true", help="the grouped MoE and flash attention for prompts")
     ap.add_argument("--prompt-moe", choices=["triton", "grouped_mm"], default="triton",
                     help="with --prompt-kernels: the prompt's MoE on the Triton grouped kernel or torch's grouped_mm")
     args = ap.parse_args()
+    try:
+        bench(args)
+    except GptOssError as e:  # a checkpoint, device or size the package refuses: its one line, not a traceback
+        ap.error(str(e))
+
+
+def bench(args):
+    """Load (or write, then load) the checkpoint, time prefill and decode, print the table."""
     if args.write_preset:
         import gptoss_np
         from gptoss_np.formats.writer import write_checkpoint

@@ -22,6 +22,21 @@ from .errors import GptOssError, InputError
 KV_CONTEXT = 4096
 
 
+def at_least(low, kind=int):
+    """An argparse `type`: a number of `kind` >= low, else argparse's one-line error naming the flag and the range
+    (for the scripts under benchmarks/; the verbs check theirs with check_* and InputError)."""
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not value >= low:  # also refuses nan
+            raise argparse.ArgumentTypeError(f"{text!r}: expected {'an integer' if kind is int else 'a number'} "
+                                             f">= {low}")
+        return value
+    return parse
+
+
 def check_seed(args):
     """--seed, where a verb has one, is a seed NumPy takes: an integer >= 0."""
     if getattr(args, "seed", None) is not None and args.seed < 0:

@@ -347,3 +347,35 @@ def test_a_panic_of_the_encoder_becomes_an_input_error(monkeypatch):
     monkeypatch.setattr(tiktoken.Encoding, "encode_ordinary", interrupt)
     with pytest.raises(KeyboardInterrupt):  # only panics are translated
         enc.encode_ordinary("hello")
+
+
+def test_at_least_is_argparse_one_line_error_naming_the_range():
+    """gptoss_np.cli.at_least, the benchmark scripts' numeric flags: a value below the range, a non-number and nan
+    are argparse errors (the flag, the value, the range), never a traceback later."""
+    import argparse
+
+    from gptoss_np.cli import at_least
+    assert at_least(1)("3") == 3 and at_least(0.5, float)("0.5") == 0.5
+    for kind, low, text in ((int, 1, "0"), (int, 1, "-2"), (int, 0, "x"), (float, 1.0, "nan"), (float, 1.0, "-1")):
+        with pytest.raises(argparse.ArgumentTypeError, match=f"'{re.escape(text)}': expected .* >= {low}"):
+            at_least(low, kind)(text)
+
+
+@pytest.mark.parametrize("script, argv, fragment", [
+    ("torch_bench.py", ["--checkpoint", "/nonexistent"], "error: /nonexistent: does not exist"),
+    ("torch_bench.py", ["--checkpoint", "x", "--decode-tokens", "0"], "--decode-tokens: '0': expected an integer >= 1"),
+    ("np_20b.py", ["alternate", "--ckpt", "/nonexistent", "--variant", "THREADS=abc"], "--variant THREADS=abc"),
+    ("np_20b.py", ["alternate", "--ckpt", "/nonexistent", "--variant", "THREADS=2"], "--ckpt /nonexistent"),
+    ("gpu_check.py", ["--smoke", "--budget", "-1"], "--budget: '-1': expected a number >= 0.0"),
+])
+def test_benchmark_scripts_refuse_bad_flags_in_one_line(script, argv, fragment):
+    """The scripts under benchmarks/ (run by hand, so a reader's typo meets them first): their last line names the
+    flag or file, exit status non-zero, no traceback."""
+    import os
+    import subprocess
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    r = subprocess.run([sys.executable, os.path.join(root, "benchmarks", script), *argv], capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode != 0 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    assert fragment in r.stderr.strip().splitlines()[-1], r.stderr[-500:]
