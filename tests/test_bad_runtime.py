@@ -379,3 +379,17 @@ def test_benchmark_scripts_refuse_bad_flags_in_one_line(script, argv, fragment):
                        text=True, timeout=120)
     assert r.returncode != 0 and "Traceback" not in r.stderr, r.stderr[-2000:]
     assert fragment in r.stderr.strip().splitlines()[-1], r.stderr[-500:]
+
+
+def test_chat_on_a_small_vocabulary_checkpoint_names_the_flag_that_fixes_it(capsys, tmp_path):
+    """The README's promise: a scaled-down checkpoint written without --vocab-size 201088 (no tokenizer files, so
+    o200k_harmony) gets one line naming that flag, not 'tokenizer files absent' (what the tokenizer loader alone
+    says)."""
+    from gptoss_np.cli import main
+    out = str(tmp_path / "tiny")
+    assert main(["write-checkpoint", "--preset", "gpt-oss-20b", "--scale-down", "--out", out, "--quiet"]) == 0
+    capsys.readouterr()
+    rc = main(["chat", "--checkpoint", out, "--max-tokens", "1", "hi"])
+    note, error = capsys.readouterr().err.strip().splitlines()  # the random-weights note, then the error
+    assert rc == 2 and "random weights" in note and error.startswith("error: ")
+    assert "vocab_size 256" in error and "--vocab-size 201088" in error and "absent" not in error

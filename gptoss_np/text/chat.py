@@ -119,8 +119,10 @@ def chat_tokenizer(checkpoint_dir):
         raise InputError(f"--checkpoint {checkpoint_dir}: {cpath} has model_type {hf.get('model_type')!r}; the "
                          "harmony chat format is gpt-oss's, expected model_type 'gpt_oss' or OpenAI's original "
                          "gpt-oss layout")
-    # OpenAI's original/ folder carries no tokenizer files: it always means o200k_harmony
-    tokenizer = get_tokenizer("o200k_harmony" if layout == "original" else checkpoint_dir)
+    # OpenAI's original/ folder carries no tokenizer files: it always means o200k_harmony, and so does a gpt_oss
+    # checkpoint without any (whose vocab_size must then hold it: checked below, with the flag that fixes it)
+    own = any(os.path.lexists(os.path.join(checkpoint_dir, f)) for f in ("tokenizer.json", "vocab.json", "merges.txt"))
+    tokenizer = get_tokenizer(checkpoint_dir if layout != "original" and own else "o200k_harmony")
     vocab = hf.get("vocab_size")
     if isinstance(vocab, int) and tokenizer.n_vocab > vocab:
         raise InputError(f"--checkpoint {checkpoint_dir}: vocab_size {vocab} cannot hold the harmony tokens of its "
