@@ -43,10 +43,17 @@ def check_seed(args):
         raise InputError(f"--seed {args.seed}: expected an integer >= 0")
 
 
-def check_tokens(value, context_length):
-    """--tokens: how many tokens to run, 1..context_length."""
+COMPARE_MAX_TOKENS = 4096  # compare keeps every trace point of every position and runs full attention: T^2 work
+
+
+def check_tokens(value, context_length, most=None):
+    """--tokens: how many tokens to run, 1..context_length (and at most `most`, where a verb sets a limit)."""
     if not 1 <= value <= context_length:
         raise InputError(f"--tokens {value}: expected an integer from 1 to the context length, {context_length}")
+    if most is not None and value > most:
+        raise InputError(f"--tokens {value}: expected at most {most} for a comparison (it keeps every activation of "
+                         f"every position and runs attention over all of them; the context length is "
+                         f"{context_length})")
 
 
 def fmt_b(n):
@@ -164,7 +171,7 @@ def compare(args):
               "or compare the torch twin instead (python -m gptoss_torch compare --checkpoint ...)", file=sys.stderr)
         return 2
     model = load_model(args.checkpoint, dtype=args.dtype)
-    check_tokens(args.tokens, model.cfg.context_length)
+    check_tokens(args.tokens, model.cfg.context_length, COMPARE_MAX_TOKENS)
     torch_dtype = getattr(torch, args.dtype)
     extra = {}
     if (hf_config.get("quantization_config") or {}).get("quant_method") == "mxfp4":

@@ -17,7 +17,7 @@ import sys
 import numpy as np
 import torch
 
-from gptoss_np.cli import check_seed, check_tokens
+from gptoss_np.cli import COMPARE_MAX_TOKENS, check_seed, check_tokens
 from gptoss_np.errors import GptOssError, InputError
 
 
@@ -60,7 +60,7 @@ def compare(args):
 
     from . import load_model
     model = load_model(args.checkpoint, device=args.device, dtype=args.dtype, progress=not args.quiet)
-    check_tokens(args.tokens, model.cfg.context_length)  # before the oracle's load
+    check_tokens(args.tokens, model.cfg.context_length, COMPARE_MAX_TOKENS)  # before the oracle's load
     oracle = gptoss_np.load_model(args.checkpoint, dtype="float32", progress=not args.quiet)
     tokens = np.random.default_rng(args.seed).integers(0, oracle.cfg.vocab_size, args.tokens)
     _, ref = oracle(tokens, trace=True)

@@ -251,6 +251,25 @@ def test_torch_compare_refuses_tokens_past_the_context_before_loading_the_oracle
                                  "--quiet"]), "--tokens 100000000", "context length")
 
 
+@pytest.mark.parametrize("package", ["gptoss_np", "gptoss_torch"])
+def test_compare_refuses_more_tokens_than_it_can_hold_before_loading_the_reference(capsys, monkeypatch, package):
+    """compare --tokens inside the context but past COMPARE_MAX_TOKENS (every activation of every position, full
+    attention in both models) is one line, not a run that a 100k-token prompt never finishes."""
+    import importlib
+    if package == "gptoss_torch":  # its reference is the oracle (gptoss_np's is transformers, patched below)
+        monkeypatch.setattr(gptoss_np, "load_model", lambda *a, **k: pytest.fail("the oracle was loaded"))
+    pytest.importorskip("transformers")
+    import transformers
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained",
+                        lambda *a, **k: pytest.fail("transformers was loaded"))
+    main = importlib.import_module(f"{package}.cli").main
+    path = gptoss_np.default_checkpoint()  # gpt-oss-shakespeare: context 8,192
+    argv = ["compare", "--checkpoint", path, "--tokens", "8000"] + (["--quiet"] if package == "gptoss_torch" else [])
+    rc, err = main(argv), capsys.readouterr().err.strip().splitlines()  # (gptoss_np's compare shows its loading bar)
+    assert rc == 2 and err[-1].startswith("error: --tokens 8000: expected at most 4096"), err[-1]
+    assert "context length is 8192" in err[-1] and "Traceback" not in "\n".join(err)
+
+
 def test_torch_cli_cuda_absent(capsys, monkeypatch):
     from gptoss_torch.cli import main
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
