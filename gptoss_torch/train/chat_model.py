@@ -79,15 +79,28 @@ def render_stream(enc, pairs, seed):
 
 def add_arguments(ap):
     ap.add_argument("--out", required=True, help="checkpoint directory to write")
+    ap.add_argument("--overwrite", action="store_true", help="replace the checkpoint already in --out")
     ap.add_argument("--steps", type=int, default=800)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--quiet", action="store_true")
 
 
+def check_arguments(args):
+    """train-chat's arguments, before the tokenizer is trained or the dialogue rendered: an InputError naming the
+    flag and what it expects."""
+    from .commands import check_integer, check_out
+    for flag, value, low in (("--steps", args.steps, 1), ("--seed", args.seed, 0), ("--threads", args.threads, 1)):
+        check_integer(flag, value, low)
+    check_out(args.out, args.overwrite)
+
+
 def run(args):
     from gptoss_np.text.bpe import bpe_encoding, special_token_ids, train_default_bpe
     from gptoss_np.text.corpus import dialogue_pairs, shakespeare_splits
+
+    from .commands import make_out, prepare_out
+    check_arguments(args)
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
     ranks = train_default_bpe()
@@ -98,13 +111,14 @@ def run(args):
     cfg = chat_config(enc.n_vocab)
     s = TrainSettings(steps=args.steps, batch_size=16, context=CONTEXT, lr=3e-3, warmup=50, eval_every=100,
                       eval_batches=8, seed=args.seed, threads=args.threads)
-    os.makedirs(args.out, exist_ok=True)
+    make_out(args.out)
     model, history = train(cfg, train_ids, val_ids, s, progress=not args.quiet, train_targets=train_targets,
                            val_targets=val_targets)
     val = validation_batches(val_ids, 16, CONTEXT, 16, val_targets)
     before = evaluate(model, val)
     shipped = quantize_experts(model)
     after = evaluate(shipped, val)
+    prepare_out(args.out)  # the model --out held (--overwrite) goes now, just before the new one is written
     write_trained(shipped, args.out, cfg=shipped.cfg, ranks=ranks)
     size = sum(os.path.getsize(os.path.join(args.out, f)) for f in os.listdir(args.out))
     info = {"name": cfg.name, "command": f"python -m gptoss_torch train-chat --out {args.out} --steps {args.steps} "

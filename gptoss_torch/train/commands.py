@@ -7,10 +7,12 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import math
 import os
 import platform
 import shlex
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -21,7 +23,7 @@ from gptoss_np.errors import InputError
 
 from .data import as_tensor, validation_batches
 from .export import quantize_experts, write_trained
-from .ladder import CONTEXT, VARIANTS, ladder_config, long_context, step_names
+from .ladder import CONTEXT, VARIANTS, ladder_config, long_context, step_names, variant_choices
 from .loop import TrainSettings, evaluate, train
 
 FINAL_EVAL_BATCHES = 16  # the reported val_loss: 16 x 16 windows of 256 tokens (65 k held-out tokens)
@@ -51,7 +53,141 @@ def add_train_arguments(ap):
                     help="the checkpoint's stored weight dtype (default: the step's; training runs in float32)")
     ap.add_argument("--release", action="store_true", help="with --out: write a model to ship (the checkpoint, its "
                                                            "tokenizer and training.json; no log, plot or result.json)")
+    ap.add_argument("--overwrite", action="store_true", help="replace the checkpoint (and the files of its run) "
+                                                             "already in --out")
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+# ---- argument checks: every refusal before any data is prepared or any step is trained ------------------------------
+
+# what these commands write into --out (write_trained, its tokenizer files, a run's log/plot/result, a release's
+# training.json); an --out holding any of them holds an earlier model, replaced only with --overwrite
+OUT_FILES = ("config.json", "generation_config.json", "model.safetensors.index.json", "dtypes.json", "tokenizer.json",
+             "tokenizer_config.json", "special_tokens_map.json", "training.json", "result.json", "log.jsonl",
+             "loss.png")
+OUT_SUFFIXES = (".safetensors", ".safetensors.partial")
+
+
+def check_integer(flag, value, low):
+    if value < low:
+        raise InputError(f"{flag} {value}: expected an integer >= {low}")
+
+
+def check_positive(flag, value, default):
+    if not (math.isfinite(value) and value > 0):
+        raise InputError(f"{flag} {value}: expected a finite number > 0 (default {default:g})")
+
+
+def out_files(out):
+    """The files of an earlier model or run in directory `out` (see OUT_FILES), sorted."""
+    return sorted(n for n in os.listdir(out) if (n in OUT_FILES or n.endswith(OUT_SUFFIXES))
+                  and os.path.isfile(os.path.join(out, n)))
+
+
+def check_out(out, overwrite):
+    """--out: a directory that exists or can be created, in which a file can be written, holding no earlier model
+    unless --overwrite. Creates nothing."""
+    if not out:
+        raise InputError("--out '': expected a directory path")
+    path = os.path.abspath(out)
+    if os.path.exists(path):
+        if not os.path.isdir(path):
+            raise InputError(f"--out {out}: is a file; expected a directory (new, empty, or holding a model to "
+                             "replace with --overwrite)")
+        present = out_files(path)
+        if present and not overwrite:
+            raise InputError(f"--out {out}: already holds checkpoint files {present[:5]}"
+                             f"{f' and {len(present) - 5} more' if len(present) > 5 else ''}; expected an empty or "
+                             "new directory (pass --overwrite to replace them)")
+        probe = path
+    else:
+        probe = os.path.dirname(path)
+        while not os.path.exists(probe):
+            probe = os.path.dirname(probe)
+        if not os.path.isdir(probe):
+            raise InputError(f"--out {out}: {probe} is a file; expected a directory path that can be created")
+    try:
+        with tempfile.TemporaryFile(dir=probe):
+            pass
+    except OSError as e:
+        raise InputError(f"--out {out}: cannot write in {probe} ({e.strerror}); expected a directory that can be "
+                         "created and written") from None
+
+
+def make_out(out):
+    try:
+        os.makedirs(out, exist_ok=True)
+    except OSError as e:
+        raise InputError(f"--out {out}: cannot create it ({e.strerror}); expected a directory path that can be "
+                         "written") from None
+
+
+def prepare_out(out, keep=()):
+    """Create --out, and remove the files of the model it held before (checked by check_out: only with --overwrite),
+    so no stale file of the old checkpoint (a tokenizer of another vocabulary, a training.json) stays beside the new
+    one. `keep`: files this run has already written there (its log)."""
+    make_out(out)
+    for name in out_files(out):
+        if name not in keep:
+            os.remove(os.path.join(out, name))
+
+
+def needed_text(args, bytes_per_token=1.0):
+    """(held-out tokens the run needs, why, about how many bytes of --data that takes)."""
+    from gptoss_np.text.corpus import VALIDATION_FRACTION
+    need_val = (4 if args.long_context else 1) * CONTEXT + 1
+    why = "a 4x-context window (--long-context)" if args.long_context else "one window"
+    return need_val, why, math.ceil(need_val * bytes_per_token / VALIDATION_FRACTION)
+
+
+def split_sizes(train_n, val_n, unit, args, val_bytes=None):
+    """--data: refuse a file whose splits cannot hold the windows training and evaluation need."""
+    from gptoss_np.text.corpus import VALIDATION_FRACTION
+    need_val, why, want = needed_text(args, (val_bytes / val_n) if val_bytes and val_n else 1.0)
+    if val_n < need_val or train_n < CONTEXT + 2:
+        raise InputError(f"--data {args.data}: its held-out last {VALIDATION_FRACTION:.0%} is {val_n:,} {unit} "
+                         f"(training part {train_n:,}); {why} needs {need_val:,}; expected a text file of at least "
+                         f"about {want:,} bytes")
+
+
+def check_data(args):
+    """--data (a file): readable UTF-8 text whose splits are long enough (in bytes; a BPE's token counts, known only
+    after its training, are checked again in load_data)."""
+    if args.data is None:
+        return
+    from gptoss_np.text.corpus import text_splits
+    try:
+        train_text, val_text = text_splits(args.data)
+    except InputError as e:
+        message = str(e).removeprefix(f"text file {args.data}: ")
+        _, why, want = needed_text(args)
+        if os.path.isfile(args.data) and os.path.getsize(args.data) < want:
+            message += f" (and training, whose held-out part needs {why}, about {want:,} bytes)"
+        raise InputError(f"--data {args.data}: {message}") from None
+    n_train, n_val = len(train_text.encode("utf-8")), len(val_text.encode("utf-8"))
+    split_sizes(n_train, n_val, "bytes", args)  # a BPE token is at least one byte: a lower bound for --vocab bpe
+
+
+def check_train_arguments(args):
+    """The train verb's arguments, before any data is read or any step trained: an InputError naming the flag and
+    the range it expects."""
+    d = TrainSettings()
+    for flag, value, low in (("--steps", args.steps, 1), ("--batch-size", args.batch_size, 1),
+                             ("--warmup", args.warmup, 0), ("--seed", args.seed, 0),
+                             ("--eval-every", args.eval_every, 1), ("--threads", args.threads, 1),
+                             ("--val-batches", args.val_batches, 1)):
+        check_integer(flag, value, low)
+    check_positive("--lr", args.lr, d.lr)
+    if args.variant is not None and (args.step, args.variant) not in VARIANTS:
+        raise InputError(f"--variant {args.variant} --step {args.step}: step {args.step} has no variant "
+                         f"{args.variant!r}; expected one of: {variant_choices()}")
+    if args.release and not args.out:
+        raise InputError("--release without --out: expected --out DIR, the directory of the model to ship")
+    if args.overwrite and not args.out:
+        raise InputError("--overwrite without --out: expected --out DIR, the directory whose model to replace")
+    check_data(args)
+    if args.out is not None:
+        check_out(args.out, args.overwrite)
 
 
 def settings_from(args):
@@ -59,8 +195,9 @@ def settings_from(args):
                          warmup=args.warmup, eval_every=args.eval_every, seed=args.seed, threads=args.threads)
 
 
-def load_data(path, vocab):
-    """(train ids, val ids, tokenizer ranks or None): bytes, or a BPE trained on the training split."""
+def load_data(path, vocab, args=None):
+    """(train ids, val ids, tokenizer ranks or None): bytes, or a BPE trained on the training split. With `args` (the
+    train verb's) a --data file whose BPE splits are too short for the windows is refused, naming --data."""
     from gptoss_np.text.corpus import encode_bytes, text_splits
     train_text, val_text = text_splits(path)
     if vocab == "bytes":
@@ -69,6 +206,8 @@ def load_data(path, vocab):
     ranks = train_bpe(train_text, n_merges=2000)
     enc = bpe_encoding(ranks)
     ids = [as_tensor(np.array(enc.encode_ordinary(t), np.int64)) for t in (train_text, val_text)]
+    if args is not None and path is not None:
+        split_sizes(len(ids[0]), len(ids[1]), "BPE tokens", args, val_bytes=len(val_text.encode("utf-8")))
     return ids[0], ids[1], ranks
 
 
@@ -157,15 +296,16 @@ def machine():
 
 
 def run_train(args):
+    check_train_arguments(args)
     out = args.out
-    if args.release and not out:
-        raise InputError("--release without --out: expected --out DIR, the directory of the model to ship")
     if out:
-        os.makedirs(out, exist_ok=True)
-    data = load_data(args.data, args.vocab)
+        make_out(out)
+    data = load_data(args.data, args.vocab, args)
     model, cfg, result, ranks = train_one(args, data, log=os.path.join(out, "log.jsonl") if out and not args.release
                                           else None)
     stored = model.cfg.replace(weight_dtype=args.dtype) if args.dtype else model.cfg  # as the checkpoint holds it
+    if out:  # the files of the model --out held (--overwrite) go now, just before the new ones are written
+        prepare_out(out, keep=() if args.release else ("log.jsonl",))
     if args.release:
         with torch_threads(args.threads):
             write_release(model, stored, out, result, ranks, data[1], args)
@@ -242,7 +382,8 @@ def add_ladder_arguments(ap):
     d = TrainSettings()
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--steps", type=int, default=d.steps, help=f"optimizer steps per run (default {d.steps})")
-    ap.add_argument("--only", nargs="+", default=None, help="chain steps to (re)run (default: all)")
+    ap.add_argument("--only", nargs="+", default=None, help="chain steps to (re)run (default: all; 09-mxfp4 is "
+                                                            "08-moe's runs, MXFP4-encoded)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads per run (default 1)")
     ap.add_argument("--jobs", type=int, default=2, help="runs at a time, one process each (default 2: one per core)")
     ap.add_argument("--json", default=LADDER_JSON, help=f"results file (default {LADDER_JSON}); records already "
@@ -253,6 +394,8 @@ def add_ladder_arguments(ap):
 def ladder_runs(only=None):
     """[(step, variant)] in chain order, each matched variant after its step; 09-mxfp4 comes from 08's runs."""
     runs = []
+    if only and "09-mxfp4" in only:
+        only = list(only) + ["08-moe"]
     for step in step_names():
         if step == "09-mxfp4" or (only and step not in only):
             continue
@@ -291,14 +434,74 @@ def _ladder_job(a, quantized, wanted):
     return out
 
 
+def read_ladder_json(path):
+    """--json: the records already in the results file ([] for a new one), after checking that the file can be
+    written where it is named: a JSON list of records, each with a "command", a chain "step" and an integer "seed"."""
+    if not path:
+        raise InputError("--json '': expected a results file path")
+    parent = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise InputError(f"--json {path}: is a directory; expected a JSON file (new, or a results file to extend)")
+    if not os.path.isdir(parent):
+        raise InputError(f"--json {path}: directory {parent} does not exist; expected a file in an existing "
+                         "directory")
+    try:
+        with tempfile.TemporaryFile(dir=parent):
+            pass
+    except OSError as e:
+        raise InputError(f"--json {path}: cannot write in {parent} ({e.strerror}); expected a writable "
+                         "directory") from None
+    if not os.path.exists(path):
+        return []
+    expected = "expected the ladder's results file: a JSON list of records"
+    try:
+        with open(path, encoding="utf-8") as f:
+            records = json.load(f)
+    except OSError as e:
+        raise InputError(f"--json {path}: cannot be read ({e.strerror}); {expected}") from None
+    except UnicodeDecodeError as e:
+        raise InputError(f"--json {path}: byte {e.start} is not UTF-8; {expected}") from None
+    except json.JSONDecodeError as e:
+        raise InputError(f"--json {path}: not JSON ({e.msg} at line {e.lineno}, column {e.colno}); {expected}") \
+            from None
+    if not os.access(path, os.W_OK):
+        raise InputError(f"--json {path}: cannot be written (no permission); {expected} that can be rewritten")
+    if not isinstance(records, list):
+        raise InputError(f"--json {path}: holds a JSON {type(records).__name__}; {expected}")
+    steps = step_names()
+    for i, r in enumerate(records):
+        if not isinstance(r, dict):
+            raise InputError(f"--json {path}: record {i} is {json.dumps(r)[:40]}; {expected} (objects with "
+                             "\"command\", \"step\" and \"seed\")")
+        if not isinstance(r.get("command"), str) or r.get("step") not in steps or \
+                isinstance(r.get("seed"), bool) or not isinstance(r.get("seed"), int):
+            raise InputError(f"--json {path}: record {i} lacks a \"command\" string, a \"step\" of the chain or an "
+                             f"integer \"seed\" (it has {sorted(r)[:8]}); {expected}")
+    return records
+
+
+def check_ladder_arguments(args):
+    """The ladder verb's arguments, before anything is trained; returns the records already in --json."""
+    for flag, value in (("--steps", args.steps), ("--jobs", args.jobs), ("--threads", args.threads)):
+        check_integer(flag, value, 1)
+    for seed in args.seeds:
+        check_integer("--seeds", seed, 0)
+    repeated = sorted({s for s in args.seeds if args.seeds.count(s) > 1})
+    if repeated:
+        raise InputError(f"--seeds {' '.join(map(str, args.seeds))}: seed {repeated[0]} appears twice; expected "
+                         "distinct seeds")
+    steps = step_names()
+    for name in args.only or ():
+        if name not in steps:
+            raise InputError(f"--only {name}: not a chain step; expected some of {', '.join(steps)}")
+    return read_ladder_json(args.json)
+
+
 def run_ladder(args):
     """Every (step, variant, seed) not yet in the results file, --jobs at a time (one process each, 1 thread)."""
     import argparse
     from concurrent.futures import ProcessPoolExecutor
-    records = []
-    if os.path.exists(args.json):
-        with open(args.json, encoding="utf-8") as f:
-            records = json.load(f)
+    records = check_ladder_arguments(args)
     done = {r["command"] for r in records}
 
     def save():

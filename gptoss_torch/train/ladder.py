@@ -22,6 +22,7 @@ import torch
 
 from gptoss_np.accounting import count_params
 from gptoss_np.config import chain, scale_down
+from gptoss_np.errors import InputError
 
 from ..model import Model
 from .data import validation_batches
@@ -41,6 +42,11 @@ def step_names():
     return [name for name, _ in chain()]
 
 
+def variant_choices():
+    """'<variant> of <step>' for every matched variant, as an error message lists them."""
+    return ", ".join(f"{v} of {s}" for s, v in sorted(VARIANTS))
+
+
 def _matched_ffn(cfg, target_params):
     """The SwiGLU hidden width (a multiple of 8) whose total parameter count is closest to target_params."""
     best = None
@@ -55,7 +61,7 @@ def ladder_config(step, variant=None):
     """The ladder's config for chain step `step` (and a variant of VARIANTS), renamed '<step>[-<variant>]'."""
     steps = dict(chain())
     if step not in steps:
-        raise ValueError(f"step {step!r}: expected one of {list(steps)}")
+        raise InputError(f"step {step!r}: expected one of {list(steps)}")
     full = steps[step]
     cfg = scale_down(full, context_length=LEARNED_ROWS if full.positions == "learned" else None, **LADDER)
     # one attention width for every step (scale_down keeps gpt-oss's q_dim != d_model, which would make step 08
@@ -67,7 +73,7 @@ def ladder_config(step, variant=None):
                           context_length=CONTEXT * YARN_FACTOR)
     if variant is not None:
         if (step, variant) not in VARIANTS:
-            raise ValueError(f"variant {variant!r} of {step!r}: expected one of {sorted(VARIANTS)}")
+            raise InputError(f"variant {variant!r} of step {step!r}: expected one of {variant_choices()}")
         if step == "04-swiglu":  # the GELU MLP's parameters (step 03)
             cfg = cfg.replace(ffn_hidden=_matched_ffn(cfg, count_params(ladder_config("03-rope"))["total"]))
         if step == "05-gqa":  # step 04's parameters with GQA's K/V heads

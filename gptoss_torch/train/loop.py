@@ -6,9 +6,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import numbers
 import time
 
 import torch
+
+from gptoss_np.errors import InputError
 
 from ..model import Model
 from .data import random_batch, validation_batches
@@ -36,6 +39,43 @@ class TrainSettings:
     def tokens(self):
         """Training tokens seen: steps x batch x context."""
         return self.steps * self.batch_size * self.context
+
+
+def check_settings(s):
+    """Every TrainSettings field in its range, else an InputError naming the field and the range: a zero batch or
+    step count, a NaN or negative learning rate and the like would otherwise fail deep inside torch, divide by zero
+    or train nothing without a word."""
+    def integer(name, low, none_ok=False):
+        v = getattr(s, name)
+        if v is None and none_ok:
+            return
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < low:
+            raise InputError(f"TrainSettings.{name} {v!r}: expected an integer >= {low}"
+                             + (" or None" if none_ok else ""))
+
+    def real(name, low, high=math.inf, low_open=False, high_open=False, finite=True):
+        v = getattr(s, name)
+        ok = isinstance(v, numbers.Real) and not isinstance(v, bool) and not math.isnan(v) and \
+            (v > low if low_open else v >= low) and (v < high if high_open else v <= high) and \
+            (math.isfinite(v) or not finite)
+        if not ok:
+            want = f"{'>' if low_open else '>='} {low:g}" if high == math.inf else \
+                f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+            raise InputError(f"TrainSettings.{name} {v!r}: expected a {'finite ' if finite else ''}number {want}")
+
+    for name, low in (("steps", 1), ("batch_size", 1), ("context", 1), ("warmup", 0), ("eval_every", 1),
+                      ("seed", 0)):
+        integer(name, low)
+    integer("eval_batches", 1, none_ok=True)
+    integer("threads", 1, none_ok=True)
+    real("lr", 0, low_open=True)
+    real("min_lr_ratio", 0, 1)
+    real("weight_decay", 0)
+    real("grad_clip", 0, low_open=True, finite=False)  # inf: no clipping
+    real("aux_weight", 0)
+    if not (isinstance(s.betas, (tuple, list)) and len(s.betas) == 2 and
+            all(isinstance(b, numbers.Real) and 0 <= b < 1 for b in s.betas)):
+        raise InputError(f"TrainSettings.betas {s.betas!r}: expected two numbers in [0, 1)")
 
 
 def learning_rate(step, s):
@@ -80,6 +120,7 @@ def train(cfg, train_tokens, val_tokens, settings=None, log=None, progress=True,
     JSONL) when given. Deterministic on CPU: the same settings and seed give the same losses. *_targets: the same ids
     with -100 where no loss is wanted (see data.random_batch)."""
     s = settings or TrainSettings()
+    check_settings(s)
     threads_before = torch.get_num_threads()
     if s.threads:  # small models on a shared machine: 1 thread avoids OpenMP spinning against other processes
         torch.set_num_threads(s.threads)
