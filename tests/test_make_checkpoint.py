@@ -367,3 +367,20 @@ def test_configs_no_layout_can_hold_are_named(tmp_path):
         write_checkpoint(TINY_OSS, tmp_path / "d", progress=False)
     write_checkpoint(TINY_OSS, tmp_path / "d", layout="original", progress=False, overwrite=True)
     assert gptoss_np.load_model(tmp_path / "d", progress=False).cfg == TINY_OSS
+
+
+def test_overwrite_replaces_every_checkpoint_file_and_only_those(tmp_path):
+    """write_checkpoint's directory check matches checkpoint files by exact name: a tokenizer_config.json is a
+    tokenizer file, not a config.json (matched by ending, overwrite removed it and left tokenizer.json beside new
+    weights); both are the old checkpoint's, refused without overwrite and removed with it; other files stay."""
+    from gptoss_np.errors import CheckpointError
+    from gptoss_np.formats.writer import write_checkpoint
+    cfg = gptoss_np.scale_down(gptoss_np.get_config("gpt-oss-20b"))
+    for name in ("tokenizer.json", "tokenizer_config.json", "notes.txt", "my_config.json.bak"):
+        (tmp_path / name).write_text("{}")
+    with pytest.raises(CheckpointError, match=r"\['tokenizer.json', 'tokenizer_config.json'\]"):
+        write_checkpoint(cfg, tmp_path, progress=False)
+    write_checkpoint(cfg, tmp_path, progress=False, overwrite=True)
+    left = sorted(os.listdir(tmp_path))
+    assert "tokenizer.json" not in left and "tokenizer_config.json" not in left
+    assert {"notes.txt", "my_config.json.bak", "config.json"} <= set(left)

@@ -548,7 +548,17 @@ def _dump(path, obj, **kw):
 
 # ---- writing ------------------------------------------------------------------------------------------------------
 
-_OURS = (".safetensors", ".safetensors.partial", INDEX, "config.json", "generation_config.json", "dtypes.json")
+# the files of a checkpoint in a directory: what write_checkpoint and the trained models' export write (their tokenizer
+# files included), matched by exact name so that, say, tokenizer_config.json is not taken for a config.json
+CHECKPOINT_FILES = (INDEX, "config.json", "generation_config.json", "dtypes.json", "tokenizer.json",
+                    "tokenizer_config.json", "special_tokens_map.json", "vocab.json", "merges.txt")
+CHECKPOINT_SUFFIXES = (".safetensors", ".safetensors.partial")
+
+
+def checkpoint_files(out_dir):
+    """The checkpoint files in directory out_dir (CHECKPOINT_FILES by name, shards by suffix), sorted."""
+    return sorted(n for n in os.listdir(out_dir) if (n in CHECKPOINT_FILES or n.endswith(CHECKPOINT_SUFFIXES))
+                  and os.path.isfile(os.path.join(out_dir, n)))
 
 
 def _prepare(out_dir, overwrite):
@@ -561,7 +571,7 @@ def _prepare(out_dir, overwrite):
     except OSError as e:
         raise CheckpointError(f"{out_dir}: cannot create it ({e.strerror}); expected a directory path that can be "
                               "written") from None
-    present = sorted(n for n in os.listdir(out_dir) if n.endswith(_OURS) and os.path.isfile(os.path.join(out_dir, n)))
+    present = checkpoint_files(out_dir)
     if present and not overwrite:
         raise CheckpointError(f"{out_dir}: already holds checkpoint files {present[:5]}; expected an empty directory "
                               "(pass overwrite=True / --overwrite to replace them)")

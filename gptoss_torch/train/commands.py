@@ -20,6 +20,7 @@ import torch
 
 from gptoss_np.accounting import count_params, weight_bytes
 from gptoss_np.errors import InputError
+from gptoss_np.formats.writer import CHECKPOINT_FILES, CHECKPOINT_SUFFIXES
 
 from .data import as_tensor, validation_batches
 from .export import quantize_experts, write_trained
@@ -62,10 +63,7 @@ def add_train_arguments(ap):
 
 # what these commands write into --out (write_trained, its tokenizer files, a run's log/plot/result, a release's
 # training.json); an --out holding any of them holds an earlier model, replaced only with --overwrite
-OUT_FILES = ("config.json", "generation_config.json", "model.safetensors.index.json", "dtypes.json", "tokenizer.json",
-             "tokenizer_config.json", "special_tokens_map.json", "training.json", "result.json", "log.jsonl",
-             "loss.png")
-OUT_SUFFIXES = (".safetensors", ".safetensors.partial")
+OUT_FILES = CHECKPOINT_FILES + ("training.json", "result.json", "log.jsonl", "loss.png")
 
 
 def check_integer(flag, value, low):
@@ -80,7 +78,7 @@ def check_positive(flag, value, default):
 
 def out_files(out):
     """The files of an earlier model or run in directory `out` (see OUT_FILES), sorted."""
-    return sorted(n for n in os.listdir(out) if (n in OUT_FILES or n.endswith(OUT_SUFFIXES))
+    return sorted(n for n in os.listdir(out) if (n in OUT_FILES or n.endswith(CHECKPOINT_SUFFIXES))
                   and os.path.isfile(os.path.join(out, n)))
 
 
