@@ -82,6 +82,16 @@ def out_files(out):
                   and os.path.isfile(os.path.join(out, n)))
 
 
+def check_writable(what, directory):
+    """An InputError naming `what` (the flag and its value) unless a file can be created in `directory`."""
+    try:
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as e:
+        raise InputError(f"{what}: cannot write in {directory} ({e.strerror}); expected a directory that can be "
+                         "written") from None
+
+
 def check_out(out, overwrite):
     """--out: a directory that exists or can be created, in which a file can be written, holding no earlier model
     unless --overwrite. Creates nothing."""
@@ -104,12 +114,7 @@ def check_out(out, overwrite):
             probe = os.path.dirname(probe)
         if not os.path.isdir(probe):
             raise InputError(f"--out {out}: {probe} is a file; expected a directory path that can be created")
-    try:
-        with tempfile.TemporaryFile(dir=probe):
-            pass
-    except OSError as e:
-        raise InputError(f"--out {out}: cannot write in {probe} ({e.strerror}); expected a directory that can be "
-                         "created and written") from None
+    check_writable(f"--out {out}", probe)
 
 
 def make_out(out):
@@ -443,12 +448,7 @@ def read_ladder_json(path):
     if not os.path.isdir(parent):
         raise InputError(f"--json {path}: directory {parent} does not exist; expected a file in an existing "
                          "directory")
-    try:
-        with tempfile.TemporaryFile(dir=parent):
-            pass
-    except OSError as e:
-        raise InputError(f"--json {path}: cannot write in {parent} ({e.strerror}); expected a writable "
-                         "directory") from None
+    check_writable(f"--json {path}", parent)
     if not os.path.exists(path):
         return []
     expected = "expected the ladder's results file: a JSON list of records"
