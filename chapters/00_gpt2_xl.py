@@ -16,7 +16,7 @@
 # %% [markdown]
 # # 00 · GPT-2 XL from scratch
 #
-# *Runs on a CPU in about 7 s (2 cores). The models here are scaled-down configs with random weights, and one
+# *Runs on a CPU in under a minute (2 cores). The models here are scaled-down configs with random weights, and one
 # small GPT-2 trained by this project that ships inside the package (2.5 MB): no download, no GPU. Real-size
 # numbers come from the configs alone.*
 #

@@ -16,7 +16,7 @@
 # %% [markdown]
 # # 01 · Drop dropout
 #
-# *Runs on a CPU in about 5 s (2 cores). Scaled-down config with random weights: no download, no GPU.
+# *Runs on a CPU in under a minute (2 cores). Scaled-down config with random weights: no download, no GPU.
 # Real-size numbers come from the configs alone.*
 #
 # The first step of the chain changes one field, `dropout: 0.1 → 0.0`, and nothing a trained model computes.

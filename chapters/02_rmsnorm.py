@@ -16,7 +16,7 @@
 # %% [markdown]
 # # 02 · LayerNorm → RMSNorm
 #
-# *Runs on a CPU in about 5 s (2 cores). Scaled-down config with random weights: no download, no GPU.
+# *Runs on a CPU in under a minute (2 cores). Scaled-down config with random weights: no download, no GPU.
 # Real-size numbers come from the configs alone.*
 #
 # GPT-2 normalises with LayerNorm: subtract the mean, divide by the standard deviation, scale, shift. gpt-oss

@@ -16,7 +16,7 @@
 # %% [markdown]
 # # 03 · Learned positions → RoPE + YaRN
 #
-# *Runs on a CPU in about 5 s (2 cores). Scaled-down config with random weights: no download, no GPU.
+# *Runs on a CPU in under a minute (2 cores). Scaled-down config with random weights: no download, no GPU.
 # Real-size numbers come from the configs alone.*
 #
 # GPT-2 learns one vector per position (1024 of them) and adds it to the token embedding. gpt-oss has no

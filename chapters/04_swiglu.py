@@ -16,7 +16,7 @@
 # %% [markdown]
 # # 04 · GELU MLP → SwiGLU
 #
-# *Runs on a CPU in about 5 s (2 cores). Scaled-down config with random weights: no download, no GPU.
+# *Runs on a CPU in under a minute (2 cores). Scaled-down config with random weights: no download, no GPU.
 # Real-size numbers come from the configs alone.*
 #
 # GPT-2's MLP widens each token to 4× its width, applies GELU, and projects back. gpt-oss's feed-forward

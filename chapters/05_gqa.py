@@ -16,7 +16,7 @@
 # %% [markdown]
 # # 05 · Multi-head → grouped-query attention
 #
-# *Runs on a CPU in about 5 s (2 cores). Scaled-down config with random weights: no download, no GPU.
+# *Runs on a CPU in under a minute (2 cores). Scaled-down config with random weights: no download, no GPU.
 # Real-size numbers come from the configs alone.*
 #
 # In GPT-2 every attention head has its own keys and values. In gpt-oss, 64 query heads share 8 key/value

@@ -16,9 +16,9 @@
 # %% [markdown]
 # # 06 · Sliding-window attention: half the layers look back 128 tokens
 #
-# *Runs on a CPU in about 10 s (2 cores). Scaled-down config with random weights, then the small gpt-oss this project
-# trained and ships in the package: no download, no GPU. Real-size tables and memory curves come from the configs
-# alone.*
+# *Runs on a CPU in under a minute (2 cores). Scaled-down config with random weights, then the small gpt-oss this
+# project trained and ships in the package: no download, no GPU. Real-size tables and memory curves come from the
+# configs alone.*
 #
 # Step 06 of the chain keeps every weight of step 05 and changes only which keys a query may read: layers 0, 2,
 # 4, … get a window of 128 tokens, the odd layers keep full causal attention. A mask has no parameters, so the

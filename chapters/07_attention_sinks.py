@@ -16,8 +16,8 @@
 # %% [markdown]
 # # 07 · Attention sinks: a learned way to attend to nothing
 #
-# *Runs on a CPU in about 11 s (2 cores). Scaled-down config with random weights, then the small gpt-oss this project
-# trained and ships in the package: no download, no GPU. Real-size numbers come from the configs alone.*
+# *Runs on a CPU in under a minute (2 cores). Scaled-down config with random weights, then the small gpt-oss this
+# project trained and ships in the package: no download, no GPU. Real-size numbers come from the configs alone.*
 #
 # Step 07 gives every query head of every layer one learned number, its sink logit. The sink competes in the
 # softmax like one more key, but it has no value vector, so whatever weight it wins is simply not spent on any

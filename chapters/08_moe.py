@@ -16,7 +16,7 @@
 # %% [markdown]
 # # 08 · From one feed-forward network to 32 experts (and gpt-oss's shape)
 #
-# *Runs on a CPU in about 8 s (2 cores). Scaled-down configs with random weights, then the small gpt-oss this
+# *Runs on a CPU in under a minute (2 cores). Scaled-down configs with random weights, then the small gpt-oss this
 # project trained and ships in the package: no download, no GPU. Real-size parameter counts and tables come from the
 # configs alone.*
 #

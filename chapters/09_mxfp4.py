@@ -16,7 +16,7 @@
 # %% [markdown]
 # # 09 · MXFP4: 4.25 bits per expert weight, and the chain reaches gpt-oss-20b
 #
-# *Runs on a CPU in about 8 s (2 cores). Scaled-down config and small random matrices, then the small models this
+# *Runs on a CPU in under a minute (2 cores). Scaled-down config and small random matrices, then the small models this
 # project trained and ships in the package: no download, no GPU. Real-size byte counts come from the configs alone.*
 #
 # The last step changes no arithmetic of the forward pass, only how the expert matrices are stored. Each expert

@@ -16,7 +16,7 @@
 # %% [markdown]
 # # 10 · gpt-oss-20b beside Qwen3-30B-A3B
 #
-# *Runs on a CPU in about 5 s (2 cores). Scaled-down configs with random weights: no download, no GPU.
+# *Runs on a CPU in under a minute (2 cores). Scaled-down configs with random weights: no download, no GPU.
 # Real-size tables and figures come from the configs alone.*
 #
 # The chain ends at gpt-oss-20b. This chapter sets it beside the model the seed compares it with, Qwen3-30B-A3B, a

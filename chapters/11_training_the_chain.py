@@ -16,7 +16,7 @@
 # %% [markdown]
 # # 11 · Training the chain
 #
-# *Runs on a CPU in about 30 s (2 cores): a few dozen training steps on the page; the ladder's results are read
+# *Runs on a CPU in under a minute (2 cores): a few dozen training steps on the page; the ladder's results are read
 # from `benchmarks/training_ladder.json`, which `python -m gptoss_torch ladder` regenerates (about an hour on 2
 # cores). No download, no GPU.*
 #

@@ -16,7 +16,7 @@
 # %% [markdown]
 # # 12 · Harmony: from a chat to tokens and back, and the same model in torch
 #
-# *Runs on a CPU in about 30 s (2 cores). The shipped model (a few MB, inside the package), the o200k vocabulary
+# *Runs on a CPU in under a minute (2 cores). The shipped model (a few MB, inside the package), the o200k vocabulary
 # from an installed package, torch on the CPU (on a GPU if there is one): no download, no GPU needed.*
 #
 # Chapters 00–11 built and trained the forward pass: token ids in, logits out. A user never sees either. gpt-oss

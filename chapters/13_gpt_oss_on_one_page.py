@@ -16,7 +16,7 @@
 # %% [markdown]
 # # 13 · gpt-oss on one page
 #
-# *Runs on a CPU in about 20 s (2 cores). The shipped model (5.5 MB of weights, in the repository) and scaled-down
+# *Runs on a CPU in under a minute (2 cores). The shipped model (5.5 MB of weights, in the repository) and scaled-down
 # checkpoints with random weights written to a temporary folder: no download, no GPU.*
 #
 # Chapters 00–09 built every piece of gpt-oss and checked each one on its own. This chapter assembles them. The
