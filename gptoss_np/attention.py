@@ -10,7 +10,7 @@ def causal_mask(q_pos, k_pos):
 
 def sliding_window_mask(q_pos, k_pos, window):
     """allowed[t, s] = q - window < k <= q: exactly `window` keys, the query's own position included."""
-    q, k = np.asarray(q_pos)[:, None], np.asarray(k_pos)[None, :]
+    q, k = np.asarray(q_pos)[:, None], np.asarray(k_pos)[None, :]  # [T, 1], [1, S]
     return (k <= q) & (k > q - window)  # [T, S] bool
 
 
@@ -42,11 +42,11 @@ def attention(q, k, v, allowed, sinks=None, scale=None):
     scale = 1.0 / np.sqrt(d) if scale is None else scale
     qg = q.reshape(T, Hkv, G, d).transpose(1, 2, 0, 3).reshape(Hkv, G * T, d)  # [Hkv, G*T, d]
     scores = (qg @ k.transpose(1, 2, 0)) * np.asarray(scale, q.dtype)  # [Hkv, G*T, S]: one BLAS matmul per kv head
-    scores = scores.reshape(Hkv, G, T, S)
+    scores = scores.reshape(Hkv, G, T, S)  # [Hkv, G*T, S] -> [Hkv, G, T, S]: row g*T + t -> (g, t)
     scores = np.where(allowed, scores, -np.inf)  # [Hkv, G, T, S]
     if sinks is None:
         probs = softmax(scores)
     else:
-        probs = softmax_with_sink(scores, sinks.reshape(Hkv, G, 1, 1).astype(q.dtype))
+        probs = softmax_with_sink(scores, sinks.reshape(Hkv, G, 1, 1).astype(q.dtype))  # sinks [Hq] -> [Hkv, G, 1, 1]
     out = probs.reshape(Hkv, G * T, S) @ v.transpose(1, 0, 2)  # [Hkv, G*T, d]
     return out.reshape(Hkv, G, T, d).transpose(2, 0, 1, 3).reshape(T, Hq, d)  # [T, Hq, d], head h = kv*G + g

@@ -121,7 +121,7 @@ class Model:
         if cfg.positions == "learned":
             x = x + p["pos_embed.weight"][pos]
         cos_sin = rope_cos_sin(pos, self.inv_freq, self.attention_factor, self.dtype) \
-            if cfg.positions == "rope" else None
+            if cfg.positions == "rope" else None  # ([T, d/2], [T, d/2]) or None
         self._record(tr, "embed", x)
         for i in range(cfg.n_layers):
             layer_cache = cache.layers[i] if cache is not None else None
@@ -171,8 +171,8 @@ class Model:
         cfg, p, pre = self.cfg, self.params, f"layers.{i}.attn."
         T = h.shape[0]
         q = linear(h, p[pre + "q.weight"], p.get(pre + "q.bias")).reshape(T, cfg.n_heads, cfg.head_dim)  # [T,Hq,d]
-        k = linear(h, p[pre + "k.weight"], p.get(pre + "k.bias")).reshape(T, cfg.n_kv_heads, cfg.head_dim)
-        v = linear(h, p[pre + "v.weight"], p.get(pre + "v.bias")).reshape(T, cfg.n_kv_heads, cfg.head_dim)
+        k = linear(h, p[pre + "k.weight"], p.get(pre + "k.bias")).reshape(T, cfg.n_kv_heads, cfg.head_dim)  # [T,Hkv,d]
+        v = linear(h, p[pre + "v.weight"], p.get(pre + "v.bias")).reshape(T, cfg.n_kv_heads, cfg.head_dim)  # [T,Hkv,d]
         if cfg.qk_norm:  # per head, over head_dim, before RoPE (Qwen3)
             q = rms_norm(q, p[pre + "q_norm.weight"], cfg.norm_eps)
             k = rms_norm(k, p[pre + "k_norm.weight"], cfg.norm_eps)
@@ -182,7 +182,7 @@ class Model:
         self._record(tr, pre + "k", k)
         self._record(tr, pre + "v", v)
         window = cfg.layer_windows[i]
-        k_all, v_all, k_pos = (k, v, pos) if layer_cache is None else layer_cache.extend(k, v, pos)
+        k_all, v_all, k_pos = (k, v, pos) if layer_cache is None else layer_cache.extend(k, v, pos)  # [S,Hkv,d], [S]
         allowed = attention_mask(pos, k_pos, window)  # [T, S]
         o = attention(q, k_all, v_all, allowed, p.get(pre + "sinks"))  # [T, Hq, d]
         return linear(o.reshape(T, cfg.q_dim), p[pre + "o.weight"], p.get(pre + "o.bias"))  # [T, D]

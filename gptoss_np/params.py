@@ -31,6 +31,7 @@ EXPERT_MATRICES = ("mlp.experts.up", "mlp.experts.down")
 
 
 def _norm(prefix, cfg, D):
+    """{prefix}.weight [D], plus {prefix}.bias [D] for LayerNorm."""
     shapes = {f"{prefix}.weight": (D,)}
     if cfg.norm == "layernorm":
         shapes[f"{prefix}.bias"] = (D,)
@@ -82,6 +83,7 @@ def param_shapes(cfg):
 
 
 def is_expert_matrix(name):
+    """name = <prefix>mlp.experts.{up,down}.weight: a stacked expert matrix [E, out, in] (MXFP4-packable)."""
     return name.endswith(".weight") and name[: -len(".weight")].endswith(EXPERT_MATRICES)
 
 

@@ -15,7 +15,8 @@ def yarn_inv_freq(head_dim, theta, factor, original_context, beta_fast, beta_slo
     > beta_fast times, a linear ramp in between; returns (omega [d/2], attention factor 0.1 ln s + 1)."""
     half = head_dim // 2
 
-    def pair_index(turns):  # the (fractional) pair index i that turns `turns` times over original_context tokens
+    def pair_index(turns):
+        """i = (d/2) ln(L / (2 pi turns)) / ln theta (real), L = original_context: the pair turning `turns` times."""
         return half * math.log(original_context / (turns * 2 * math.pi)) / math.log(theta)
 
     low, high = pair_index(beta_fast), pair_index(beta_slow)

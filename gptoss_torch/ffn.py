@@ -14,13 +14,13 @@ def gelu_tanh(x):
 
 def swiglu(h):
     """silu(gate) * up on h = [gate | up] (halves)."""
-    gate, up = h.chunk(2, dim=-1)
+    gate, up = h.chunk(2, dim=-1)  # [..., 2F] -> 2 x [..., F]: gate = columns 0..F-1, up = columns F..2F-1
     return F.silu(gate) * up
 
 
 def swiglu_oss(h, alpha=1.702, limit=7.0):
     """g = min(h[::2], limit); l = clip(h[1::2], -limit, limit); g * sigmoid(alpha g) * (l + 1)."""
-    gate, lin = h[..., 0::2], h[..., 1::2]
+    gate, lin = h[..., 0::2], h[..., 1::2]  # [..., 2F] -> 2 x [..., F]: gate = even columns, linear = odd ones
     gate = gate.clamp(max=limit)
     lin = lin.clamp(min=-limit, max=limit)
     return gate * torch.sigmoid(alpha * gate) * (lin + 1.0)
@@ -31,13 +31,13 @@ def activate(h, cfg):
     if cfg.activation == "gelu_tanh":
         return gelu_tanh(h)
     if cfg.activation == "swiglu":
-        return swiglu(h)
-    return swiglu_oss(h, cfg.swiglu_alpha, cfg.swiglu_limit)
+        return swiglu(h)  # [..., 2F] -> [..., F]
+    return swiglu_oss(h, cfg.swiglu_alpha, cfg.swiglu_limit)  # [..., 2F] -> [..., F]
 
 
 def linear(x, weight, bias=None):
     """x @ W.T + b, W stored [out, in]."""
-    return F.linear(x, weight, bias)
+    return F.linear(x, weight, bias)  # [..., in] -> [..., out]
 
 
 class MLP(nn.Module):
@@ -51,4 +51,5 @@ class MLP(nn.Module):
         self.down = nn.Linear(cfg.ffn_hidden, cfg.d_model, bias=cfg.mlp_bias, device=device, dtype=dtype)
 
     def forward(self, x):
-        return self.down(activate(self.up(x), self.cfg))  # [..., D] -> [..., F] -> [..., D]
+        """down(act(up(x))): x [..., D] -> [..., D]."""
+        return self.down(activate(self.up(x), self.cfg))  # [..., D] -> [..., F or 2F] -> act [..., F] -> [..., D]

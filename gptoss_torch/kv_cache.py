@@ -13,11 +13,13 @@ from gptoss_np.errors import InputError
 
 
 class LayerCache:
+    """One layer's k/v [B, S, Hkv, d] and slot positions [S] (-1 = empty): slot = p (full), p mod S (sliding)."""
+
     def __init__(self, n_slots, n_kv_heads, head_dim, window, dtype, device, batch=1):
         self.window, self.n_slots = window, n_slots
         self.k = torch.zeros(batch, n_slots, n_kv_heads, head_dim, dtype=dtype, device=device)  # [B, S, Hkv, d]
-        self.v = torch.zeros_like(self.k)
-        self.pos = torch.full((n_slots,), -1, dtype=torch.long, device=device)
+        self.v = torch.zeros_like(self.k)  # [B, S, Hkv, d]
+        self.pos = torch.full((n_slots,), -1, dtype=torch.long, device=device)  # [S]
 
     def extend(self, k, v, pos):
         """Keys/values/positions to attend over for the queries at `pos`, then store what later tokens need.
@@ -26,10 +28,10 @@ class LayerCache:
             self._write(k, v, pos, pos)
             return self.k, self.v, self.pos
         # sliding layer: the ring may not hold all of a long prompt at once, so attend over ring + new tokens
-        keys, values = torch.cat([self.k, k], dim=1), torch.cat([self.v, v], dim=1)
-        kpos = torch.cat([self.pos, pos])
+        keys, values = torch.cat([self.k, k], dim=1), torch.cat([self.v, v], dim=1)  # [B, S+T, Hkv, d] each
+        kpos = torch.cat([self.pos, pos])  # [S+T]
         keep = min(k.shape[1], self.n_slots)  # only the last `window` new tokens can still be seen later
-        self._write(k[:, -keep:], v[:, -keep:], pos[-keep:], pos[-keep:] % self.n_slots)
+        self._write(k[:, -keep:], v[:, -keep:], pos[-keep:], pos[-keep:] % self.n_slots)  # [B, keep, Hkv, d], [keep]
         return keys, values, kpos
 
     def decode(self, k, v, pos):
@@ -40,11 +42,13 @@ class LayerCache:
         return self.k, self.v, self.pos
 
     def _write(self, k, v, pos, slots):
+        """k[:, slots], v[:, slots], pos[slots] = k, v, pos: k/v [B, n, Hkv, d], pos/slots [n]."""
         self.k.index_copy_(1, slots, k)
         self.v.index_copy_(1, slots, v)
         self.pos.index_copy_(0, slots, pos)
 
     def stored_tokens(self):
+        """#{slots with pos >= 0}: the tokens this layer holds."""
         return int((self.pos >= 0).sum())
 
 
@@ -83,7 +87,9 @@ class KVCache:
         self.length = 0
 
     def stored_tokens(self):
+        """[layer.stored_tokens() for each layer]: the tokens each layer holds."""
         return [layer.stored_tokens() for layer in self.layers]
 
     def nbytes(self):
+        """sum over layers of k.nbytes + v.nbytes: the bytes the cache's slots take."""
         return sum(layer.k.nbytes + layer.v.nbytes for layer in self.layers)

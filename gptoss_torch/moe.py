@@ -35,8 +35,8 @@ class ExpertProjection(nn.Module):
     def matrices(self, ids, dtype):
         """Float matrices of experts `ids` (a 1-D tensor, may repeat): [n, out, in]."""
         if self.packed:
-            return mxfp4_decode(self.blocks[ids], self.scales[ids], dtype)
-        return self.weight[ids].to(dtype)
+            return mxfp4_decode(self.blocks[ids], self.scales[ids], dtype)  # [n, out, in/32, 16] -> [n, out, in]
+        return self.weight[ids].to(dtype)  # [E, out, in] -> [n, out, in]
 
     def all_matrices(self, dtype):
         """Every expert's float matrix [E, out, in] (packed: rows of all experts decoded together, in one launch where
@@ -44,6 +44,7 @@ class ExpertProjection(nn.Module):
         if not self.packed:
             return self.weight.to(dtype)
         E, rows, cols = self.shape
+        # [E, out, in/32, 16] -> [E*out, in/32, 16] and [E, out, in/32] -> [E*out, in/32]: all rows as one batch
         blocks, scales = self.blocks.reshape(E * rows, cols // 32, 16), self.scales.reshape(E * rows, cols // 32)
         return (self.dequantize or mxfp4_decode)(blocks, scales, dtype).view(E, rows, cols)  # [E, out, in]
 
@@ -51,8 +52,8 @@ class ExpertProjection(nn.Module):
         """Expert e's float matrix [out, in] (through `self.dequantize`, a one-launch kernel, where
         gptoss_torch.fast.mxfp4_triton.enable set one)."""
         if self.packed:
-            return (self.dequantize or mxfp4_decode)(self.blocks[e], self.scales[e], dtype)
-        return self.weight[e].to(dtype)
+            return (self.dequantize or mxfp4_decode)(self.blocks[e], self.scales[e], dtype)  # [out, in]
+        return self.weight[e].to(dtype)  # [out, in]
 
 
 class Experts(nn.Module):
@@ -72,10 +73,10 @@ def load_balancing_loss(logits, experts, n_experts):
     the fraction of the T*k routing slots that chose expert e and P_e the mean router probability softmax(logits)_e.
     1 when routing is uniform. logits [N, E], experts [N, k] -> scalar."""
     probs = torch.softmax(at_least_float32(logits), dim=-1)  # [N, E]
-    counts = torch.zeros(n_experts, dtype=probs.dtype, device=probs.device)
+    counts = torch.zeros(n_experts, dtype=probs.dtype, device=probs.device)  # [E]; next: +1 per slot of [N*k]
     counts.index_add_(0, experts.reshape(-1), torch.ones(experts.numel(), dtype=probs.dtype, device=probs.device))
     f = counts / experts.numel()  # [E], sums to 1
-    return n_experts * (f * probs.mean(0)).sum()
+    return n_experts * (f * probs.mean(0)).sum()  # probs.mean(0) [E] -> scalar
 
 
 class MoE(nn.Module):
@@ -105,10 +106,10 @@ def moe(x, cfg, router, experts, fused=None, path=None, grouped=None):
     logits = router(x)  # [N, E]
     few = N * k <= GATHER_MAX_PAIRS
     if path is None and fused is not None and few:  # CUDA + Triton: routing and dequantising inside kernels
-        y, chosen, weights = fused(x, logits)
+        y, chosen, weights = fused(x, logits)  # [N, D], [N, k], [N, k]
         return y, logits, chosen, weights
     if path is None and grouped is not None and not few:  # a prompt: every expert in one launch per projection
-        y, chosen, weights = grouped(x, logits)
+        y, chosen, weights = grouped(x, logits)  # [N, D], [N, k], [N, k]
         return y, logits, chosen, weights
     chosen, weights = route(logits, cfg)  # [N, k]
     if path == "gathered" or (path is None and few and x.device.type == "cuda"):
@@ -123,30 +124,31 @@ def moe_gathered(x, cfg, chosen, weights, up, down):
     N, k = chosen.shape
     ids = chosen.reshape(-1)  # [N*k]
     xk = x.repeat_interleave(k, dim=0)  # [N*k, D], pair p = token p // k
-    h = torch.bmm(up.matrices(ids, x.dtype), xk[:, :, None])[..., 0]  # [N*k, 2F]
+    h = torch.bmm(up.matrices(ids, x.dtype), xk[:, :, None])[..., 0]  # [N*k, F or 2F]
     if up.bias is not None:
         h = h + up.bias[ids]
-    out = torch.bmm(down.matrices(ids, x.dtype), activate(h, cfg)[:, :, None])[..., 0]  # [N*k, D]
+    out = torch.bmm(down.matrices(ids, x.dtype), activate(h, cfg)[:, :, None])[..., 0]  # [N*k, F] -> [N*k, D]
     if down.bias is not None:
         out = out + down.bias[ids]
-    return (out.reshape(N, k, -1) * weights[..., None].to(out.dtype)).sum(1)  # [N, D]
+    return (out.reshape(N, k, -1) * weights[..., None].to(out.dtype)).sum(1)  # [N, k, D] * [N, k, 1] -> [N, D]
 
 
 def moe_per_expert(x, cfg, chosen, weights, up, down):
     """One matmul per expert that was hit, over all its tokens (prefill, training: differentiable)."""
     N, k = chosen.shape
-    flat = chosen.reshape(-1)
-    order = torch.argsort(flat, stable=True)
-    counts = torch.bincount(flat, minlength=up.shape[0]).tolist()  # one host sync per layer
+    flat = chosen.reshape(-1)  # [N, k] -> [N*k]: pair p = token p // k, slot p % k
+    order = torch.argsort(flat, stable=True)  # [N*k] pair ids, grouped by expert
+    counts = torch.bincount(flat, minlength=up.shape[0]).tolist()  # E ints; one host sync per layer
     y = torch.zeros_like(x)
     start = 0
     for e, n in enumerate(counts):
         if n == 0:
             continue
-        pairs = order[start:start + n]
+        pairs = order[start:start + n]  # [n] the pairs routed to expert e
         start += n
-        tok, slot = pairs // k, pairs % k
-        h = F.linear(x[tok], up.matrix(e, x.dtype), None if up.bias is None else up.bias[e])
+        tok, slot = pairs // k, pairs % k  # [n] each: the pairs' tokens and their top-k slots
+        h = F.linear(x[tok], up.matrix(e, x.dtype), None if up.bias is None else up.bias[e])  # [n, D] -> [n, F or 2F]
+        # out: act(h) [n, F] -> [n, D]
         out = F.linear(activate(h, cfg), down.matrix(e, x.dtype), None if down.bias is None else down.bias[e])
-        y.index_add_(0, tok, out * weights[tok, slot][:, None].to(out.dtype))
+        y.index_add_(0, tok, out * weights[tok, slot][:, None].to(out.dtype))  # y[tok] += [n, 1] * [n, D]
     return y

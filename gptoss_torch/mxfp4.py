@@ -22,7 +22,7 @@ def mxfp4_decode(blocks, scales, dtype=torch.float32):
     [..., G*32]. Exact in float32 and bfloat16 (2-bit mantissas times powers of two) barring over/underflow."""
     *lead, G, _ = blocks.shape
     lut = _lut(blocks.device)
-    lo, hi = (blocks & 0x0F).long(), (blocks >> 4).long()  # low nibble = even element
+    lo, hi = (blocks & 0x0F).long(), (blocks >> 4).long()  # [..., G, 16] each; low nibble = even element
     w = torch.stack([lut[lo], lut[hi]], dim=-1).reshape(*lead, G, 32)  # [..., G, 32]
-    w = torch.ldexp(w, scales.to(torch.int32)[..., None] - 127)
-    return w.reshape(*lead, G * 32).to(dtype)
+    w = torch.ldexp(w, scales.to(torch.int32)[..., None] - 127)  # [..., G, 32] * 2^([..., G, 1] - 127)
+    return w.reshape(*lead, G * 32).to(dtype)  # [..., G*32]

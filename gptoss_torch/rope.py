@@ -7,14 +7,15 @@ import torch
 
 def rope_inv_freq(head_dim, theta):
     """omega_i = theta^(-2i/d) for i = 0..d/2-1. [d/2] float64."""
-    return 1.0 / theta ** (torch.arange(0, head_dim, 2, dtype=torch.float64, device="cpu") / head_dim)
+    return 1.0 / theta ** (torch.arange(0, head_dim, 2, dtype=torch.float64, device="cpu") / head_dim)  # [d/2]
 
 
 def yarn_inv_freq(head_dim, theta, factor, original_context, beta_fast, beta_slow, truncate=False):
-    """YaRN: omega_i / s for slow pairs, omega_i for fast ones, a linear ramp between; -> (omega [d/2], 0.1 ln s + 1)."""
+    """YaRN: omega_i / s for slow pairs, omega_i for fast ones, linear ramp between; -> (omega [d/2], 0.1 ln s + 1)."""
     half = head_dim // 2
 
-    def pair_index(turns):  # the (fractional) pair index that turns `turns` times over the original context
+    def pair_index(turns):
+        """i = (d/2) ln(L / (2 pi turns)) / ln theta (real), L = original_context: the pair turning `turns` times."""
         return half * math.log(original_context / (turns * 2 * math.pi)) / math.log(theta)
 
     low, high = pair_index(beta_fast), pair_index(beta_slow)
@@ -46,6 +47,6 @@ def rope_cos_sin(positions, inv_freq, attention_factor, dtype):
 def apply_rope(x, cos, sin):
     """Half-split rotation: [x1 c - x2 s, x2 c + x1 s]. x [..., T, H, d], cos/sin [..., T, d/2]."""
     half = x.shape[-1] // 2
-    x1, x2 = x[..., :half], x[..., half:]
+    x1, x2 = x[..., :half], x[..., half:]  # [..., T, H, d/2] each
     c, s = cos.unsqueeze(-2), sin.unsqueeze(-2)  # [..., T, 1, d/2]: the same angle for every head
-    return torch.cat([x1 * c - x2 * s, x2 * c + x1 * s], dim=-1)
+    return torch.cat([x1 * c - x2 * s, x2 * c + x1 * s], dim=-1)  # [..., T, H, d]
