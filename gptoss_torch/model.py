@@ -165,6 +165,23 @@ class Model(nn.Module):
             raise InputError(f"tokens: a batch of {B} sequence(s) for a cache made for batch={cache.batch}")
         return tokens.to(self.device, torch.long)
 
+    def _check_positions(self, positions, T, cache):
+        """positions: T integer positions, each below the context length (and the cache's slots) -> [T] long."""
+        limit = self.cfg.context_length if cache is None else min(self.cfg.context_length, cache.max_tokens)
+        try:
+            p = torch.as_tensor(positions) if not isinstance(positions, torch.Tensor) else positions
+        except (TypeError, ValueError, RuntimeError) as e:
+            raise InputError(f"positions: expected a [T={T}] integer tensor (a position per token) ({e})") from None
+        if p.ndim != 1 or p.shape[0] != T or p.dtype.is_floating_point or p.dtype.is_complex or p.dtype == torch.bool:
+            raise InputError(f"positions: expected a [T={T}] integer tensor (a position per token), got "
+                             f"{tuple(p.shape)} {p.dtype}")
+        lo, hi = int(p.min()), int(p.max())
+        if lo < 0 or hi >= limit:
+            raise InputError(f"positions: {lo if lo < 0 else hi} is out of range: expected 0 to {limit - 1} "
+                             f"(context_length={self.cfg.context_length}"
+                             + (f", cache max_tokens={cache.max_tokens})" if cache is not None else ")"))
+        return p.to(self.device, torch.long)
+
     def forward(self, tokens, trace=False, cache=None, positions=None, prefill_chunk=None, last_only=False):
         """Checked entry point: tokens [T] or [B, T] (any integer dtype) -> logits [T, V] / [B, T, V] (, trace).
 
@@ -182,6 +199,10 @@ class Model(nn.Module):
         single = tokens.ndim == 1
         batch = tokens[None] if single else tokens  # [B, T]
         B, T = batch.shape
+        if positions is not None:
+            positions = self._check_positions(positions, T, cache)
+        if prefill_chunk is not None and (type(prefill_chunk) is not int or prefill_chunk < 1):
+            raise InputError(f"prefill_chunk={prefill_chunk!r}: expected an integer >= 1 (queries a step), or None")
         # full layers attend over every slot of the cache: T of them without one (the pieces' temporary cache too)
         rows = prefill_chunk or self.prefill_rows(B, T if cache is None else cache.max_tokens)
         if positions is None and T > PREFILL_TOKENS:

@@ -92,6 +92,29 @@ def test_a_batch_is_the_twins_and_refused_by_the_oracle(models):
     np.testing.assert_allclose(out[1], run(models["torch"], np.array(IDS[::-1])), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("positions, fragments", [
+    (torch.arange(2), ["positions", "[T=3]", "(2,)"]),                        # one short
+    ([0.0, 1.0, 2.0], ["positions", "integer", "torch.float32"]),             # floats
+    (torch.arange(3) + 10 ** 9, ["positions: 1000000002 is out of range", f"{CFG.context_length - 1}"]),
+    (torch.tensor([0, -1, 2]), ["positions: -1 is out of range"]),
+    (["a", "b", "c"], ["positions", "integer tensor"]),
+])
+def test_bad_positions_are_refused_by_the_twin(models, positions, fragments):
+    """Model.forward(positions=): a shape error deep in RoPE, an AttributeError on a list, or logits silently made
+    for positions past the context before; now one InputError naming the argument."""
+    expect(lambda: models["torch"](torch.tensor(IDS), positions=positions), *fragments)
+
+
+def test_positions_past_the_cache_and_a_bad_prefill_chunk_are_refused(models):
+    twin = models["torch"]
+    expect(lambda: twin(torch.tensor(IDS), cache=twin.new_cache(8), positions=torch.tensor([6, 7, 8])),
+           "positions: 8 is out of range", "cache max_tokens=8")
+    for chunk in (0, -1, 2.5, True):
+        expect(lambda: twin(torch.tensor(IDS), prefill_chunk=chunk), f"prefill_chunk={chunk!r}", ">= 1")
+    good = twin(torch.tensor(IDS), positions=torch.arange(3), prefill_chunk=1)  # as given by default: the same logits
+    torch.testing.assert_close(good, twin(torch.tensor(IDS)))
+
+
 # ---- KV-cache sizes ------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("kind", ["np", "torch"])
