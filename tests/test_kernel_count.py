@@ -120,8 +120,9 @@ def test_the_counter_sees_an_added_kernel(monkeypatch):
 
 PROMPT_BOUND = 47  # measured: kernels per layer of a prompt through the prompt kernels (bf16, 20 or 40 tokens; 76
 # before RoPE became one launch and the norms F.rms_norm)
-GROUPED_MM_BOUND = 37  # measured: the same with the MoE on torch's grouped product and its glue in Triton (45 with
-# the glue as torch ops)
+GROUPED_MM_BOUND = 38  # measured: the same with the MoE on torch's grouped product and its glue in Triton (45 with
+# the glue as torch ops, before; 37 while the router took torch.topk, whose order among tied logits is unspecified: its
+# stable sort's first k are a strided view, copied once)
 
 
 class HostReads(TorchFunctionMode):

@@ -99,14 +99,16 @@ for R, K, act in [(5760, 2880, True), (2880, 2880, False)]:
 
 # 4. the routing kernel equals the torch router (odd expert counts, bf16 logits); the fused MoE equals the
 #    gathered torch path (a model's cached decode through enable(): tests/test_torch_twin.py)
-for N, E, k, dt in [(5, 7, 2, torch.float32), (3, 32, 4, torch.bfloat16), (1, 128, 4, torch.float32)]:
-    logits = torch.randn(N, E, generator=g).to(dt)
+ties = torch.tensor([[1.0, 3.0, 3.0, 0.5, 3.0, 2.0, 2.0, 1.0], [0.0] * 8])  # ties across and inside the top 4
+for N, E, k, dt in [(5, 7, 2, torch.float32), (3, 32, 4, torch.bfloat16), (1, 128, 4, torch.float32),
+                    (2, 8, 4, "ties")]:
+    logits = ties if dt == "ties" else torch.randn(N, E, generator=g).to(dt)
     e_ref, w_ref = router_topk_softmax(logits.float(), k)
     e_got, w_got = route_topk_softmax(logits, k)
-    # the same experts with the same weights; tied logits (bf16 makes them) may be listed in another order
-    o_got, o_ref = e_got.argsort(1), e_ref.argsort(1)
-    assert torch.equal(e_got.gather(1, o_got), e_ref.gather(1, o_ref)), (e_got, e_ref)
-    close(w_got.gather(1, o_got), w_ref.gather(1, o_ref).double(), 1e-6, "route")
+    # the same experts in the same order, ties to the lower index (bf16 makes ties), with the same weights
+    assert torch.equal(e_got, e_ref), (e_got, e_ref)
+    close(w_got, w_ref.double(), 1e-6, "route")
+assert router_topk_softmax(ties, 4)[0].tolist() == [[1, 2, 4, 5], [0, 1, 2, 3]]  # the oracle's order (stable)
 cfg = gptoss_np.scale_down(gptoss_np.get_config("gpt-oss-20b"))
 m = Model.from_numpy(cfg, gptoss_np.init_weights(cfg, seed=3))
 ex = m.layers[0].mlp.experts
