@@ -6,6 +6,7 @@ import pytest
 from gptoss_np import InputError
 from gptoss_np.text import harmony as H
 from gptoss_np.text import tokenizer as tk
+from references import unavailable
 
 # harmony's test-data/test_simple_convo.txt: default system content (effort medium), one user question
 SIMPLE_CONVO = ("<|start|>system<|message|>You are ChatGPT, a large language model trained by OpenAI.\n"
@@ -30,7 +31,7 @@ def reference(tmp_path_factory, enc):
         try:
             encoding = oh.load_harmony_encoding(oh.HarmonyEncodingName.HARMONY_GPT_OSS)
         except Exception as e:  # noqa: BLE001 - any failure to load the reference is a reason to skip, not to fail
-            pytest.skip(f"openai-harmony could not load o200k_base offline from {folder}: {e}")
+            unavailable(f"openai-harmony could not load o200k_base offline from {folder}: {e}")
     return oh, encoding
 
 
