@@ -219,3 +219,34 @@ def test_writer_refuses_what_the_original_format_cannot_say():
         original_config(TINY.replace(context_length=4096))
     with pytest.raises(ConfigError, match="original"):
         original_config(get_config("gpt2-xl"))
+
+
+def test_same_shaped_tensors_sit_under_their_published_original_names(download):
+    """The writer and the loader share one name table, so a swap of two same-shaped names in it (the attention and
+    MLP norm scales, the embedding and the unembedding) would round-trip unnoticed. Here the original files are read
+    with the `safetensors` package and each such tensor is found equal to its Hugging Face twin, whose names the
+    transformers comparisons pin; the pairs are written out from OpenAI's gpt_oss/torch/weights.py and model.py and
+    transformers' convert_gpt_oss_weights_to_hf.py, not taken from gptoss_np."""
+    from safetensors.numpy import load_file
+
+    def tensors(directory):
+        out = {}
+        for name in sorted(os.listdir(directory)):
+            if name.endswith(".safetensors"):
+                out.update(load_file(os.path.join(directory, name)))
+        return out
+
+    hf, original = tensors(download), tensors(download / "original")
+    pairs = {"model.embed_tokens.weight": "embedding.weight", "lm_head.weight": "unembedding.weight",
+             "model.norm.weight": "norm.scale"}
+    for i in range(TINY.n_layers):
+        pairs.update({f"model.layers.{i}.input_layernorm.weight": f"block.{i}.attn.norm.scale",
+                      f"model.layers.{i}.post_attention_layernorm.weight": f"block.{i}.mlp.norm.scale",
+                      f"model.layers.{i}.self_attn.o_proj.bias": f"block.{i}.attn.out.bias",
+                      f"model.layers.{i}.self_attn.sinks": f"block.{i}.attn.sinks",
+                      f"model.layers.{i}.mlp.router.bias": f"block.{i}.mlp.gate.bias"})
+    for hf_name, original_name in pairs.items():
+        a, b = hf[hf_name], original[original_name]
+        assert a.shape == b.shape and a.dtype == b.dtype and np.array_equal(a, b), (hf_name, original_name)
+    norms = [pairs[f"model.layers.0.{n}.weight"] for n in ("input_layernorm", "post_attention_layernorm")]
+    assert not np.array_equal(original[norms[0]], original[norms[1]])  # distinct values: a swap would show
