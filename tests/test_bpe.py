@@ -67,8 +67,25 @@ def naive_bpe(text, n_merges):
         merged = vocab[a] + vocab[b]
         if merged not in vocab:
             vocab.append(merged)
-        words = {c: B.merge_pair(word, a, b, vocab.index(merged)) for c, word in words.items()}
+        words = {c: replace_pair(word, a, b, vocab.index(merged)) for c, word in words.items()}
     return {t: i for i, t in enumerate(vocab)}
+
+
+def replace_pair(word, a, b, new):
+    """The merge written out here (not gptoss_np's merge_pair): (a, b) pairs, left to right, non-overlapping."""
+    out, i = [], 0
+    while i < len(word):
+        pair = word[i:i + 2] == [a, b]
+        out.append(new if pair else word[i])
+        i += 2 if pair else 1
+    return out
+
+
+def test_the_merge_replaces_pairs_left_to_right_without_overlap():
+    for merge in (replace_pair, B.merge_pair):  # the test's own and the package's, on hand-worked cases
+        assert merge([97, 97, 97], 97, 97, 256) == [256, 97]
+        assert merge([97, 98, 97, 98, 99], 97, 98, 256) == [256, 256, 99]
+        assert merge([98, 97], 97, 98, 256) == [98, 97] and merge([], 97, 98, 256) == []
 
 
 def test_incremental_training_equals_the_naive_algorithm(splits):
