@@ -184,3 +184,123 @@ def test_rope_beats_learned_positions_by_more_than_the_seed_noise(shakespeare_by
     (m2, s2), (m3, s3) = mean_std(losses["02-rmsnorm"]), mean_std(losses["03-rope"])
     se = math.sqrt(s2 ** 2 / 3 + s3 ** 2 / 3)
     assert m2 - m3 > 2 * se, losses
+
+
+def test_loss_is_cross_entropy_plus_the_weighted_mean_balance_loss_over_the_moe_layers():
+    """Model.loss(x, y, w) = CE + w * (1/L) sum_l B_l, as its docstring says, recomputed here from the router logits
+    of the trace: CE = F.cross_entropy over the [B*T] positions (targets -100 ignored); per MoE layer l, with router
+    logits z [N, E] over the N = B*T tokens, its top-k experts (the k largest logits) and p = softmax(z) over all E
+    experts, B_l = E * sum_e f_e * P_e (Switch Transformer eq. 4, top-k), f_e = (slots of the N*k that chose e) /
+    (N*k), P_e = mean_t p_te; 1 for perfectly uniform routing."""
+    import torch.nn.functional as F
+    cfg = trainable_config(small(get_config("gpt-oss-20b"), d_model=32, n_layers=3, head_dim=8)).replace(dropout=0.0)
+    model = init_for_training(Model(cfg, dtype=torch.float64), seed=5)
+    with torch.no_grad():  # a router far from uniform, so the balance loss is well away from 1 and differs per layer
+        for i, block in enumerate(model.layers):
+            block.mlp.router.weight.mul_(20.0 * (i + 1))
+    g = torch.Generator().manual_seed(6)
+    x = torch.randint(0, cfg.vocab_size, (3, 10), generator=g)
+    y = torch.randint(0, cfg.vocab_size, (3, 10), generator=g)
+    y[0, :4] = -100  # masked positions carry no loss
+    with torch.no_grad():
+        logits, trace = model(x, trace=True)
+    ce = F.cross_entropy(logits.reshape(-1, cfg.vocab_size), y.reshape(-1), ignore_index=-100)
+    E, k = cfg.n_experts, cfg.top_k
+    per_layer = []
+    for i in range(cfg.n_layers):
+        z = trace[f"layers.{i}.router.logits"].reshape(-1, E)  # [N, E]
+        chosen = torch.argsort(z, dim=-1, descending=True)[:, :k]  # [N, k]
+        f = torch.stack([(chosen == e).sum() for e in range(E)]).double() / chosen.numel()  # [E]
+        p = torch.exp(z - z.max(-1, keepdim=True).values)
+        p = p / p.sum(-1, keepdim=True)  # [N, E]
+        per_layer.append(E * (f * p.mean(0)).sum())
+    balance = sum(per_layer) / len(per_layer)
+    assert max(abs(float(b) - 1.0) for b in per_layer) > 0.05  # the term is not a constant 1 here
+    for w in (0.0, 0.5, 2.0):
+        total, parts = model.loss(x, y, aux_weight=w)
+        assert abs(float(parts["ce"]) - float(ce)) < 1e-12
+        assert abs(float(parts["aux"]) - float(balance)) < 1e-12
+        assert abs(float(total) - float(ce + w * balance)) < 1e-12, (w, float(total), float(ce), float(balance))
+
+
+def decays_by_rule(name):
+    """nanoGPT's convention, which param_groups follows (but for the stacked expert biases: the next test):
+    weight decay on the matrices of linear maps and on the embedding tables (token, learned positions, unembedding),
+    nothing on norm weights and biases, biases of any shape, or attention sinks. Decided by the canonical name, not
+    the shape."""
+    module, _, leaf = name.rpartition(".")
+    if leaf in ("bias", "sinks"):
+        return False
+    assert leaf == "weight", name
+    return "norm" not in module.rpartition(".")[2]  # attn_norm, ffn_norm, final_norm, q_norm, k_norm: no decay
+
+
+def groups_by_name(model, weight_decay):
+    from gptoss_torch.train.loop import param_groups
+    groups = param_groups(model, weight_decay)
+    ids = {id(p): n for n, p in model.named_parameters()}
+    got = {}
+    for group in groups:
+        for p in group["params"]:
+            assert ids[id(p)] not in got, ids[id(p)]  # each parameter in one group only
+            got[ids[id(p)]] = group["weight_decay"]
+    assert sorted(got) == sorted(ids.values())  # every trainable parameter in some group
+    return got
+
+
+@pytest.mark.parametrize("name,cfg", CONFIGS, ids=IDS)
+def test_weight_decay_goes_to_matrices_and_embeddings_only(name, cfg):
+    """Each parameter's weight decay from param_groups against decays_by_rule (0.0 where the rule says no). The
+    stacked MoE expert biases [E, out] are left to the next test."""
+    model = Model(trainable_config(small(cfg)))
+    got = groups_by_name(model, 0.25)
+    checked = {n: wd for n, wd in got.items() if not n.endswith(("experts.up.bias", "experts.down.bias"))}
+    want = {n: (0.25 if decays_by_rule(n) else 0.0) for n in checked}
+    assert checked == want, {n: (checked[n], want[n]) for n in checked if checked[n] != want[n]}
+    assert 0.25 in want.values() and 0.0 in want.values()
+
+
+@pytest.mark.xfail(strict=True, reason="param_groups decays by shape (dim >= 2): the stacked expert biases "
+                                       "[E, out] are 2-D and get weight decay, against nanoGPT's no-decay-on-biases "
+                                       "intent; kept, as its docstring says, because the shipped models and the "
+                                       "ladder were trained so (fixing it means retraining them)")
+def test_stacked_expert_biases_get_no_weight_decay():
+    model = Model(trainable_config(small(get_config("gpt-oss-20b"))))
+    got = groups_by_name(model, 0.25)
+    biases = {n: wd for n, wd in got.items() if n.endswith(("experts.up.bias", "experts.down.bias"))}
+    assert biases and all(wd == 0.0 for wd in biases.values()), biases
+
+
+def test_a_training_step_clips_the_gradient_to_the_configured_norm():
+    """One step of train() against the step written out here: g = grad of the loss, clipped to total norm c
+    (g * min(1, c / (||g||_2 + 1e-6)), ||g|| over all parameters, as torch.nn.utils.clip_grad_norm_ defines it), then
+    AdamW's first step without weight decay: p - lr * g / (|g| + eps) (m_hat = g, sqrt(v_hat) = |g|). c is chosen so
+    the clipped entries are of the order of eps = 1e-8: then the update depends on c itself (unclipped, it would be
+    lr * sign(g) almost everywhere). Float64; every training window is the same (a split of context + 2 tokens)."""
+    import copy
+    cfg = trainable_config(small(get_config("gpt-oss-20b"), d_model=32, n_layers=2, head_dim=8)).replace(dropout=0.0)
+    model = init_for_training(Model(cfg, dtype=torch.float64), seed=7)
+    ref = copy.deepcopy(model).train()
+    context = 12
+    tokens = torch.randint(0, cfg.vocab_size, (context + 2,), generator=torch.Generator().manual_seed(8))
+    n_params = sum(p.numel() for p in model.parameters())
+    clip = 1e-8 * math.sqrt(n_params)
+    s = TrainSettings(steps=1, batch_size=2, context=context, lr=1e-2, min_lr_ratio=1.0, warmup=0, weight_decay=0.0,
+                      grad_clip=clip, aux_weight=0.01, eval_every=1, eval_batches=1, seed=0)
+    trained, _ = train(cfg, tokens, tokens, s, progress=False, model=model)
+    x = tokens[:context].repeat(2, 1)  # [2, T]: random_batch's only possible window (start 0)
+    y = tokens[1:context + 1].repeat(2, 1)
+    loss, _ = ref.loss(x, y, s.aux_weight)
+    loss.backward()
+    params = dict(ref.named_parameters())
+    norm = math.sqrt(sum(float((p.grad ** 2).sum()) for p in params.values()))
+    assert norm > 1e3 * clip  # the clip is active
+    coef = min(1.0, clip / (norm + 1e-6))
+    after = dict(trained.named_parameters())
+    with torch.no_grad():
+        for n, p in params.items():
+            g = p.grad * coef
+            want = p - s.lr * g / (g.abs() + 1e-8)
+            assert torch.allclose(after[n], want, rtol=1e-9, atol=1e-12), n
+        step = max(float((after[n] - p).abs().max()) for n, p in params.items())
+    assert 0.1 * s.lr < step < 0.99 * s.lr  # clipped entries near eps: updates well below lr * sign(g)

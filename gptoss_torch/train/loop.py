@@ -26,7 +26,7 @@ class TrainSettings:
     lr: float = 3e-3                # peak learning rate
     min_lr_ratio: float = 0.1       # the cosine ends at lr * min_lr_ratio
     warmup: int = 15                # linear warm-up steps
-    weight_decay: float = 0.1       # on matrices only (not on norms, biases, sinks)
+    weight_decay: float = 0.1       # on tensors of dim >= 2 (matrices; also the stacked expert biases): param_groups
     betas: tuple = (0.9, 0.95)
     grad_clip: float = 1.0
     aux_weight: float = 0.01        # MoE load-balancing loss weight (Switch Transformer's alpha)
@@ -87,7 +87,9 @@ def learning_rate(step, s):
 
 
 def param_groups(model, weight_decay):
-    """AdamW groups: decay the matrices (dim >= 2, embeddings included, as nanoGPT does), not norms/biases/sinks."""
+    """AdamW groups: decay what has dim >= 2 (matrices, embeddings included, as nanoGPT does), not norms, biases and
+    sinks, except that the MoE's stacked expert biases [E, out] are 2-D and so decayed too: the shipped models and the
+    ladder were trained so (tests/test_training.py marks it; exempting them means retraining both)."""
     decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
     rest = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
     return [{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}]
