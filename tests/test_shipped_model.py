@@ -78,3 +78,39 @@ def test_chat_defaults_to_it_and_answers_in_its_voice(capsys):
     out, err = capsys.readouterr()
     assert sum(c.isalpha() for c in out) > 20, out  # readable text on stdout: the final channel only
     assert "<|" not in out and "stopped: <|return|>" in err, err
+
+
+def test_its_recorded_val_loss_is_what_it_scores_on_the_held_out_dialogue():
+    """training.json's val_loss re-measured by train-chat's own protocol (gptoss_torch/train/chat_model.py run):
+    the held-out plays' dialogue rendered as harmony exchanges with reasoning efforts drawn from seed + 1 (the
+    command's --seed), the first 16 batches of 16 consecutive non-overlapping 256-token windows, loss on the user's
+    and assistant's messages only (targets -100 on the system prompt), mean cross-entropy per scored token. Scored
+    here with F.cross_entropy on the shipped checkpoint's logits. Tolerance 1.5e-4 nats: the figure was measured on
+    the float32 model with MXFP4 experts just before writing it, and the checkpoint stores the other tensors in bf16
+    (relative rounding 2^-9), which moves the loss by about 8e-5 (float32 summation orders: ~1e-6); a figure from
+    another model or protocol is off by more (val_loss_float, with float experts, by 2e-4; the curve's last one,
+    8 batches during training, by 0.06).
+    The whole protocol, not a subset: 64 of the 256 windows differ from the full mean by up to 0.1 nats, too loose a
+    check to be worth having. About 11 s of CPU time (6 s on two cores)."""
+    import torch.nn.functional as F
+    from gptoss_np.text.corpus import dialogue_pairs, shakespeare_splits
+    from gptoss_torch.train.chat_model import render_stream
+    info = json.load(open(os.path.join(PATH, "training.json")))
+    seed = int(info["command"].split("--seed")[1].split()[0])
+    tok = gptoss_np.get_tokenizer(PATH)
+    ids, targets = render_stream(tok, dialogue_pairs(shakespeare_splits()[1]), seed + 1)
+    context, windows = 256, 16 * 16
+    assert len(ids) > windows * context + 1  # the split holds every window the protocol scores
+    idx = torch.arange(windows)[:, None] * context + torch.arange(context + 1)  # [256, 257]
+    x, y = ids[idx][:, :-1], targets[idx][:, 1:]  # [256, 256] each
+    model = gptoss_torch.load_model(PATH, device="cpu", dtype=torch.float32, progress=False)
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for xb, yb in zip(x.split(16), y.split(16)):
+            logits = model(xb)  # [16, 256, V]
+            total += float(F.cross_entropy(logits.reshape(-1, logits.shape[-1]), yb.reshape(-1), ignore_index=-100,
+                                           reduction="sum"))
+            count += int((yb != -100).sum())
+    assert count > 0.3 * x.numel()  # most tokens are dialogue, not system prompt
+    measured = total / count
+    assert abs(measured - info["val_loss"]) < 1.5e-4, (measured, info["val_loss"])

@@ -218,6 +218,7 @@ def test_loss_is_cross_entropy_plus_the_weighted_mean_balance_loss_over_the_moe_
     assert max(abs(float(b) - 1.0) for b in per_layer) > 0.05  # the term is not a constant 1 here
     for w in (0.0, 0.5, 2.0):
         total, parts = model.loss(x, y, aux_weight=w)
+        total = total.detach()
         assert abs(float(parts["ce"]) - float(ce)) < 1e-12
         assert abs(float(parts["aux"]) - float(balance)) < 1e-12
         assert abs(float(total) - float(ce + w * balance)) < 1e-12, (w, float(total), float(ce), float(balance))
