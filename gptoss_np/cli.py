@@ -37,10 +37,16 @@ def at_least(low, kind=int):
     return parse
 
 
+def check_integer(flag, value, low):
+    """A command line's integer `flag` (its `value` already an int, by argparse) is at least `low`."""
+    if value < low:
+        raise InputError(f"{flag} {value}: expected an integer >= {low}")
+
+
 def check_seed(args):
     """--seed, where a verb has one, is a seed NumPy takes: an integer >= 0."""
-    if getattr(args, "seed", None) is not None and args.seed < 0:
-        raise InputError(f"--seed {args.seed}: expected an integer >= 0")
+    if getattr(args, "seed", None) is not None:
+        check_integer("--seed", args.seed, 0)
 
 
 COMPARE_MAX_TOKENS = 4096  # compare keeps every trace point of every position and runs full attention: T^2 work
@@ -109,8 +115,7 @@ def demo(args, out=sys.stdout):
 def walk(args):
     steps = [(name, scale_down(cfg)) for name, cfg in chain() + [("qwen3-30b-a3b", get_config("qwen3-30b-a3b"))]]
     check_tokens(args.tokens, min(small.context_length for _, small in steps))
-    if args.demo_tokens < 1:
-        raise InputError(f"--demo-tokens {args.demo_tokens}: expected an integer >= 1")
+    check_integer("--demo-tokens", args.demo_tokens, 1)
     if not args.no_demo:
         demo(args)
     changes = chain_changes()

@@ -17,7 +17,7 @@ import sys
 import numpy as np
 import torch
 
-from gptoss_np.cli import COMPARE_MAX_TOKENS, check_seed, check_tokens
+from gptoss_np.cli import COMPARE_MAX_TOKENS, check_integer, check_seed, check_tokens
 from gptoss_np.errors import GptOssError, InputError
 
 
@@ -50,8 +50,8 @@ def check_arguments(args):
     check_seed(args)
     for name in ("tokens", "context", "threads"):
         value = getattr(args, name, None)
-        if value is not None and value < 1:
-            raise InputError(f"--{name} {value}: expected an integer >= 1")
+        if value is not None:
+            check_integer(f"--{name}", value, 1)
 
 
 def compare(args):

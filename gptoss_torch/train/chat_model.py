@@ -89,7 +89,9 @@ def add_arguments(ap):
 def check_arguments(args):
     """train-chat's arguments, before the tokenizer is trained or the dialogue rendered: an InputError naming the
     flag and what it expects."""
-    from .commands import check_integer, check_out
+    from gptoss_np.cli import check_integer
+
+    from .commands import check_out
     for flag, value, low in (("--steps", args.steps, 1), ("--seed", args.seed, 0), ("--threads", args.threads, 1)):
         check_integer(flag, value, low)
     check_out(args.out, args.overwrite)

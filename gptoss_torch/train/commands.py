@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from gptoss_np.accounting import count_params, weight_bytes
+from gptoss_np.cli import check_integer
 from gptoss_np.errors import InputError
 from gptoss_np.formats.writer import CHECKPOINT_FILES, CHECKPOINT_SUFFIXES
 
@@ -64,11 +65,6 @@ def add_train_arguments(ap):
 # what these commands write into --out (write_trained, its tokenizer files, a run's log/plot/result, a release's
 # training.json); an --out holding any of them holds an earlier model, replaced only with --overwrite
 OUT_FILES = CHECKPOINT_FILES + ("training.json", "result.json", "log.jsonl", "loss.png")
-
-
-def check_integer(flag, value, low):
-    if value < low:
-        raise InputError(f"{flag} {value}: expected an integer >= {low}")
 
 
 def check_positive(flag, value, default):
