@@ -112,7 +112,7 @@ def weights_note(checkpoint_dir):
 def chat_tokenizer(checkpoint_dir):
     """The tokenizer for a gpt-oss checkpoint (its own files, else o200k_harmony); refuses other models."""
     from ..formats.config_json import detect_layout, read_config
-    from .tokenizer import get_tokenizer
+    from .tokenizer import get_tokenizer, tokenizer_files
     hf, cpath = read_config(checkpoint_dir)
     layout = detect_layout(hf, cpath)
     if layout not in ("gpt_oss", "original"):
@@ -121,8 +121,8 @@ def chat_tokenizer(checkpoint_dir):
                          "gpt-oss layout")
     # OpenAI's original/ folder carries no tokenizer files: it always means o200k_harmony, and so does a gpt_oss
     # checkpoint without any (whose vocab_size must then hold it: checked below, with the flag that fixes it)
-    own = any(os.path.lexists(os.path.join(checkpoint_dir, f)) for f in ("tokenizer.json", "vocab.json", "merges.txt"))
-    tokenizer = get_tokenizer(checkpoint_dir if layout != "original" and own else "o200k_harmony")
+    own = layout != "original" and tokenizer_files(checkpoint_dir)
+    tokenizer = get_tokenizer(checkpoint_dir if own else "o200k_harmony")
     vocab = hf.get("vocab_size")
     if isinstance(vocab, int) and tokenizer.n_vocab > vocab:
         raise InputError(f"--checkpoint {checkpoint_dir}: vocab_size {vocab} cannot hold the harmony tokens of its "

@@ -536,15 +536,22 @@ def checkpoint_model_type(directory):
     return hf.get("model_type"), hf.get("vocab_size", hf.get("n_vocab"))
 
 
+def tokenizer_files(directory):
+    """The tokenizer files present in a checkpoint directory: tokenizer.json, vocab.json, merges.txt (any kind of
+    entry under the name: a file that is not a regular one is refused when read)."""
+    return [f for f in ("tokenizer.json", "vocab.json", "merges.txt") if os.path.lexists(os.path.join(directory, f))]
+
+
 def tokenizer_from_directory(directory):
     """The checkpoint's own tokenizer files, else the named tokenizer its config.json's model_type implies (only
     when its vocabulary fits the config's vocab_size: a small model's missing tokenizer.json must not silently
     become o200k). A file present under a tokenizer name is read (and refused if it is not a regular file)."""
     directory = os.fspath(directory)
     model_type, vocab_size = checkpoint_model_type(directory)
-    if os.path.lexists(os.path.join(directory, "tokenizer.json")):
+    present = tokenizer_files(directory)
+    if "tokenizer.json" in present:
         return tokenizer_from_json(os.path.join(directory, "tokenizer.json"), model_type)
-    if any(os.path.lexists(os.path.join(directory, f)) for f in ("vocab.json", "merges.txt")):
+    if present:  # vocab.json and/or merges.txt
         return tokenizer_from_vocab_merges(directory)
     if model_type in MODEL_TYPE_TOKENIZER:
         tok = get_tokenizer(MODEL_TYPE_TOKENIZER[model_type])
