@@ -21,7 +21,7 @@ import torch
 from gptoss_np.accounting import count_params, weight_bytes
 from gptoss_np.cli import check_integer
 from gptoss_np.errors import InputError
-from gptoss_np.formats.writer import CHECKPOINT_FILES, CHECKPOINT_SUFFIXES
+from gptoss_np.formats.writer import checkpoint_files
 
 from .data import as_tensor, validation_batches
 from .export import quantize_experts, write_trained
@@ -62,9 +62,10 @@ def add_train_arguments(ap):
 
 # ---- argument checks: every refusal before any data is prepared or any step is trained ------------------------------
 
-# what these commands write into --out (write_trained, its tokenizer files, a run's log/plot/result, a release's
-# training.json); an --out holding any of them holds an earlier model, replaced only with --overwrite
-OUT_FILES = CHECKPOINT_FILES + ("training.json", "result.json", "log.jsonl", "loss.png")
+# what these commands write into --out besides the checkpoint (write_trained: the writer's checkpoint_files): a run's
+# log/plot/result and a release's training.json; an --out holding any of them holds an earlier model, replaced only
+# with --overwrite
+RUN_FILES = ("training.json", "result.json", "log.jsonl", "loss.png")
 
 
 def check_positive(flag, value, default):
@@ -73,9 +74,8 @@ def check_positive(flag, value, default):
 
 
 def out_files(out):
-    """The files of an earlier model or run in directory `out` (see OUT_FILES), sorted."""
-    return sorted(n for n in os.listdir(out) if (n in OUT_FILES or n.endswith(CHECKPOINT_SUFFIXES))
-                  and os.path.isfile(os.path.join(out, n)))
+    """The files of an earlier model or run in directory `out` (its checkpoint's and RUN_FILES), sorted."""
+    return sorted(checkpoint_files(out) + [n for n in RUN_FILES if os.path.isfile(os.path.join(out, n))])
 
 
 def check_writable(what, directory):
