@@ -17,7 +17,7 @@ import numpy as np
 from . import build_model, chain, count_params, get_config, scale_down, weight_bytes
 from .accounting import flops_per_token, kv_bytes_per_token
 from .config import chain_changes
-from .errors import GptOssError, InputError
+from .errors import GptOssError, InputError, check_integer
 
 KV_CONTEXT = 4096
 
@@ -35,12 +35,6 @@ def at_least(low, kind=int):
                                              f">= {low}")
         return value
     return parse
-
-
-def check_integer(flag, value, low):
-    """A command line's integer `flag` (its `value` already an int, by argparse) is at least `low`."""
-    if value < low:
-        raise InputError(f"{flag} {value}: expected an integer >= {low}")
 
 
 def check_seed(args):

@@ -15,3 +15,10 @@ class CheckpointError(GptOssError):
 
 class InputError(GptOssError):
     """A call argument (tokens, positions, sampling parameters) is out of range."""
+
+
+def check_integer(flag, value, low):
+    """A command line's integer `flag` (its `value` already an int, by argparse) is at least `low`, else an
+    InputError naming it: the one check every verb's integer flags share (NumPy and torch sides alike)."""
+    if value < low:
+        raise InputError(f"{flag} {value}: expected an integer >= {low}")

@@ -17,8 +17,8 @@ import sys
 import numpy as np
 import torch
 
-from gptoss_np.cli import COMPARE_MAX_TOKENS, check_integer, check_seed, check_tokens
-from gptoss_np.errors import GptOssError, InputError
+from gptoss_np.cli import COMPARE_MAX_TOKENS, check_seed, check_tokens
+from gptoss_np.errors import GptOssError, InputError, check_integer
 
 
 def check_device(name):

@@ -89,7 +89,7 @@ def add_arguments(ap):
 def check_arguments(args):
     """train-chat's arguments, before the tokenizer is trained or the dialogue rendered: an InputError naming the
     flag and what it expects."""
-    from gptoss_np.cli import check_integer
+    from gptoss_np.errors import check_integer
 
     from .commands import check_out
     for flag, value, low in (("--steps", args.steps, 1), ("--seed", args.seed, 0), ("--threads", args.threads, 1)):

@@ -19,8 +19,7 @@ import numpy as np
 import torch
 
 from gptoss_np.accounting import count_params, weight_bytes
-from gptoss_np.cli import check_integer
-from gptoss_np.errors import InputError
+from gptoss_np.errors import InputError, check_integer
 from gptoss_np.formats.writer import checkpoint_files
 
 from .data import as_tensor, validation_batches
