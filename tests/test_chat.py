@@ -220,3 +220,49 @@ def test_cli_in_process_matches_generate(checkpoint, model, enc, capsys):
 def test_cli_bad_input_exits_with_a_message(tmp_path, capsys):
     assert main(["chat", "--checkpoint", str(tmp_path / "missing"), "hi"]) == 2
     assert "does not exist; expected a checkpoint directory" in capsys.readouterr().err
+
+
+# ---- a checkpoint's own tokenizer.json must hold the harmony tokens -------------------------------------------
+
+def shipped_tokenizer_copy(path, edit):
+    """The shipped chat model's config.json and tokenizer.json (all the chat reads before the weights), edited."""
+    import shutil
+    path.mkdir()
+    for name in ("config.json", "tokenizer.json"):
+        shutil.copy(os.path.join(gptoss_np.default_checkpoint(), name), path / name)
+    data = json.loads((path / "tokenizer.json").read_text(encoding="utf-8"))
+    edit(data)
+    (path / "tokenizer.json").write_text(json.dumps(data), encoding="utf-8")
+    return path
+
+
+def without(name):
+    return lambda d: d.update(added_tokens=[t for t in d["added_tokens"] if t["content"] != name])
+
+
+@pytest.mark.parametrize("edit, fragments", [
+    # no added_tokens: o200k_harmony's ids stood in for harmony's, and the error blamed vocab_size (--vocab-size)
+    (lambda d: d.pop("added_tokens"), ["added_tokens has no <|start|> nor any other harmony token",
+                                       "past config.json's vocab_size 2265", "in added_tokens, with ids below 2265"]),
+    (lambda d: d.update(added_tokens=[]), ["added_tokens has no <|start|> nor any other harmony token"]),
+    # one harmony token short: 'tokenizer ... has no special token <|message|>', naming neither file nor field
+    (without("<|message|>"), ["added_tokens has no <|message|>;", "expected every harmony token the chat renders"]),
+    (without("<|call|>"), ["added_tokens has no <|call|>;"]),
+    # malformed: a KeyError / TypeError from deep inside before
+    (lambda d: d["added_tokens"][3].pop("id"), ["added_tokens[3] is {'content': '<|constrain|>'",
+                                                "expected an object with \"id\""]),
+    (lambda d: d.update(added_tokens={}), ["added_tokens is {}; expected a list of token objects"]),
+])
+def test_chat_names_the_tokenizer_json_and_its_added_tokens(tmp_path, capsys, edit, fragments):
+    path = shipped_tokenizer_copy(tmp_path / "ckpt", edit)
+    assert main(["chat", "--checkpoint", str(path), "--max-tokens", "1", "hi"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {path / 'tokenizer.json'}: "), err
+    for fragment in fragments:
+        assert fragment in err[0], err[0]
+
+
+def test_chat_tokenizer_of_the_shipped_model_passes_the_harmony_check(tmp_path):
+    from gptoss_np.text.chat import chat_tokenizer
+    enc = chat_tokenizer(shipped_tokenizer_copy(tmp_path / "ckpt", lambda d: None))
+    assert all(enc.encode_single_token(t) < 2265 for t in H.FORMATTING)

@@ -266,6 +266,45 @@ def test_gpt_oss_tokenizer_json_with_its_own_harmony_tokens_gets_no_o200k_ones(t
     assert enc.n_vocab == 302 and "<|reserved_200013|>" not in enc.special_tokens_set
 
 
+def edit_tokenizer_json(ckpt, edit):
+    data = json.loads((ckpt / "tokenizer.json").read_text(encoding="utf-8"))
+    edit(data)
+    (ckpt / "tokenizer.json").write_text(json.dumps(data), encoding="utf-8")
+    return ckpt
+
+
+def test_tokenizer_json_without_added_tokens_has_none(tmp_path):
+    """added_tokens is optional in Hugging Face's format (tokenizers reads its absence as an empty list)."""
+    ckpt = edit_tokenizer_json(synthetic_tokenizer_json(write_config(tmp_path / "q", "qwen3_moe")),
+                               lambda d: d.pop("added_tokens"))
+    enc = tk.get_tokenizer(ckpt)
+    assert enc.encode("hello") == [259] and enc.n_vocab == 261 and not enc.special_tokens_set
+
+
+@pytest.mark.parametrize("value, fragment", [
+    (None, "added_tokens is None; expected a list of token objects (or no added_tokens field)"),
+    ({"<|custom|>": 300}, "added_tokens is {'<|custom|>': 300}; expected a list"),
+    (["<|custom|>"], "added_tokens[0] is '<|custom|>'; expected an object with \"id\" (an integer >= 0)"),
+    ([{"content": "<|custom|>"}], "added_tokens[0] is {'content': '<|custom|>'}; expected an object with \"id\""),
+    ([{"id": 300}], "added_tokens[0] is {'id': 300}; expected an object with \"id\" (an integer >= 0) and "
+                    "\"content\" (text)"),
+    ([{"id": "300", "content": "<|custom|>"}], "added_tokens[0] is {'id': '300'"),
+    ([{"id": -1, "content": "<|custom|>"}], "added_tokens[0] is {'id': -1"),
+    ([{"id": True, "content": "<|custom|>"}], "added_tokens[0] is {'id': True"),
+    ([{"id": 300, "content": 7}], "added_tokens[0] is {'id': 300, 'content': 7}"),
+    ([{"id": 300, "content": "<|a|>"}, {"id": 300, "content": "<|b|>"}],
+     "added_tokens[1] ('<|b|>', id 300) repeats an earlier entry's content or id; expected one id per token"),
+    ([{"id": 300, "content": "<|a|>"}, {"id": 301, "content": "<|a|>"}], "added_tokens[1] ('<|a|>', id 301) repeats"),
+])
+def test_malformed_added_tokens_are_named(tmp_path, value, fragment):
+    """A KeyError, TypeError or a silently dropped token before; now the file, the field and the entry."""
+    ckpt = edit_tokenizer_json(synthetic_tokenizer_json(write_config(tmp_path / "bad", "gpt_oss")),
+                               lambda d: d.update(added_tokens=value))
+    with pytest.raises(CheckpointError) as e:
+        tk.get_tokenizer(ckpt)
+    assert str(e.value).startswith(f"{ckpt / 'tokenizer.json'}: ") and fragment in str(e.value), str(e.value)
+
+
 def test_tokenizer_json_nfc_normalizer(tmp_path):
     ckpt = synthetic_tokenizer_json(write_config(tmp_path / "q", "qwen3_moe"), normalizer={"type": "NFC"},
                                     pattern=tk.QWEN3_PATTERN)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import CheckpointError, InputError
 from .harmony import ReplyParser, analysis_text, chat_prompt, check_effort, final_text
 from .harmony import stop_tokens as harmony_stop_tokens
 from ..sampling import is_number, sample
@@ -109,6 +109,28 @@ def weights_note(checkpoint_dir):
     return None
 
 
+def check_harmony_tokens(tokenizer, checkpoint_dir, files, vocab):
+    """A checkpoint's own tokenizer holds the harmony tokens a conversation renders or stops on, at ids its vocab_size
+    holds (a tokenizer.json defining none gets o200k_harmony's: tokenizer_from_json); else a CheckpointError."""
+    from ..formats.json_io import read_json
+    from .harmony import FORMATTING, START
+    from .tokenizer import added_tokens
+    path = os.path.join(checkpoint_dir, "tokenizer.json" if "tokenizer.json" in files else "vocab.json")
+    missing = [t for t in FORMATTING if t not in tokenizer.special_tokens_set]
+    if missing:
+        more = f" (nor {', '.join(missing[1:])})" if len(missing) > 1 else ""
+        field = "added_tokens" if path.endswith("tokenizer.json") else "vocabulary"
+        raise CheckpointError(f"{path}: {field} has no {missing[0]}{more}; expected every harmony token the chat "
+                              f"renders or stops on ({', '.join(FORMATTING)}) in a tokenizer.json's added_tokens")
+    if path.endswith("tokenizer.json") and isinstance(vocab, int) and tokenizer.encode_single_token(START) >= vocab:
+        data = read_json(path, "tokenizer.json")  # again, on this path only: do its own tokens include harmony's?
+        if START not in added_tokens(data, path) and START not in data["model"]["vocab"]:
+            raise CheckpointError(f"{path}: added_tokens has no {START} nor any other harmony token, so "
+                                  f"o200k_harmony's ids stand in ({START} = {tokenizer.encode_single_token(START)}), "
+                                  f"past config.json's vocab_size {vocab}; expected harmony's tokens "
+                                  f"({', '.join(FORMATTING)}) in added_tokens, with ids below {vocab}")
+
+
 def chat_tokenizer(checkpoint_dir):
     """The tokenizer for a gpt-oss checkpoint (its own files, else o200k_harmony); refuses other models."""
     from ..formats.config_json import detect_layout, read_config
@@ -124,6 +146,8 @@ def chat_tokenizer(checkpoint_dir):
     own = layout != "original" and tokenizer_files(checkpoint_dir)
     tokenizer = get_tokenizer(checkpoint_dir if own else "o200k_harmony")
     vocab = hf.get("vocab_size")
+    if own:
+        check_harmony_tokens(tokenizer, checkpoint_dir, own, vocab)
     if isinstance(vocab, int) and tokenizer.n_vocab > vocab:
         raise InputError(f"--checkpoint {checkpoint_dir}: vocab_size {vocab} cannot hold the harmony tokens of its "
                          f"tokenizer ({tokenizer.name}, {tokenizer.n_vocab} ids); write the checkpoint with "

@@ -18,6 +18,7 @@ from ..errors import InputError
 
 START, END, MESSAGE, CHANNEL = "<|start|>", "<|end|>", "<|message|>", "<|channel|>"
 CONSTRAIN, RETURN, CALL = "<|constrain|>", "<|return|>", "<|call|>"
+FORMATTING = (START, END, MESSAGE, CHANNEL, CONSTRAIN, RETURN, CALL)  # the specials a conversation renders or stops on
 ROLES = ("system", "developer", "user", "assistant", "tool")
 EFFORTS = ("low", "medium", "high")
 CHANNELS = ("analysis", "commentary", "final")

@@ -29,6 +29,7 @@ import warnings
 import numpy as np
 import tiktoken
 
+from ..config import short_repr
 from ..errors import CheckpointError, InputError
 from ..formats.json_io import MAX_JSON_BYTES, check_regular_file, read_json
 
@@ -484,6 +485,27 @@ def uses_nfc(normalizer, where):
     raise CheckpointError(f"{where}: normalizer {kind!r}; expected none or NFC")
 
 
+def added_tokens(data, path):
+    """{content: id} of a tokenizer.json's added_tokens; the field is optional (Hugging Face tokenizers reads its
+    absence as an empty list), but when present it is a list of {"id": int >= 0, "content": str, ...} objects."""
+    entries = data.get("added_tokens", [])
+    if not isinstance(entries, list):
+        raise CheckpointError(f"{path}: added_tokens is {short_repr(entries)}; expected a list of token objects "
+                              "(or no added_tokens field)")
+    added, ids = {}, set()
+    for k, t in enumerate(entries):
+        content, i = (t.get("content"), t.get("id")) if isinstance(t, dict) else (None, None)
+        if not isinstance(content, str) or not isinstance(i, int) or isinstance(i, bool) or i < 0:
+            raise CheckpointError(f"{path}: added_tokens[{k}] is {short_repr(t)}; expected an object with \"id\" "
+                                  "(an integer >= 0) and \"content\" (text)")
+        if content in added or i in ids:
+            raise CheckpointError(f"{path}: added_tokens[{k}] ({content!r}, id {i}) repeats an earlier entry's "
+                                  "content or id; expected one id per token")
+        added[content] = i
+        ids.add(i)
+    return added
+
+
 def tokenizer_from_json(path, model_type=None):
     """A Tokenizer from a Hugging Face byte-level BPE tokenizer.json (ids are the tiktoken ranks)."""
     data = read_json(path, "tokenizer.json")
@@ -493,7 +515,7 @@ def tokenizer_from_json(path, model_type=None):
     merges = [tuple(m.split(" ", 1)) if isinstance(m, str) else tuple(m) for m in model.get("merges", [])]
     if any(len(m) != 2 for m in merges):
         raise CheckpointError(f"{path}: model.merges holds an entry that is not a pair; expected 'a b' or [a, b]")
-    added = {t["content"]: t["id"] for t in data.get("added_tokens") or []}
+    added = added_tokens(data, path)
     ranks, in_vocab = ranks_from_vocab(model["vocab"], merges, added, path)
     # a gpt-oss checkpoint gets o200k_harmony's specials, unless its file defines harmony's tokens itself (a
     # vocabulary of its own, gptoss_np.text.bpe's: its specials follow its ranks and nothing else is added)
