@@ -42,6 +42,9 @@ def check_device(name):
             raise InputError(f"--device {name}: MPS is not available here; expected --device cpu or no --device")
     elif device.type != "cpu":
         raise InputError(f"--device {name}: {device.type} devices are not supported; expected cpu, cuda[:N] or mps")
+    if device.type in ("cpu", "mps") and device.index not in (None, 0):  # torch takes cpu:1 and means cpu:0
+        raise InputError(f"--device {name}: torch has one {device.type} device, index 0; expected {device.type} or "
+                         f"{device.type}:0 (or cuda:N for a GPU)")
 
 
 def check_arguments(args):

@@ -238,6 +238,9 @@ def test_numpy_cli_bad_values(capsys, argv, fragments):
     (["chat", "--device", "cuda:x", "hi"], ["--device 'cuda:x'"]),
     (["chat", "--device", "cuda:99", "hi"], ["--device cuda:99"]),
     (["compare", "--checkpoint", "x", "--device", "xla"], ["--device xla", "not supported"]),
+    # torch takes cpu:N for any N and means the one CPU: these ran silently before
+    (["chat", "--device", "cpu:1", "hi"], ["--device cpu:1", "torch has one cpu device", "expected cpu or cpu:0"]),
+    (["compare", "--checkpoint", "x", "--device", "cpu:3"], ["--device cpu:3", "expected cpu or cpu:0"]),
     (["chat", "--context", "0", "hi"], ["--context 0", ">= 1"]),
     (["chat", "--threads", "0", "hi"], ["--threads 0", ">= 1"]),
     (["compare", "--checkpoint", "x", "--tokens", "0"], ["--tokens 0", ">= 1"]),
@@ -297,6 +300,12 @@ def test_torch_cli_cuda_absent(capsys, monkeypatch):
     from gptoss_torch.cli import main
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     one_error_line(capsys, main(["chat", "--device", "cuda", "hi"]), "--device cuda", "CUDA is not available")
+
+
+def test_torch_cli_mps_has_one_device(capsys, monkeypatch):
+    from gptoss_torch.cli import main
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    one_error_line(capsys, main(["chat", "--device", "mps:1", "hi"]), "--device mps:1", "expected mps or mps:0")
 
 
 def test_chat_with_a_megabyte_of_spaces_is_one_error_line(capsys):
