@@ -4,18 +4,33 @@ parsing); this adapter runs the model — one CUDA-graph replay per decoded toke
 import numpy as np
 import torch
 
+from gptoss_np.errors import InputError
+
 from .fast.cuda_graphs import graphed_decoder
+
+
+DEFAULT_CONTEXT = 4096  # the cache's size when none is asked for (or the model's context length, if shorter)
+
+
+def check_context(value, cfg, name="--context "):
+    """A KV-cache size of 1 to the model's context length (None: the default), else an InputError naming `name`."""
+    if value is not None and not 1 <= value <= cfg.context_length:
+        raise InputError(f"{name}{value}: expected an integer from 1 to {cfg.name}'s context length, "
+                         f"{cfg.context_length:,}")
 
 
 class ChatModel:
     """Looks like a gptoss_np Model to gptoss_np.text.chat.generate: new_cache() and model(tokens, cache) -> NumPy
-    logits. The context is capped at `max_tokens`, the size of the preallocated cache. With `decoder` (default: on
-    CUDA) single tokens go through the process's one graphed decoder (gptoss_torch.fast.cuda_graphs.graphed_decoder):
-    its graph is captured once and replayed in every conversation, whose cache is the decoder's, reset."""
+    logits. The context is capped at `max_tokens`, the size of the preallocated cache (at most the model's context
+    length; None: DEFAULT_CONTEXT, or that length if shorter). With `decoder` (default: on CUDA) single tokens go
+    through the process's one graphed decoder (gptoss_torch.fast.cuda_graphs.graphed_decoder): its graph is captured
+    once and replayed in every conversation, whose cache is the decoder's, reset."""
 
-    def __init__(self, model, max_tokens=4096, decoder=None):
+    def __init__(self, model, max_tokens=None, decoder=None):
         self.model = model
-        self.cfg = model.cfg.replace(context_length=min(model.cfg.context_length, max_tokens))
+        check_context(max_tokens, model.cfg, "max_tokens=")
+        max_tokens = min(DEFAULT_CONTEXT, model.cfg.context_length) if max_tokens is None else max_tokens
+        self.cfg = model.cfg.replace(context_length=max_tokens)
         self.max_tokens = self.cfg.context_length
         # what a prompt too long for the cap can do about it (gptoss_np.text.chat's prompt check appends it)
         self.context_hint = (f"; or a larger --context (the model holds {model.cfg.context_length:,} tokens)"
@@ -54,6 +69,7 @@ def run(args):
             print(note, file=sys.stderr)
         tokenizer = chat_tokenizer(args.checkpoint)
         model = load_model(args.checkpoint, device=args.device, dtype=args.dtype, progress=sys.stderr.isatty())
+        check_context(args.context, model.cfg)  # a cache larger than the model's context is refused, not capped
         enable(model)  # the fused kernels where Triton runs (no-op elsewhere)
         reply = chat(args.checkpoint, args.question, reasoning=args.reasoning, max_new_tokens=args.max_tokens,
                      temperature=args.temperature, top_p=args.top_p, seed=args.seed,

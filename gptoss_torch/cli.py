@@ -99,7 +99,8 @@ def main(argv=None):
     h.add_argument("--device", default=None)
     h.add_argument("--dtype", default=None, choices=["float32", "float64", "bfloat16"],
                    help="compute dtype (default: bfloat16 on CUDA, float32 on the CPU)")
-    h.add_argument("--context", type=int, default=4096, help="KV-cache size in tokens (default 4096)")
+    h.add_argument("--context", type=int, default=None, help="KV-cache size in tokens, at most the model's context "
+                                                             "length (default 4096, or that length if shorter)")
     h.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: batch-1 decode of a small "
                                                           "model gains nothing from more, and a busy machine "
                                                           "makes spinning threads slow)")

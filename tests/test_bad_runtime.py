@@ -241,6 +241,9 @@ def test_numpy_cli_bad_values(capsys, argv, fragments):
     # torch takes cpu:N for any N and means the one CPU: these ran silently before
     (["chat", "--device", "cpu:1", "hi"], ["--device cpu:1", "torch has one cpu device", "expected cpu or cpu:0"]),
     (["compare", "--checkpoint", "x", "--device", "cpu:3"], ["--device cpu:3", "expected cpu or cpu:0"]),
+    # more cache than the model holds: silently capped at its context length before
+    (["chat", "--context", "8193", "--device", "cpu", "hi"], ["--context 8193", "expected an integer from 1 to "
+                                                              "gpt-oss-shakespeare's context length, 8,192"]),
     (["chat", "--context", "0", "hi"], ["--context 0", ">= 1"]),
     (["chat", "--threads", "0", "hi"], ["--threads 0", ">= 1"]),
     (["compare", "--checkpoint", "x", "--tokens", "0"], ["--tokens 0", ">= 1"]),
@@ -306,6 +309,23 @@ def test_torch_cli_mps_has_one_device(capsys, monkeypatch):
     from gptoss_torch.cli import main
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
     one_error_line(capsys, main(["chat", "--device", "mps:1", "hi"]), "--device mps:1", "expected mps or mps:0")
+
+
+def test_torch_chat_context_up_to_the_models_runs(capsys):
+    """--context at the model's context length is taken as asked; none is 4096 (that length, if shorter)."""
+    from gptoss_torch.cli import main
+    assert main(["chat", "--context", "8192", "--device", "cpu:0", "--max-tokens", "1", "hi"]) == 0
+    assert "1 tokens" in capsys.readouterr().err
+
+
+def test_torch_chat_model_refuses_a_cache_past_the_models_context(models):
+    from gptoss_torch.chat import DEFAULT_CONTEXT, ChatModel
+    n = CFG.context_length
+    assert ChatModel(models["torch"]).max_tokens == min(DEFAULT_CONTEXT, n)
+    assert ChatModel(models["torch"], n).max_tokens == n
+    for bad in (n + 1, 0):
+        with pytest.raises(InputError, match=f"max_tokens={bad}: expected an integer from 1 to .*context length"):
+            ChatModel(models["torch"], bad)
 
 
 def test_chat_with_a_megabyte_of_spaces_is_one_error_line(capsys):
