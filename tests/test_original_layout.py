@@ -130,7 +130,11 @@ def test_float_experts_in_both_layouts(tmp_path):
     assert "block.0.mlp.mlp1_weight" in TensorStore(tmp_path / "orig")
     hf, orig = load(tmp_path / "hf"), load(tmp_path / "orig")
     assert hf.cfg == orig.cfg == cfg
-    np.testing.assert_array_equal(hf(TOKENS), orig(TOKENS))
+    assert sorted(hf.params) == sorted(orig.params)
+    for name in hf.params:  # the same values under the canonical names; the experts are views of other strides
+        np.testing.assert_array_equal(np.asarray(hf.params[name]), np.asarray(orig.params[name]), err_msg=name)
+    # BLAS sums a transposed view in another order, so the logits agree to float32 rounding, not bit for bit
+    np.testing.assert_allclose(hf(TOKENS), orig(TOKENS), rtol=1e-5, atol=1e-5)
 
 
 # ---- dtypes.json ----------------------------------------------------------------------------------------------
