@@ -85,7 +85,12 @@ for f in dataclasses.fields(oss):
 #   Chapter 08 showed these are the same function; below, Qwen3's router is checked against gpt-oss's on a model trace.
 # - **Smaller things.** Qwen3 uses the plain SwiGLU without gpt-oss's clamp and +1, a RoPE base of 10⁶ without YaRN
 #   (40,960 positions in its config), head_dim 128 so that its attention width (32 × 128 = 4096) is twice its residual
-#   width, a smaller vocabulary, and ships bf16 rather than MXFP4 experts.
+#   width, a smaller vocabulary, and ships bf16 rather than MXFP4 experts. Its RMSNorm rounds to bf16 before it
+#   multiplies by the weight; gpt-oss's multiplies first and rounds once (`norm_cast` above; compare `Qwen3MoeRMSNorm`
+#   in [modeling_qwen3_moe.py](https://github.com/huggingface/transformers/blob/main/src/transformers/models/qwen3_moe/modeling_qwen3_moe.py)
+#   with `GptOssRMSNorm` in
+#   [modeling_gpt_oss.py](https://github.com/huggingface/transformers/blob/main/src/transformers/models/gpt_oss/modeling_gpt_oss.py)).
+#   One rounding in bf16, nothing in float32: the NumPy oracle, which computes in float32, ignores the switch.
 # - **Papers.** Yang et al., *Qwen3 Technical Report* (2025); OpenAI, *gpt-oss-120b & gpt-oss-20b Model Card* (2025);
 #   Henry et al., *Query-Key Normalization for Transformers* (2020); Dehghani et al., *Scaling Vision Transformers to
 #   22 Billion Parameters* (2023); Gemma Team, *Gemma 2* (2024); Dai et al., *DeepSeekMoE* (2024).

@@ -17,6 +17,7 @@ from .errors import ConfigError
 from .params import param_shapes
 
 NORMS = ("layernorm", "rmsnorm")
+NORM_CASTS = ("after_weight", "before_weight")
 POSITIONS = ("learned", "rope")
 ACTIVATIONS = ("gelu_tanh", "swiglu", "swiglu_oss")
 FFNS = ("dense", "moe")
@@ -28,8 +29,8 @@ INT_FIELDS = ("vocab_size", "context_length", "d_model", "n_layers", "n_heads", 
               "n_experts", "top_k")
 FLOAT_FIELDS = ("norm_eps", "rope_theta", "swiglu_alpha", "swiglu_limit", "dropout")
 BOOL_FIELDS = ("qk_norm", "sinks", "attn_bias", "mlp_bias", "tie_embeddings")
-ENUMS = {"norm": NORMS, "positions": POSITIONS, "activation": ACTIVATIONS, "ffn": FFNS, "router": ROUTERS,
-         "expert_quant": QUANTS, "weight_dtype": DTYPES}
+ENUMS = {"norm": NORMS, "norm_cast": NORM_CASTS, "positions": POSITIONS, "activation": ACTIVATIONS, "ffn": FFNS,
+         "router": ROUTERS, "expert_quant": QUANTS, "weight_dtype": DTYPES}
 _finite = (lambda v: v < math.inf)
 FLOAT_RANGES = {  # field: (lower test, upper test, what is expected)
     "norm_eps": (lambda v: v > 0, lambda v: v < 1, "a number in (0, 1)"),
@@ -119,6 +120,9 @@ class ModelConfig:
     # normalisation
     norm: str = "layernorm"  # layernorm (mean, variance, scale, shift) | rmsnorm (root mean square, scale)
     norm_eps: float = 1e-5
+    # RMSNorm in bfloat16/float16 (the torch twin): gpt-oss casts x / rms(x) * w to that dtype once, after the
+    # weight | Qwen3 (as Llama) casts x / rms(x) to it first, then multiplies by w in it. Float32/64 math: no change.
+    norm_cast: str = "after_weight"
     qk_norm: bool = False  # RMSNorm on each query/key head before RoPE (Qwen3)
     # positions
     positions: str = "learned"  # learned absolute table | rope (rotary, half-split)
@@ -192,6 +196,8 @@ class ModelConfig:
         for f, (lo, hi, expected) in FLOAT_RANGES.items():
             v = getattr(self, f)
             need(_is_number(v) and lo(v) and hi(v), f, expected)
+        need(self.norm == "rmsnorm" or self.norm_cast == "after_weight", "norm_cast",
+             "'after_weight' for norm='layernorm' (LayerNorm scales and shifts before its one cast)")
         need(self.n_heads % self.n_kv_heads == 0, "n_kv_heads", f"a divisor of n_heads={self.n_heads}")
         y = self.rope_scaling
         if self.positions == "rope":
@@ -312,9 +318,9 @@ GPT_OSS_120B = GPT_OSS_20B.replace(name="gpt-oss-120b", n_layers=36, n_experts=1
 
 QWEN3_30B_A3B = ModelConfig(
     name="qwen3-30b-a3b", vocab_size=151936, context_length=40960, d_model=2048, n_layers=48, n_heads=32,
-    n_kv_heads=4, head_dim=128, ffn_hidden=768, norm="rmsnorm", norm_eps=1e-6, qk_norm=True, positions="rope",
-    rope_theta=1_000_000.0, rope_scaling=None, sinks=False, attn_bias=False, activation="swiglu", ffn="moe",
-    n_experts=128, top_k=8, router="softmax_topk", mlp_bias=False, tie_embeddings=False, dropout=0.0,
+    n_kv_heads=4, head_dim=128, ffn_hidden=768, norm="rmsnorm", norm_eps=1e-6, norm_cast="before_weight", qk_norm=True,
+    positions="rope", rope_theta=1_000_000.0, rope_scaling=None, sinks=False, attn_bias=False, activation="swiglu",
+    ffn="moe", n_experts=128, top_k=8, router="softmax_topk", mlp_bias=False, tie_embeddings=False, dropout=0.0,
     weight_dtype="bfloat16", expert_quant="none",
 )
 

@@ -93,7 +93,8 @@ class Attention(nn.Module):
         k = self.k(h).view(B, T, cfg.n_kv_heads, cfg.head_dim)  # [B, T, Hkv, d]
         v = self.v(h).view(B, T, cfg.n_kv_heads, cfg.head_dim)
         if cfg.qk_norm:
-            q, k = rms_norm(q, self.q_norm.weight, cfg.norm_eps), rms_norm(k, self.k_norm.weight, cfg.norm_eps)
+            q = rms_norm(q, self.q_norm.weight, cfg.norm_eps, cfg.norm_cast)
+            k = rms_norm(k, self.k_norm.weight, cfg.norm_eps, cfg.norm_cast)
         if cos_sin is not None:
             if self.rope_kernel is not None and not self.training:
                 q, k = self.rope_kernel(q, k, *cos_sin)

@@ -32,9 +32,9 @@ class Block(nn.Module):
     def __init__(self, cfg, i, device=None, dtype=None):
         super().__init__()
         self.cfg = cfg
-        self.attn_norm = Norm(cfg.d_model, cfg.norm, cfg.norm_eps, device, dtype)
+        self.attn_norm = Norm(cfg.d_model, cfg.norm, cfg.norm_eps, device, dtype, cfg.norm_cast)
         self.attn = Attention(cfg, cfg.layer_windows[i], device, dtype)
-        self.ffn_norm = Norm(cfg.d_model, cfg.norm, cfg.norm_eps, device, dtype)
+        self.ffn_norm = Norm(cfg.d_model, cfg.norm, cfg.norm_eps, device, dtype, cfg.norm_cast)
         self.mlp = MLP(cfg, device, dtype) if cfg.ffn == "dense" else MoE(cfg, device, dtype)
 
     def forward(self, x, pos, cos_sin=None, layer_cache=None, record=None, aux=None, q_chunk=None):
@@ -80,7 +80,7 @@ class Model(nn.Module):
         self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model, **kw)
         self.pos_embed = nn.Embedding(cfg.context_length, cfg.d_model, **kw) if cfg.positions == "learned" else None
         self.layers = nn.ModuleList(Block(cfg, i, device, dtype) for i in range(cfg.n_layers))
-        self.final_norm = Norm(cfg.d_model, cfg.norm, cfg.norm_eps, device, dtype)
+        self.final_norm = Norm(cfg.d_model, cfg.norm, cfg.norm_eps, device, dtype, cfg.norm_cast)
         self.unembed = None if cfg.tie_embeddings else nn.Linear(cfg.d_model, cfg.vocab_size, bias=False, **kw)
         if cfg.positions == "rope":  # float64 on the host; kept off the module so .to(dtype) never rounds it
             self._inv_freq_host, self.attention_factor = rope_frequencies(cfg)

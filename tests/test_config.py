@@ -33,6 +33,8 @@ def test_presets_hold_the_published_values():
         (48, 2048, 32, 4, 128, 768, 151936)
     assert (q.n_experts, q.top_k, q.rope_theta, q.norm_eps) == (128, 8, 1e6, 1e-6)
     assert q.qk_norm and not q.sinks and not q.attn_bias and q.router == "softmax_topk"
+    # bf16 RMSNorm: gpt-oss rounds after the weight, Qwen3 before it (GptOssRMSNorm / Qwen3MoeRMSNorm in transformers)
+    assert (o.norm_cast, q.norm_cast, g.norm_cast) == ("after_weight", "before_weight", "after_weight")
 
 
 def test_chain_starts_at_gpt2_xl_and_ends_exactly_at_gpt_oss_20b():
@@ -80,7 +82,8 @@ def test_get_config_accepts_chain_step_names():
 
 @pytest.mark.parametrize("change,field", [(dict(n_kv_heads=7), "n_kv_heads"), (dict(norm="batchnorm"), "norm"),
                                           (dict(layer_windows=(128,)), "layer_windows"), (dict(top_k=40), "top_k"),
-                                          (dict(d_model=0), "d_model")])
+                                          (dict(d_model=0), "d_model"), (dict(norm_cast="never"), "norm_cast"),
+                                          (dict(norm="layernorm", norm_cast="before_weight"), "norm_cast")])
 def test_invalid_config_names_the_field(change, field):
     with pytest.raises(ConfigError, match=field):
         get_config("gpt-oss-20b").replace(**change)

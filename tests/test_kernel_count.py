@@ -51,7 +51,7 @@ def count_step(n_layers, fast, moe, monkeypatch, dtype=torch.float32, gemv=False
             with counter.kernel("triton decode_attention"):
                 return torch.zeros_like(q)
 
-        def add_norm(x, delta, weight, eps, scaled=False, router=None):
+        def add_norm(x, delta, weight, eps, scaled=False, router=None, cast="after_weight"):
             with counter.kernel("triton add_rms_norm"):
                 logits = () if router is None else (torch.zeros(x.shape[0], router[0].shape[0]),)
                 return (torch.zeros_like(x),) * (3 if scaled else 2) + logits

@@ -94,6 +94,26 @@ def test_rms_norm_matches_transformers_modules_in_float32(module_cls, eps, shape
     np.testing.assert_allclose(got, ref, rtol=2e-6, atol=1e-6)
 
 
+@pytest.mark.parametrize("module_cls,cast,shape", [
+    (hf_oss.GptOssRMSNorm, "after_weight", (7, 96)),        # gpt-oss: (w * x_normed) rounded once
+    (hf_qwen.Qwen3MoeRMSNorm, "before_weight", (7, 96)),    # Qwen3: w * round(x_normed), in bf16
+    (hf_qwen.Qwen3MoeRMSNorm, "before_weight", (7, 4, 32)),  # Qwen3 QK-norm
+])
+def test_torch_rms_norm_in_bfloat16_rounds_as_transformers_modules(module_cls, cast, shape):
+    from gptoss_torch.norms import Norm, rms_norm as torch_rms_norm
+    x = t((3.0 * rng(9).standard_normal(shape)).astype(np.float32)).bfloat16()
+    w = t((1.0 + 0.5 * rng(10).standard_normal(shape[-1])).astype(np.float32)).bfloat16()
+    mod = module_cls(shape[-1], eps=1e-6).bfloat16()
+    norm = Norm(shape[-1], "rmsnorm", 1e-6, dtype=torch.bfloat16, cast=cast)
+    with torch.no_grad():
+        mod.weight.copy_(w)
+        norm.weight.copy_(w)
+        ref = mod(x)
+        assert torch.equal(norm(x), ref) and torch.equal(norm.one_op(x), ref)  # bit-equal, both paths
+        other = "before_weight" if cast == "after_weight" else "after_weight"
+        assert (torch_rms_norm(x, w, 1e-6, other) != ref).float().mean() > 0.05  # the switch is what matches
+
+
 # ---- activations ------------------------------------------------------------------------------------------------
 
 def test_gelu_tanh_matches_torch_tanh_approximation_not_erf():

@@ -30,6 +30,14 @@ for dt, tol in ((torch.float32, 1e-6), (torch.float16, 1e-3)):
         h_ref = rms_norm(x_ref.double(), w.double(), 1e-5)
         err = ((h.double() - h_ref).abs().max() / h_ref.abs().max()).item()
         assert h.dtype == dt and err < tol, (dt, N, rows, err)
+        # norm_cast: rounded before or after the weight, as the plain norm of the same dtype rounds (a float32
+        # rsqrt may differ in its last bit, so a few values may round the other way; the wrong order moves ~1/4)
+        if dt == torch.float16:
+            for cast in ("after_weight", "before_weight"):
+                got = add_rms_norm(x, delta, w, 1e-5, cast=cast)[1]
+                for want_cast in ("after_weight", "before_weight"):
+                    off = (got != rms_norm(x_new, w, 1e-5, want_cast)).float().mean().item()
+                    assert (off < 0.02) if cast == want_cast else (D < 100 or off > 0.05), (cast, want_cast, D, off)
         # the router's logits from the same launch (experts not a whole number of blocks; with and without a bias):
         # the other outputs unchanged, the logits those of h as rounded, within the router dtype's rounding
         for E, bias in ((5, True), (32, False)):

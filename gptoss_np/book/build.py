@@ -310,7 +310,8 @@ def region_presets():
         row("layers", lambda c: c.n_layers),
         row("d_model", lambda c: f"{c.d_model:,}"),
         row("query / KV heads × head_dim", lambda c: f"{c.n_heads} / {c.n_kv_heads} × {c.head_dim}"),
-        row("norm, ε", lambda c: f"{c.norm}, {_eps(c.norm_eps)}" + (", QK-norm" if c.qk_norm else "")),
+        row("norm, ε", lambda c: f"{c.norm}, {_eps(c.norm_eps)}" + (", QK-norm" if c.qk_norm else "")
+            + (", rounded to bf16 before the scale" if c.norm_cast == "before_weight" else "")),
         row("positions", lambda c: "learned" if c.positions == "learned" else
             f"RoPE θ {fmt_value('rope_theta', c.rope_theta)}"
             + (f", YaRN ×{c.rope_scaling.factor:g}" if c.rope_scaling else "")),

@@ -75,6 +75,13 @@ def _norm_name(cfg) -> str:
     return {"layernorm": "LayerNorm (scale + shift)", "rmsnorm": "RMSNorm (scale only)"}[cfg.norm]
 
 
+def _norm_cast(cfg) -> str:
+    """RMSNorm's one rounding to bf16: after the scale (gpt-oss) or before it (Qwen3); none drawn for LayerNorm."""
+    if cfg.norm == "layernorm":
+        return ""
+    return "in bf16: rounded " + {"after_weight": "after", "before_weight": "before"}[cfg.norm_cast] + " the scale"
+
+
 def window_phrase(cfg) -> str:
     """The attention pattern from `layer_windows`, e.g. 'sliding 128 on 12 of 24 layers (even)' and a second
     line 'full causal on the other 12'."""
@@ -134,7 +141,8 @@ def boxes(cfg) -> list:
         Fact("bands", window_phrase(cfg), "bands", value=tuple(cfg.layer_windows)),
         Fact("residual", "pre-norm, residual adds"),
         Fact("dropout", f"dropout {cfg.dropout:g}" if cfg.dropout else "no dropout"))))
-    out.append(Box("norm", (Fact("title", _norm_name(cfg), "title"), Fact("eps", f"ε = {_eps(cfg.norm_eps)}"))))
+    out.append(Box("norm", (Fact("title", _norm_name(cfg), "title"), Fact("eps", f"ε = {_eps(cfg.norm_eps)}"),
+                            Fact("cast", _norm_cast(cfg)))))
     gqa = cfg.n_kv_heads != cfg.n_heads
     heads = (f"{cfg.n_heads} query / {cfg.n_kv_heads} KV heads × {cfg.head_dim}" if gqa
              else f"{cfg.n_heads} heads × {cfg.head_dim}")
@@ -171,7 +179,7 @@ def boxes(cfg) -> list:
                Fact("router", order), Fact("bias", bias))
     out.append(Box("ffn", ffn))
     out.append(Box("final_norm", (Fact("title", "Final " + _norm_name(cfg), "title"),
-                                  Fact("eps", f"ε = {_eps(cfg.norm_eps)}"))))
+                                  Fact("eps", f"ε = {_eps(cfg.norm_eps)}"), Fact("cast", _norm_cast(cfg)))))
     out.append(Box("head", (Fact("title", "Linear output head", "title"), Fact("size", f"{_n(D)} → {_n(V)}"),
                             Fact("tied", "tied to the token embedding" if tied else "separate matrix, no bias"))))
     out.append(Box("vocab", (Fact("size", f"Vocabulary {_n(V)}"),)))

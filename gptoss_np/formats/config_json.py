@@ -230,11 +230,11 @@ def _qwen3_moe(f, name, weight_dtype):
         n_layers=f.get("num_hidden_layers", "n_layers"), n_heads=H,
         n_kv_heads=f.get("num_key_value_heads", "n_kv_heads"), head_dim=head_dim,
         ffn_hidden=f.get("moe_intermediate_size", "ffn_hidden"), norm="rmsnorm",
-        norm_eps=f.get("rms_norm_eps", "norm_eps"), qk_norm=True, positions="rope", rope_theta=theta,
-        rope_scaling=yarn, sinks=False, attn_bias=f.get("attention_bias", "attn_bias"), activation="swiglu",
-        ffn="moe", n_experts=f.get("num_experts", "n_experts"), top_k=f.get("num_experts_per_tok", "top_k"),
-        router="softmax_topk", mlp_bias=False, tie_embeddings=f.get("tie_word_embeddings", "tie_embeddings"),
-        dropout=0.0, weight_dtype=weight_dtype)
+        norm_eps=f.get("rms_norm_eps", "norm_eps"), norm_cast="before_weight", qk_norm=True, positions="rope",
+        rope_theta=theta, rope_scaling=yarn, sinks=False, attn_bias=f.get("attention_bias", "attn_bias"),
+        activation="swiglu", ffn="moe", n_experts=f.get("num_experts", "n_experts"),
+        top_k=f.get("num_experts_per_tok", "top_k"), router="softmax_topk", mlp_bias=False,
+        tie_embeddings=f.get("tie_word_embeddings", "tie_embeddings"), dropout=0.0, weight_dtype=weight_dtype)
 
 
 def _rope(f):

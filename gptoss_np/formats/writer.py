@@ -68,14 +68,14 @@ PlanEntry = namedtuple("PlanEntry", "file name shape dtype nbytes")
 # ---- which configs each layout can express ------------------------------------------------------------------
 
 FAMILIES = {
-    "gpt2": dict(norm="layernorm", positions="learned", activation="gelu_tanh", ffn="dense", qk_norm=False,
-                 sinks=False, attn_bias=True, mlp_bias=True, tie_embeddings=True, expert_quant="none"),
-    "gpt_oss": dict(norm="rmsnorm", positions="rope", activation="swiglu_oss", ffn="moe", router="topk_softmax",
-                    qk_norm=False, sinks=True, attn_bias=True, mlp_bias=True, tie_embeddings=False,
-                    swiglu_alpha=1.702),
-    "qwen3_moe": dict(norm="rmsnorm", positions="rope", activation="swiglu", ffn="moe", router="softmax_topk",
-                      qk_norm=True, sinks=False, attn_bias=False, mlp_bias=False, tie_embeddings=False,
-                      expert_quant="none"),
+    "gpt2": dict(norm="layernorm", norm_cast="after_weight", positions="learned", activation="gelu_tanh", ffn="dense",
+                 qk_norm=False, sinks=False, attn_bias=True, mlp_bias=True, tie_embeddings=True, expert_quant="none"),
+    "gpt_oss": dict(norm="rmsnorm", norm_cast="after_weight", positions="rope", activation="swiglu_oss", ffn="moe",
+                    router="topk_softmax", qk_norm=False, sinks=True, attn_bias=True, mlp_bias=True,
+                    tie_embeddings=False, swiglu_alpha=1.702),
+    "qwen3_moe": dict(norm="rmsnorm", norm_cast="before_weight", positions="rope", activation="swiglu", ffn="moe",
+                      router="softmax_topk", qk_norm=True, sinks=False, attn_bias=False, mlp_bias=False,
+                      tie_embeddings=False, expert_quant="none"),
 }
 
 

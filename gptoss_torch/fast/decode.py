@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from ..attention import at_least_float32, attention_mask, decode_attention
+from ..norms import rms_norm_op
 from ..rope import rope_cos_sin
 from . import attention_triton, gemv_triton, norm_triton, rope_cache_triton
 
@@ -134,7 +135,7 @@ class FastDecoder:
         B, _, D = x.shape
         x_new, h, *more = norm_triton.add_rms_norm(x.view(B, D), delta.reshape(-1, D), module.weight, module.eps,
                                                    scaled=scaled, router=None if router is None else
-                                                   (router.weight, router.bias))
+                                                   (router.weight, router.bias), cast=module.cast)
         return (x_new.view(B, 1, D), h.view(B, 1, D), *more)
 
     def layer(self, i, block, x, pos, cs, lc, slots, masks, h=None, following=None):
@@ -146,8 +147,8 @@ class FastDecoder:
         a = block.attn
         qkv = self.linear(block.attn_norm.one_op(x) if h is None else h, *self.qkv[i]).view(B, 1, Hq + 2 * Hkv, d)
         if cfg.qk_norm:
-            q = F.rms_norm(qkv[:, :, :Hq], (d,), a.q_norm.weight, cfg.norm_eps)
-            k = F.rms_norm(qkv[:, :, Hq:Hq + Hkv], (d,), a.k_norm.weight, cfg.norm_eps)
+            q = rms_norm_op(qkv[:, :, :Hq], a.q_norm.weight, cfg.norm_eps, cfg.norm_cast)  # [B, 1, Hq, d]
+            k = rms_norm_op(qkv[:, :, Hq:Hq + Hkv], a.k_norm.weight, cfg.norm_eps, cfg.norm_cast)  # [B, 1, Hkv, d]
             if cs is not None:
                 q, k = rope_from_table(q, cs), rope_from_table(k, cs)
         elif not self.fuse_rope:

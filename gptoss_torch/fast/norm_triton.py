@@ -19,12 +19,13 @@ if triton is not None:
     def _add_rms_norm_kernel(x_ptr, d_ptr, w_ptr, xo_ptr, h_ptr, hs_ptr, rw_ptr, rb_ptr, logits_ptr, D, E, stride_x,
                              stride_d, stride_xo, stride_h, stride_hs, stride_rw, stride_l, eps, ROWS: tl.constexpr,
                              BLOCK: tl.constexpr, SCALED: tl.constexpr, ROUTER: tl.constexpr, HAS_RB: tl.constexpr,
-                             BLOCK_E: tl.constexpr, PDL: tl.constexpr = False):
+                             BLOCK_E: tl.constexpr, CAST_FIRST: tl.constexpr = False, PDL: tl.constexpr = False):
         """Program (n, b) (a token, a block of experts): s = sum of its ROWS delta rows (float32), x' = x + round(s),
         h = rmsnorm(x') * w, written by block 0; with SCALED also h (as rounded) in float32 times 2^64, the MXFP4
         matvec's input as it multiplies; with ROUTER the logits of experts [b BLOCK_E, (b + 1) BLOCK_E),
         sum_c h_c W_r[e, c] (+ b_r[e]) in float32, rounded to logits' dtype. PDL: launched as a programmatic
-        dependent (mxfp4_triton.pdl), wait for the kernel before first."""
+        dependent (mxfp4_triton.pdl), wait for the kernel before first. CAST_FIRST: rmsnorm(x') rounded to x's dtype
+        before the weight (norm_cast='before_weight')."""
         if PDL:
             gdc_wait()
         n = tl.program_id(0)
@@ -38,7 +39,10 @@ if triton is not None:
         xf = xn.to(tl.float32)
         r = 1.0 / tl.sqrt(tl.sum(xf * xf, axis=0) / D + eps)
         w = tl.load(w_ptr + c, mask=m, other=0.0).to(tl.float32)
-        h = (xf * r * w).to(h_ptr.dtype.element_ty)
+        normed = xf * r
+        if CAST_FIRST:  # as x's dtype, then times w: a product of two bf16 values is exact in float32, rounded once
+            normed = normed.to(x.dtype).to(tl.float32)
+        h = (normed * w).to(h_ptr.dtype.element_ty)
         if tl.program_id(1) == 0:  # one block of experts writes x' and h
             tl.store(xo_ptr + n * stride_xo + c, xn, mask=m)
             tl.store(h_ptr + n * stride_h + c, h, mask=m)
@@ -61,11 +65,12 @@ if triton is not None:
 ROUTER_BLOCK = 4
 
 
-def add_rms_norm(x, delta, weight, eps, scaled=False, router=None):
+def add_rms_norm(x, delta, weight, eps, scaled=False, router=None, cast="after_weight"):
     """x [N, D] (the residual stream), delta [N * rows, D] (rows per token, summed), weight [D] ->
     (x + sum of delta rows, in x's dtype; its RMSNorm times weight, in weight's dtype), in one launch; with `scaled`
     one more output, that RMSNorm as float32 times 2^64 (exact: mxfp4_matvec's x_scaled input); with router =
-    (W_r [E, D], b_r [E] or None) one more, the router's logits [N, E] of that RMSNorm, in W_r's dtype."""
+    (W_r [E, D], b_r [E] or None) one more, the router's logits [N, E] of that RMSNorm, in W_r's dtype. cast: as
+    norms.rms_norm's."""
     N, D = x.shape
     rows = delta.shape[0] // N
     x_new = torch.empty_like(x)
@@ -82,7 +87,8 @@ def add_rms_norm(x, delta, weight, eps, scaled=False, router=None):
                                       x.stride(0), delta.stride(0), x_new.stride(0), h.stride(0), hs.stride(0),
                                       rw.stride(0), logits.stride(0), float(eps), ROWS=rows,
                                       BLOCK=triton.next_power_of_2(D), SCALED=scaled, ROUTER=router is not None,
-                                      HAS_RB=rb is not None, BLOCK_E=ROUTER_BLOCK, **pdl(x.device))
+                                      HAS_RB=rb is not None, BLOCK_E=ROUTER_BLOCK,
+                                      CAST_FIRST=cast == "before_weight", **pdl(x.device))
     return (x_new, h) + ((hs,) if scaled else ()) + ((logits,) if router is not None else ())
 
 
