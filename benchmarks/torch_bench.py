@@ -25,6 +25,7 @@ from gptoss_np.cli import at_least  # noqa: E402
 from gptoss_np.errors import GptOssError  # noqa: E402
 from gptoss_torch.fast import enable as enable_fast  # noqa: E402
 from gptoss_torch.fast.cuda_graphs import GraphedDecoder  # noqa: E402
+from gptoss_torch.loader import check_device  # noqa: E402
 
 
 def sync(device):
@@ -85,6 +86,7 @@ def main():
 
 def bench(args):
     """Load (or write, then load) the checkpoint, time prefill and decode, print the table."""
+    check_device(args.device, "--device")  # before a preset's checkpoint is written
     if args.write_preset:
         import gptoss_np
         from gptoss_np.formats.writer import write_checkpoint

@@ -18,38 +18,14 @@ import numpy as np
 import torch
 
 from gptoss_np.cli import COMPARE_MAX_TOKENS, check_seed, check_tokens
-from gptoss_np.errors import GptOssError, InputError, check_integer
+from gptoss_np.errors import GptOssError, check_integer
 
-
-def check_device(name):
-    """--device: a device torch knows and this machine has (None: the loader's choice); else an InputError."""
-    if name is None:
-        return
-    try:
-        device = torch.device(name)
-    except (RuntimeError, TypeError) as e:
-        raise InputError(f"--device {name!r}: not a torch device name ({e}); expected cpu, cuda or cuda:N") from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise InputError(f"--device {name}: CUDA is not available here (torch {torch.__version__}, "
-                             f"{'a CPU-only build' if torch.version.cuda is None else 'no CUDA device visible'}); "
-                             "expected --device cpu or no --device")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise InputError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s); "
-                             f"expected cuda:0..cuda:{torch.cuda.device_count() - 1}")
-    elif device.type == "mps":
-        if not torch.backends.mps.is_available():
-            raise InputError(f"--device {name}: MPS is not available here; expected --device cpu or no --device")
-    elif device.type != "cpu":
-        raise InputError(f"--device {name}: {device.type} devices are not supported; expected cpu, cuda[:N] or mps")
-    if device.type in ("cpu", "mps") and device.index not in (None, 0):  # torch takes cpu:1 and means cpu:0
-        raise InputError(f"--device {name}: torch has one {device.type} device, index 0; expected {device.type} or "
-                         f"{device.type}:0 (or cuda:N for a GPU)")
+from .loader import check_device
 
 
 def check_arguments(args):
     """The numeric arguments the verbs share, before anything is loaded."""
-    check_device(getattr(args, "device", None))
+    check_device(getattr(args, "device", None), "--device")
     check_seed(args)
     for name in ("tokens", "context", "threads"):
         value = getattr(args, name, None)

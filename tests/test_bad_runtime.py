@@ -261,7 +261,10 @@ def test_torch_cli_bad_values(capsys, argv, fragments):
 
 @pytest.mark.parametrize("kw, fragments", [(dict(dtype="float17"), ["dtype 'float17'", "expected one of"]),
                                            (dict(dtype=3), ["dtype 3"]),
-                                           (dict(device="gpu"), ["device 'gpu'", "expected a torch device"])])
+                                           (dict(device="gpu"), ["device 'gpu'", "not a torch device name"]),
+                                           (dict(device="cpu:1"), ["device cpu:1", "expected cpu or cpu:0"]),
+                                           (dict(device="cuda:99"), ["device cuda:99"]),  # with or without CUDA
+                                           (dict(device="meta"), ["device meta", "not supported"])])
 def test_torch_load_model_names_a_bad_dtype_or_device(kw, fragments):
     """gptoss_torch.load_model, the library call: a KeyError or torch's RuntimeError before, now a named error,
     raised before the checkpoint is read."""
@@ -435,6 +438,9 @@ def test_at_least_is_argparse_one_line_error_naming_the_range():
 @pytest.mark.parametrize("script, argv, fragment", [
     ("torch_bench.py", ["--checkpoint", "/nonexistent"], "error: /nonexistent: does not exist"),
     ("torch_bench.py", ["--checkpoint", "x", "--decode-tokens", "0"], "--decode-tokens: '0': expected an integer >= 1"),
+    # refused before --write-preset writes 13.8 GB
+    ("torch_bench.py", ["--checkpoint", "/tmp/x", "--write-preset", "gpt-oss-20b", "--device", "cpu:2"],
+     "--device cpu:2: torch has one cpu device"),
     ("np_20b.py", ["alternate", "--ckpt", "/nonexistent", "--variant", "THREADS=abc"], "--variant THREADS=abc"),
     ("np_20b.py", ["alternate", "--ckpt", "/nonexistent", "--variant", "THREADS=2"], "--ckpt /nonexistent"),
     ("gpu_check.py", ["--smoke", "--budget", "-1"], "--budget: '-1': expected a number >= 0.0"),
