@@ -438,8 +438,8 @@ def test_at_least_is_argparse_one_line_error_naming_the_range():
 @pytest.mark.parametrize("script, argv, fragment", [
     ("torch_bench.py", ["--checkpoint", "/nonexistent"], "error: /nonexistent: does not exist"),
     ("torch_bench.py", ["--checkpoint", "x", "--decode-tokens", "0"], "--decode-tokens: '0': expected an integer >= 1"),
-    # refused before --write-preset writes 13.8 GB
-    ("torch_bench.py", ["--checkpoint", "/tmp/x", "--write-preset", "gpt-oss-20b", "--device", "cpu:2"],
+    # refused before --write-preset writes 13.8 GB (into /proc: should that regress, it fails, not fills a disk)
+    ("torch_bench.py", ["--checkpoint", "/proc/none", "--write-preset", "gpt-oss-20b", "--device", "cpu:2"],
      "--device cpu:2: torch has one cpu device"),
     ("np_20b.py", ["alternate", "--ckpt", "/nonexistent", "--variant", "THREADS=abc"], "--variant THREADS=abc"),
     ("np_20b.py", ["alternate", "--ckpt", "/nonexistent", "--variant", "THREADS=2"], "--ckpt /nonexistent"),
