@@ -134,12 +134,14 @@ def moe_gathered(x, cfg, chosen, weights, up, down):
 
 
 def moe_per_expert(x, cfg, chosen, weights, up, down):
-    """One matmul per expert that was hit, over all its tokens (prefill, training: differentiable)."""
+    """One matmul per expert that was hit, over all its tokens (prefill, training: differentiable). Rounds as
+    moe_gathered and transformers do in bf16: the bias added after the product, each weighted output rounded, the k
+    of a token summed in float32 at least and rounded once."""
     N, k = chosen.shape
     flat = chosen.reshape(-1)  # [N, k] -> [N*k]: pair p = token p // k, slot p % k
     order = torch.argsort(flat, stable=True)  # [N*k] pair ids, grouped by expert
     counts = torch.bincount(flat, minlength=up.shape[0]).tolist()  # E ints; one host sync per layer
-    y = torch.zeros_like(x)
+    y = torch.zeros(x.shape, dtype=torch.promote_types(x.dtype, torch.float32), device=x.device)  # [N, D]
     start = 0
     for e, n in enumerate(counts):
         if n == 0:
@@ -147,8 +149,11 @@ def moe_per_expert(x, cfg, chosen, weights, up, down):
         pairs = order[start:start + n]  # [n] the pairs routed to expert e
         start += n
         tok, slot = pairs // k, pairs % k  # [n] each: the pairs' tokens and their top-k slots
-        h = F.linear(x[tok], up.matrix(e, x.dtype), None if up.bias is None else up.bias[e])  # [n, D] -> [n, F or 2F]
-        # out: act(h) [n, F] -> [n, D]
-        out = F.linear(activate(h, cfg), down.matrix(e, x.dtype), None if down.bias is None else down.bias[e])
-        y.index_add_(0, tok, out * weights[tok, slot][:, None].to(out.dtype))  # y[tok] += [n, 1] * [n, D]
-    return y
+        h = F.linear(x[tok], up.matrix(e, x.dtype))  # [n, D] -> [n, F or 2F]
+        if up.bias is not None:
+            h = h + up.bias[e]
+        out = F.linear(activate(h, cfg), down.matrix(e, x.dtype))  # act(h) [n, F] -> [n, D]
+        if down.bias is not None:
+            out = out + down.bias[e]
+        y.index_add_(0, tok, (out * weights[tok, slot][:, None].to(out.dtype)).to(y.dtype))  # y[tok] += [n, 1] * [n, D]
+    return y.to(x.dtype)

@@ -26,12 +26,12 @@ def tiny_gpt_oss(**over):
     return randomise(transformers.GptOssForCausalLM(transformers.GptOssConfig(**kw)))
 
 
-def tiny_qwen3_moe():
-    cfg = transformers.Qwen3MoeConfig(vocab_size=100, hidden_size=64, intermediate_size=96, moe_intermediate_size=32,
-                                      num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, head_dim=32,
-                                      num_experts=6, num_experts_per_tok=2, norm_topk_prob=True,
-                                      attn_implementation="eager")
-    return randomise(transformers.Qwen3MoeForCausalLM(cfg))
+def tiny_qwen3_moe(**over):
+    kw = dict(vocab_size=100, hidden_size=64, intermediate_size=96, moe_intermediate_size=32, num_hidden_layers=2,
+              num_attention_heads=4, num_key_value_heads=2, head_dim=32, num_experts=6, num_experts_per_tok=2,
+              norm_topk_prob=True, attn_implementation="eager")
+    kw.update(over)
+    return randomise(transformers.Qwen3MoeForCausalLM(transformers.Qwen3MoeConfig(**kw)))
 
 
 def tiny_gpt2():

@@ -56,6 +56,24 @@ def test_fast_decode_in_bfloat16_within_its_rounding():
     close(torch.stack(outs), full[3:4], tol=3e-2)  # bf16 weights and activations, float32 attention scores
 
 
+@pytest.mark.parametrize("name", ["gpt-oss-20b", "qwen3-30b-a3b"])
+def test_fast_decode_on_a_cpu_rounds_as_model_run_in_bfloat16(name):
+    """On a CPU the decoder's torch ops (fused q/k/v, F.rms_norm, the RoPE table) round as Model.run's: bit-equal
+    logits, step after step past the window (its RoPE once summed two products with one rounding: addcmul)."""
+    _, twin = twins(name, torch.bfloat16)
+    fast_cache, plain_cache = twin.new_cache(16), twin.new_cache(16)
+    for cache in (fast_cache, plain_cache):
+        twin(torch.as_tensor(TOKENS[:3]), cache=cache)
+    fast = FastDecoder(twin, 16)
+    for i in range(3, len(TOKENS)):
+        token, pos = torch.tensor([[TOKENS[i]]]), torch.tensor([i])
+        got = fast.step(token, pos, fast_cache)
+        want = twin.run(token, pos, plain_cache)
+        fast_cache.length += 1
+        plain_cache.length += 1
+        assert torch.equal(got, want), (i, int((got != want).sum()))
+
+
 def storage_bytes(tensors):
     """Bytes of the distinct storages behind `tensors` (what they hold in memory, shared storage counted once)."""
     return sum({t.untyped_storage().data_ptr(): t.untyped_storage().nbytes() for t in tensors}.values())

@@ -61,7 +61,7 @@ def _stacked(params):
 def rope_from_table(x, cs):
     """Half-split rotation as x * [c, c] + [x2, x1] * [-s, s]: x [B, 1, H, d], cs [1, 2, d] (one table row)."""
     rot = x.unflatten(-1, (2, -1)).flip(-2).flatten(-2)  # [x2, x1]
-    return torch.addcmul(x * cs[:, 0], rot, cs[:, 1])
+    return x * cs[:, 0] + rot * cs[:, 1]  # each product rounded, then the sum, as apply_rope (addcmul rounds once)
 
 
 class FastDecoder:
