@@ -3,6 +3,7 @@ rely on, three seeds for every chain step, and a command per record that the tra
 record's exact settings (rerunning one takes minutes, so the parse is checked here and the run by hand)."""
 
 import json
+import math
 import os
 import shlex
 
@@ -73,3 +74,15 @@ def test_the_rmsnorm_verdict_quotes_the_side_by_side_step_time(tmp_path):
     assert ladder.step_times(tmp_path) == {}
     _, measured, _ = ladder.verdicts(RECORDS, {})[1]
     assert "training step" not in measured and "tok" not in measured
+
+
+def test_verdicts_use_students_t_for_three_seeds():
+    """The ladder's 'better' / 'worse' needs a two-sided Welch t-test at 95 %: with 3 seeds a side that is 2.78 to
+    4.30 standard errors (published t tables: df 4 -> 2.776, df 2 -> 4.303), not the normal's 1.96 or a flat 2."""
+    from gptoss_np.book.ladder import difference, t_critical, word
+    for df, table in ((1, 12.706), (2, 4.303), (4, 2.776), (10, 2.228), (30, 2.042), (math.inf, 1.960)):
+        assert abs(t_critical(df) - table) < 1e-3, (df, t_critical(df))
+    a, b = dict(mean=2.1133, std=0.0212, n=3), dict(mean=2.1563, std=0.0206, n=3)  # 07-sinks, 08-moe: 2.5 SE apart
+    d, se, df = difference(a, b)
+    assert 3.9 < df <= 4 and 2.4 < d / se < 2.6
+    assert word(d, se, df) == "within noise" and word(d, se) == "worse"  # the normal would have called it

@@ -13,7 +13,7 @@ LADDER_JSON = Path("benchmarks") / "training_ladder.json"
 THROUGHPUT_MD = Path("benchmarks") / "train_throughput_cpu.md"  # `python benchmarks/train_throughput.py --write`
 FIGURE_CURVES = "training-ladder-curves"
 FIGURE_BARS = "training-ladder-bars"
-SIGNIFICANT = 2.0  # a difference counts when it exceeds this many standard errors of the difference
+CONFIDENCE = 0.95  # a difference counts when a two-sided Welch t-test at this level says it is not zero
 
 
 def load(root):
@@ -67,13 +67,48 @@ def summarize(records):
 
 
 def difference(a, b):
-    """(b.mean - a.mean, its standard error sqrt(sa^2/na + sb^2/nb))."""
-    return b["mean"] - a["mean"], math.sqrt(a["std"] ** 2 / a["n"] + b["std"] ** 2 / b["n"])
+    """(b.mean - a.mean, its standard error sqrt(sa^2/na + sb^2/nb), Welch-Satterthwaite degrees of freedom
+    se^4 / ((sa^2/na)^2/(na-1) + (sb^2/nb)^2/(nb-1)))."""
+    va, vb = a["std"] ** 2 / a["n"], b["std"] ** 2 / b["n"]
+    tail = (va ** 2 / (a["n"] - 1) if a["n"] > 1 else 0.0) + (vb ** 2 / (b["n"] - 1) if b["n"] > 1 else 0.0)
+    return b["mean"] - a["mean"], math.sqrt(va + vb), ((va + vb) ** 2 / tail if tail > 0 else math.inf)
 
 
-def word(delta, se):
-    """'better' / 'worse' when |delta| > SIGNIFICANT standard errors, else 'within noise'."""
-    if abs(delta) <= SIGNIFICANT * se:
+def t_critical(df, confidence=CONFIDENCE):
+    """t such that P(|T| <= t) = confidence for Student's t with `df` (> 0, may be fractional) degrees of freedom:
+    the density Gamma((df+1)/2) / (sqrt(df pi) Gamma(df/2)) (1 + t^2/df)^(-(df+1)/2) integrated (Simpson) and
+    bisected. df = inf: the normal's."""
+    if math.isinf(df):
+        return math.sqrt(2) * _erfinv(confidence)
+    c = math.exp(math.lgamma((df + 1) / 2) - math.lgamma(df / 2)) / math.sqrt(df * math.pi)
+
+    def central(t, n=2000):  # P(|T| <= t) = 2 * integral of the density from 0 to t
+        h = t / n
+        f = [c * (1 + (i * h) ** 2 / df) ** (-(df + 1) / 2) for i in range(n + 1)]
+        return 2 * h / 3 * (f[0] + f[-1] + 4 * sum(f[1:-1:2]) + 2 * sum(f[2:-1:2]))
+
+    lo, hi = 0.0, 1.0
+    while central(hi) < confidence:
+        hi *= 2
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if central(mid) < confidence else (lo, mid)
+    return (lo + hi) / 2
+
+
+def _erfinv(y):
+    """x with erf(x) = y, by bisection (erf is increasing)."""
+    lo, hi = 0.0, 10.0
+    for _ in range(100):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if math.erf(mid) < y else (lo, mid)
+    return (lo + hi) / 2
+
+
+def word(delta, se, df=math.inf):
+    """'better' / 'worse' when |delta| > t_critical(df) standard errors (a two-sided Welch t-test at CONFIDENCE),
+    else 'within noise'."""
+    if abs(delta) <= t_critical(df) * se:
         return "within noise"
     return "better" if delta < 0 else "worse"
 
@@ -96,8 +131,8 @@ def region_table(records):
         elif base is None:
             vs = "—"
         else:
-            d, se = difference(base, r)
-            vs = f"{d:+.4f} ± {se:.4f} ({word(d, se)})"
+            d, se, df = difference(base, r)
+            vs = f"{d:+.4f} ± {se:.4f} ({word(d, se, df)})"
         params = f"{r['params_total']:,}" + (f" ({r['params_active']:,})" if r["params_active"] != r["params_total"]
                                              else "")
         lines.append(f"| {key} | {what} | {params} | {r['mean']:.4f} ± {r['std']:.4f} | {vs} | "
@@ -112,7 +147,10 @@ def region_table(records):
                  f"steps of {first['records'][0]['settings']['batch_size']} × {first['records'][0]['settings']['context']}), "
                  f"seeds {', '.join(map(str, first['seeds']))}, at the ladder's scale (d_model 128, 4 layers, "
                  "context 256; \"what changed\" describes the step at full size); ± is the sample standard deviation over seeds, and a "
-                 f"difference's ± its standard error; \"within noise\" means within {SIGNIFICANT:g} standard errors. "
+                 f"difference's ± its standard error; \"within noise\" means a two-sided Welch t-test at "
+                 f"{CONFIDENCE:.0%} cannot tell the two apart (with {first['n']} seeds a side, within "
+                 f"{t_critical(2 * first['n'] - 2):.1f} to {t_critical(first['n'] - 1):.1f} standard errors, by how the "
+                 "two spreads compare). "
                  f"Tokens/s: median over the seeds, 1 CPU thread per run, on {first['records'][0]['machine']}, with "
                  "other training runs sharing the cores, so they compare steps only roughly; "
                  "`benchmarks/train_throughput_cpu.md` times the steps side by side.")
@@ -150,8 +188,8 @@ def verdicts(records, times=None):
     out = []
 
     def pair(a, b):
-        d, se = difference(rows[a], rows[b])
-        return d, se, word(d, se)
+        d, se, df = difference(rows[a], rows[b])
+        return d, se, word(d, se, df)
 
     def fmt(d, se):
         return f"{d:+.3f} ± {se:.3f} nats/byte"
@@ -183,7 +221,8 @@ def verdicts(records, times=None):
     t5, t6 = rows["05-gqa"]["long"].get("4x_tail"), rows["06-sliding-window"]["long"].get("4x_tail")
     tail = (f"; past the training context (positions 256-1023 of 4× windows) {t5[0]:.3f} → {t6[0]:.3f}"
             if t5 and t6 else "")
-    extrapolates = t5 and t6 and t6[0] + SIGNIFICANT * math.sqrt(t5[1] ** 2 / 3 + t6[1] ** 2 / 3) < t5[0]
+    extrapolates = t5 and t6 and word(t6[0] - t5[0], *difference(dict(mean=t5[0], std=t5[1], n=3),
+                                                                 dict(mean=t6[0], std=t6[1], n=3))[1:]) == "better"
     out.append(("A sliding window on every other layer costs little quality.", fmt(d, se) + tail,
                 f"{w} at the training context at this scale" + ("; beyond it, at this scale too, the windowed layers "
                                                                   "keep the loss down where full attention degrades"
